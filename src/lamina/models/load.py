@@ -1,0 +1,220 @@
+"""``lamina.load``: a model name or path -> :class:`Model` (HF model + tokenizer + adapter)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..errors import LaminaError
+from .adapters import Adapter, adapter_for
+from .embedded import EMBEDDED, converted_dir
+from .sites import SITES, n_entries, resolve, self_check
+
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+@dataclass
+class Model:
+    """A loaded causal LM with everything lamina needs to record it.
+
+    Attributes:
+        hf: the unmodified ``transformers`` model, in eval mode.
+        tokenizer: its tokenizer.
+        adapter: the family adapter that maps canonical sites onto ``hf``'s modules.
+        name: what the user asked for (embedded name, hub id or path).
+        prepend_bos: whether recordings put the BOS token before every sequence.
+        source: where the weights came from (kind, path, and a hash when known).
+    """
+
+    hf: torch.nn.Module
+    tokenizer: object
+    adapter: Adapter
+    name: str
+    prepend_bos: bool
+    source: dict = field(default_factory=dict)
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.config.hidden_size)
+
+    @property
+    def d_mlp(self) -> int:
+        cfg = self.config
+        width = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None)
+        return int(width or 4 * self.d_model)
+
+    @property
+    def context_length(self) -> int:
+        return int(self.config.max_position_embeddings)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config.vocab_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    @property
+    def bos_id(self) -> int | None:
+        """The token put before every sequence when ``prepend_bos`` (BOS, else EOS)."""
+        tok = self.tokenizer
+        return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens (lamina adds BOS itself)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(list(ids))
+
+    def token_texts(self, ids) -> list[str]:
+        """Each id decoded on its own (``' Alice'``, ``','``, ...)."""
+        return [self.tokenizer.decode([int(i)]) for i in ids]
+
+    def width(self, site: str) -> int:
+        return self.d_mlp if SITES[site].width == "d_mlp" else self.d_model
+
+    def sites(self) -> pd.DataFrame:
+        """One row per site: name, number of layer entries, feature width, hooked module at layer 0."""
+        rows = []
+        for name, site in SITES.items():
+            module, which = resolve(self.hf, self.adapter, name, 0, self.n_layers)
+            path = _module_name(self.hf, module)
+            rows.append({
+                "site": name,
+                "entries": n_entries(name, self.n_layers),
+                "width": self.width(name),
+                "hook (layer 0)": f"{which} of {path}",
+                "description": site.description,
+            })
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}, family={self.adapter.family}, layers={self.n_layers}, "
+                f"d_model={self.d_model}, d_mlp={self.d_mlp}, device={self.device}, dtype={self.dtype}, "
+                f"prepend_bos={self.prepend_bos})")
+
+
+def _module_name(root: torch.nn.Module, module: torch.nn.Module) -> str:
+    for name, candidate in root.named_modules():
+        if candidate is module:
+            return name
+    return type(module).__name__
+
+
+def _resolve_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if str(dtype) not in DTYPES:
+        raise LaminaError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}.")
+    return DTYPES[str(dtype)]
+
+
+def _resolve_device(device) -> torch.device:
+    device = torch.device(device or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LaminaError("device 'cuda' was asked for, but torch sees no CUDA GPU here; use device='cpu'.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise LaminaError("device 'mps' was asked for, but it is not available here; use device='cpu'.")
+    return device
+
+
+def _locate(name_or_path: str) -> tuple[str, dict, dict]:
+    """(what to pass to from_pretrained, its extra kwargs, a source description)."""
+    if name_or_path in EMBEDDED:
+        path = converted_dir(name_or_path)
+        meta = json.loads((path / "lamina.json").read_text())
+        return str(path), {}, {"kind": "embedded", "path": str(path), "sha256": meta["source_sha256"],
+                               "hub_id": meta["hub_id"]}
+    path = Path(name_or_path).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), {"gguf_file": path.name}, {"kind": "gguf", "path": str(path)}
+    if path.is_dir():
+        return str(path), {"local_files_only": True}, {"kind": "local", "path": str(path.resolve())}
+    if name_or_path.startswith((".", "/", "~")) or path.suffix in {".gguf", ".safetensors", ".bin"}:
+        raise LaminaError(f"no model directory or file at {name_or_path!r}.")
+    return name_or_path, {}, {"kind": "hub", "hub_id": name_or_path}
+
+
+def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None = None,
+         trust_remote_code: bool = False, revision: str | None = None) -> Model:
+    """Load a causal LM for recording.
+
+    Args:
+        name_or_path: ``"smollm2-135m"`` (the embedded default), a Hugging Face hub id
+            (e.g. ``"gpt2"``; offline, the local HF cache is used), a local model
+            directory, or a ``.gguf`` file.
+        device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, ...
+        dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
+        prepend_bos: put the BOS token before every recorded sequence. ``None`` uses the
+            family's default (Llama family: yes; GPT-2 and GPT-NeoX: no). See docs/sites.md.
+        trust_remote_code: run code shipped with a hub checkpoint. Off unless you say so.
+        revision: a hub branch, tag or commit.
+
+    Returns:
+        A :class:`Model` in eval mode.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise LaminaError("a model name or path is needed, e.g. 'smollm2-135m' or 'gpt2'.")
+    torch_dtype, torch_device = _resolve_dtype(dtype), _resolve_device(device)
+    target, kwargs, source = _locate(name_or_path)
+    common = dict(kwargs, trust_remote_code=trust_remote_code)
+    if revision:
+        common["revision"] = revision
+    try:
+        config = AutoConfig.from_pretrained(target, **common)
+    except (OSError, ValueError) as err:
+        raise LaminaError(
+            f"could not load model {name_or_path!r}: it is not an embedded model "
+            f"({', '.join(EMBEDDED)}), not a local directory, and the Hugging Face hub or its local "
+            f"cache did not provide it ({str(err).splitlines()[0]})."
+        ) from None
+    adapter = adapter_for(config.model_type)
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype, **common)
+        tokenizer = AutoTokenizer.from_pretrained(target, **common)
+    except OSError as err:
+        raise LaminaError(f"could not load the weights or tokenizer of {name_or_path!r}: {err}") from None
+    hf.to(torch_device).eval()
+    return wrap(hf, tokenizer, name=name_or_path, prepend_bos=prepend_bos, source=source)
+
+
+def wrap(hf, tokenizer, *, name: str | None = None, prepend_bos: bool | None = None,
+         source: dict | None = None) -> Model:
+    """Make a :class:`Model` from an HF model and tokenizer you already hold (e.g. a random one)."""
+    adapter = adapter_for(hf.config.model_type)
+    n_layers = int(hf.config.num_hidden_layers)
+    self_check(hf, adapter, n_layers)
+    hf.eval()
+    model = Model(hf=hf, tokenizer=tokenizer, adapter=adapter,
+                  name=name or getattr(hf.config, "name_or_path", "") or type(hf).__name__,
+                  prepend_bos=adapter.prepend_bos if prepend_bos is None else bool(prepend_bos),
+                  source=source or {"kind": "object"})
+    if model.prepend_bos and model.bos_id is None:
+        raise LaminaError(f"prepend_bos is on but the tokenizer of {model.name!r} has no BOS or EOS token.")
+    return model

@@ -1,0 +1,53 @@
+"""Which positions of each sequence a recording keeps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LaminaError
+
+
+def kept_positions(positions, lengths: np.ndarray) -> list[np.ndarray]:
+    """Per sequence, the positions to keep (0-based indices into the stimulus tokens).
+
+    Args:
+        positions: ``"all"``; ``"last"``; an int (negative counts from the end) applied
+            to every sequence; a sequence of ints, one per sequence; or a list with one
+            list/array of positions per sequence.
+        lengths: shape ``(n_sequences,)``, tokens per sequence.
+
+    Returns:
+        One int64 array per sequence, each sorted as given and within ``[0, length)``.
+    """
+    n = len(lengths)
+    if isinstance(positions, str):
+        if positions == "all":
+            return [np.arange(length, dtype=np.int64) for length in lengths]
+        if positions == "last":
+            return [np.array([length - 1], dtype=np.int64) for length in lengths]
+        raise LaminaError(f"positions must be 'all', 'last', an int or one index per sequence, not {positions!r}.")
+    if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool):
+        per_seq = [np.array([positions], dtype=np.int64)] * n
+    else:
+        items = list(positions)
+        if len(items) != n:
+            raise LaminaError(f"positions has {len(items)} entries for {n} sequences; give one per sequence.")
+        per_seq = [np.atleast_1d(np.asarray(item, dtype=np.int64)) for item in items]
+    out = []
+    for i, (pos, length) in enumerate(zip(per_seq, lengths)):
+        if pos.size == 0:
+            raise LaminaError(f"sequence {i}: no positions selected.")
+        if (pos < -length).any() or (pos >= length).any():
+            raise LaminaError(f"sequence {i} has {length} tokens; positions {pos.tolist()} are out of range.")
+        pos = pos % length
+        if len(np.unique(pos)) != len(pos):
+            raise LaminaError(f"sequence {i}: positions {pos.tolist()} repeat an index.")
+        out.append(pos)
+    return out
+
+
+def describe(positions) -> str | list:
+    """JSON-friendly form of a positions argument, for manifests."""
+    if isinstance(positions, (str, int, np.integer)):
+        return positions if isinstance(positions, str) else int(positions)
+    return [np.atleast_1d(np.asarray(p)).tolist() for p in positions]

@@ -1,0 +1,144 @@
+"""``Recording``: what ``lamina.record`` returns, in memory or lazily from disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import LaminaError, closest
+from . import store
+
+TOKEN_COLUMNS = ("sequence", "position", "slot", "token_id", "next_id", "loss", "correct", "predicted_id")
+
+
+def token_table(cols: dict[str, np.ndarray], texts: dict[int, str]) -> pd.DataFrame:
+    """The token table from its numeric columns and an id -> text map.
+
+    Columns: sequence, position, slot (index on the recording's position axis), token_id,
+    token, next_id (-1: unknown), loss (−log p(next token); NaN when next_id is -1),
+    correct (argmax == next token; <NA> when unknown), predicted_id, predicted.
+    """
+    table = pd.DataFrame({c: cols[c] for c in TOKEN_COLUMNS})
+    known = table["next_id"].to_numpy() >= 0
+    table["correct"] = pd.array(np.where(known, table["correct"].astype(bool), False), dtype="boolean")
+    table.loc[~known, "correct"] = pd.NA
+    table.insert(4, "token", table["token_id"].map(texts))
+    table["predicted"] = table["predicted_id"].map(texts)
+    return table
+
+
+class Recording:
+    """Activations per site as ``(layer, sequence, slot, width)`` arrays, plus a token table.
+
+    ``slot`` indexes the kept positions of each sequence: with ``positions="all"`` slot
+    equals position; with ``"last"`` there is one slot. Sequences with fewer kept
+    positions than the longest are padded with NaN; :attr:`valid` marks real entries and
+    :meth:`flat` returns only those, aligned row for row with :attr:`tokens`.
+
+    Attributes:
+        sites: the recorded sites.
+        layers: site -> the model layer of each entry on the layer axis.
+        tokens: one row per kept (sequence, position); see :func:`token_table`.
+        meta: the stimuli metadata, one row per sequence.
+        info: model, stimuli and settings the recording was made with.
+        path: the directory of an on-disk recording, else None.
+    """
+
+    def __init__(self, *, layers: dict[str, list[int]], tokens: pd.DataFrame, meta: pd.DataFrame,
+                 n_slots: np.ndarray, info: dict, arrays: dict[str, np.ndarray] | None = None,
+                 path: Path | None = None, shards: list[dict] | None = None):
+        self.layers, self.tokens, self.meta, self.info = layers, tokens, meta, info
+        self.sites = list(layers)
+        self._n_slots = np.asarray(n_slots)
+        self._arrays, self.path, self._shards = arrays, path, shards
+
+    # ---- shape and masks -------------------------------------------------------------
+    @property
+    def n_sequences(self) -> int:
+        return len(self._n_slots)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Shape ``(n_sequences, n_slots)``: True where a slot holds a real position."""
+        width = int(self._n_slots.max())
+        return np.arange(width)[None, :] < self._n_slots[:, None]
+
+    def _check(self, site: str) -> None:
+        if site not in self.layers:
+            raise LaminaError(f"site {site!r} was not recorded; this recording has "
+                              f"{', '.join(self.sites)}.{closest(site, self.sites)}")
+
+    def _slot(self, site: str, layer: int) -> int:
+        self._check(site)
+        layers = self.layers[site]
+        if layer < 0:
+            layer += max(layers) + 1
+        if layer not in layers:
+            raise LaminaError(f"layer {layer} of site {site!r} was not recorded; recorded layers: {layers}.")
+        return layers.index(layer)
+
+    # ---- access ----------------------------------------------------------------------
+    def __getitem__(self, site: str) -> np.ndarray:
+        """Shape ``(layer, sequence, slot, width)`` for ``site`` (reads all shards of a disk recording)."""
+        self._check(site)
+        if self._arrays is not None:
+            return self._arrays[site]
+        return np.concatenate([store.read_activations(self.path, e, site) for e in self._shards], axis=1)
+
+    def layer(self, site: str, layer: int) -> np.ndarray:
+        """Shape ``(sequence, slot, width)``: one model layer of ``site`` (reads only that slice from disk)."""
+        slot = self._slot(site, layer)
+        if self._arrays is not None:
+            return self._arrays[site][slot]
+        return np.concatenate([store.read_activations(self.path, e, site, slot) for e in self._shards], axis=0)
+
+    def flat(self, site: str, layer: int) -> np.ndarray:
+        """Shape ``(n_tokens, width)``: real positions only, in the row order of :attr:`tokens`."""
+        return self.layer(site, layer)[self.valid]
+
+    def iter_shards(self, site: str, layer: int):
+        """Yield ``(first_sequence, (sequences, slot, width) array)`` shard by shard, for bounded memory."""
+        slot = self._slot(site, layer)
+        if self._arrays is not None:
+            yield 0, self._arrays[site][slot]
+            return
+        for entry in self._shards:
+            yield entry["start"], store.read_activations(self.path, entry, site, slot)
+
+    # ---- disk ------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path, verify: bool = False) -> "Recording":
+        """Open an on-disk recording lazily (arrays are read on access, memory-mapped)."""
+        path = Path(path)
+        manifest = store.read_manifest(path)
+        if manifest is None:
+            raise LaminaError(f"{path} is not a lamina recording (no manifest.json).")
+        if not manifest.get("complete"):
+            done, total = len(manifest["shards"]), manifest["n_shards"]
+            raise LaminaError(f"recording {path} is incomplete ({done} of {total} shards); "
+                              "run the same record call again to resume it.")
+        cols, texts = {}, {}
+        for entry in manifest["shards"]:
+            store.check_shard(path, entry, full=verify)
+            shard_cols, shard_texts = store.read_tokens(path, entry)
+            texts.update(shard_texts)
+            for key, value in shard_cols.items():
+                cols.setdefault(key, []).append(value)
+        cols = {k: np.concatenate(v) for k, v in cols.items()}
+        meta = pd.DataFrame(json.loads((path / "meta.json").read_text()))
+        return cls(layers={s: v["layers"] for s, v in manifest["sites"].items()},
+                   tokens=token_table(cols, texts), meta=meta, n_slots=np.array(manifest["n_slots"]),
+                   info=manifest["info"], path=path, shards=manifest["shards"])
+
+    def verify(self) -> None:
+        """Check every shard's sha256 against the manifest (raises naming the bad shard)."""
+        for entry in self._shards or []:
+            store.check_shard(self.path, entry, full=True)
+
+    def __repr__(self) -> str:
+        where = f", path={str(self.path)!r}" if self.path else ""
+        sites = ", ".join(f"{s}[{len(v)} layers]" for s, v in self.layers.items())
+        return f"Recording({self.n_sequences} sequences, {len(self.tokens)} tokens, sites: {sites}{where})"
