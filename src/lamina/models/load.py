@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,21 @@ def _locate(name_or_path: str) -> tuple[str, dict, dict]:
     return name_or_path, {}, {"kind": "hub", "hub_id": name_or_path}
 
 
+@contextmanager
+def _quiet_weight_loading(quiet: bool):
+    """Hide transformers' per-tensor bar for local loads (a second); keep it for hub downloads."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_on:
+            hf_logging.enable_progress_bar()
+
+
 def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None = None,
          trust_remote_code: bool = False, revision: str | None = None) -> Model:
     """Load a causal LM for recording.
@@ -196,7 +212,8 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
         ) from None
     adapter = adapter_for(config.model_type)
     try:
-        hf = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype, **common)
+        with _quiet_weight_loading(source["kind"] != "hub"):
+            hf = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype, **common)
         tokenizer = AutoTokenizer.from_pretrained(target, **common)
     except OSError as err:
         raise LaminaError(f"could not load the weights or tokenizer of {name_or_path!r}: {err}") from None

@@ -150,7 +150,7 @@ def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch
                     "n_slots": n_slots.tolist(),
                     "sites": {s: {"layers": l, "width": model.width(s)} for s, l in plan.items()},
                     "info": _info(model, stimuli, plan, positions, dtype), "shards": []}
-        store.write_json(out / "meta.json", json.loads(stimuli.meta.to_json(orient="columns")))
+        store.write_json(out / "meta.json", store.meta_to_json(stimuli.meta))
     done = {}
     for entry in manifest["shards"]:
         try:

@@ -128,7 +128,7 @@ class Recording:
             for key, value in shard_cols.items():
                 cols.setdefault(key, []).append(value)
         cols = {k: np.concatenate(v) for k, v in cols.items()}
-        meta = pd.DataFrame(json.loads((path / "meta.json").read_text()))
+        meta = store.meta_from_json(json.loads((path / "meta.json").read_text()))
         return cls(layers={s: v["layers"] for s, v in manifest["sites"].items()},
                    tokens=token_table(cols, texts), meta=meta, n_slots=np.array(manifest["n_slots"]),
                    info=manifest["info"], path=path, shards=manifest["shards"])

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
@@ -45,6 +46,16 @@ def read_manifest(directory: Path) -> dict | None:
     if manifest.get("format") != FORMAT:
         raise LaminaError(f"{path} is not a lamina recording manifest.")
     return manifest
+
+
+def meta_to_json(meta: pd.DataFrame) -> dict:
+    """The stimuli table as JSON (row count kept, so a table with no columns survives)."""
+    return {"n_rows": len(meta), "table": json.loads(meta.to_json(orient="split", index=False))}
+
+
+def meta_from_json(data: dict) -> pd.DataFrame:
+    table = data["table"]
+    return pd.DataFrame(table["data"], columns=table["columns"], index=range(data["n_rows"]))
 
 
 def sha256(path: Path) -> str:

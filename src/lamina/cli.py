@@ -1,0 +1,114 @@
+"""The ``lamina`` command line: ``lamina sites MODEL``, ``lamina record MODEL ...``.
+
+User mistakes print one line and exit 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import LaminaError
+
+
+def _add_model_args(parser):
+    parser.add_argument("model", nargs="?", default="smollm2-135m",
+                        help="embedded name, hub id, local directory or .gguf file (default: smollm2-135m)")
+    parser.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default=None, help="model dtype: float32 (default), bfloat16, float16")
+
+
+def _load(args):
+    from .models import load
+
+    return load(args.model, device=args.device, dtype=args.dtype)
+
+
+def cmd_sites(args) -> int:
+    model = _load(args)
+    print(model)
+    print(model.sites().to_string(index=False))
+    print("token table columns: sequence, position, token, loss (-log p(next)), correct, predicted")
+    return 0
+
+
+def _stimuli(args, model):
+    from . import data, stimuli
+
+    if args.source == "hellaswag":
+        table = data.hellaswag("validation").iloc[: args.n_texts]
+        return stimuli.first_tokens(table["ctx"].tolist(), model, args.first)
+    text = data.book(args.source)
+    if args.passage:
+        return stimuli.passage(text, model, max_length=model.context_length - int(model.prepend_bos))
+    where = int(args.where) if args.where.lstrip("-").isdigit() else args.where
+    return stimuli.window(text, model, args.window, where=where,
+                          max_length=model.context_length - int(model.prepend_bos))
+
+
+def cmd_record(args) -> int:
+    from .models.sites import split_sites
+    from .record import record
+
+    split_sites(args.sites.split(","))  # fail on a bad site before loading anything
+    model = _load(args)
+    stim = _stimuli(args, model)
+    layers = None if args.layers is None else [int(x) for x in args.layers.split(",")]
+    positions = args.positions if args.positions in ("all", "last") else int(args.positions)
+    rec = record(model, stim, sites=args.sites.split(","), layers=layers, positions=positions,
+                 dtype=args.store_dtype, batch_size=args.batch_size, out=args.out, overwrite=args.overwrite,
+                 progress=True)
+    loss = rec.tokens["loss"]
+    print(f"recorded {rec.n_sequences} sequences, {len(rec.tokens)} tokens, sites {', '.join(rec.sites) or '-'} "
+          f"-> {rec.path}")
+    if loss.notna().any():
+        print(f"mean next-token loss {loss.mean():.3f} nats, accuracy {rec.tokens['correct'].mean():.1%}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lamina", description="Record and analyse a causal LM, layer by layer.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sites = sub.add_parser("sites", help="list recording sites with their shapes and hooked modules")
+    _add_model_args(sites)
+    sites.set_defaults(func=cmd_sites)
+
+    rec = sub.add_parser("record", help="record sites on a text and write a recording directory")
+    _add_model_args(rec)
+    rec.add_argument("--out", required=True, help="recording directory (resumes if interrupted)")
+    rec.add_argument("--source", default="alice",
+                     help="alice, gatsby, a Gutenberg id, a text file, or hellaswag (default: alice)")
+    rec.add_argument("--window", type=int, default=512, help="window length in tokens (default 512)")
+    rec.add_argument("--where", default="middle", help="window start: middle (default), start, or a token offset")
+    rec.add_argument("--passage", action="store_true", help="record the whole text as one sequence")
+    rec.add_argument("--first", type=int, default=6, help="hellaswag: first N tokens of each context")
+    rec.add_argument("--n-texts", type=int, default=500, help="hellaswag: number of contexts")
+    rec.add_argument("--sites", default="hidden,attn.out", help="comma-separated sites (default hidden,attn.out)")
+    rec.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
+    rec.add_argument("--positions", default="all", help="all (default), last, or an index")
+    rec.add_argument("--store-dtype", default="float32", help="float32 (default) or float16")
+    rec.add_argument("--batch-size", type=int, default=8)
+    rec.add_argument("--overwrite", action="store_true", help="replace a directory holding another recording")
+    rec.set_defaults(func=cmd_record)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LaminaError as err:
+        if args.debug:
+            raise
+        print(f"lamina: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lamina: interrupted; run the same command again to resume a recording.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

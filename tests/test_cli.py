@@ -1,0 +1,37 @@
+"""The command line: output, exit codes, one-line errors."""
+
+import pytest
+
+from lamina import Recording
+from lamina.cli import main
+
+
+@pytest.mark.slow
+def test_sites_lists_every_site(capsys, smollm2):
+    assert main(["sites", "smollm2-135m"]) == 0
+    out = capsys.readouterr().out
+    for site in ["hidden", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.out"]:
+        assert site in out
+    assert "model.layers.0.self_attn.o_proj" in out and "1536" in out
+
+
+@pytest.mark.slow
+def test_record_writes_a_resumable_directory(capsys, smollm2, tmp_path, data_dir):
+    out = tmp_path / "rec"
+    args = ["record", "smollm2-135m", "--source", "alice", "--window", "64", "--sites", "hidden",
+            "--layers", "0,-1", "--out", str(out)]
+    assert main(args) == 0
+    assert "recorded 1 sequences, 64 tokens" in capsys.readouterr().out
+    rec = Recording.load(out)
+    assert rec["hidden"].shape == (2, 1, 64, 576) and rec.layers["hidden"] == [0, 30]
+    assert main(args) == 0  # a second run finds the complete recording
+
+
+def test_user_errors_exit_2_with_one_line(capsys, tmp_path):
+    assert main(["record", "--out", str(tmp_path / "x"), "--sites", "hiden"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown site 'hiden'" in err and "Did you mean 'hidden'" in err
+    assert main(["sites", "./no/such/dir"]) == 2
+    assert "no model directory" in capsys.readouterr().err
+    with pytest.raises(Exception):
+        main(["--debug", "sites", "./no/such/dir"])  # --debug: the traceback, not a line
