@@ -24,7 +24,7 @@ install: $(STAMP)
 
 # Convert the embedded GGUF to safetensors once (~15 s); later loads take about a second.
 model: install
-	$(BIN)/python -m lamina.models.embedded
+	$(BIN)/lamina prepare
 
 demo: model
 	$(BIN)/lamina sites smollm2-135m

