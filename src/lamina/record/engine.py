@@ -229,12 +229,17 @@ def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, t
     gather_t = torch.as_tensor(gather, device=device)
     rows_idx = torch.arange(len(batch), device=device)[:, None]
     all_kept = all(len(kept[s]) == lengths[b] for b, s in enumerate(batch))
-    captured = {}
+    targets = {key: torch.from_numpy(chunk.acts[key[0]][key[1]])
+               for key in ((site, slot) for site, layers in plan.items() for slot in range(len(layers)))}
+    counts = [len(kept[s]) for s in batch]
 
     def on_capture(site, slot, tensor):
-        # Keep only the kept positions; copy (on CPU .to() would alias the model's own buffer).
+        # Keep only the recorded positions and copy them once, straight into the buffer
+        # (never a view: the model may reuse its own tensor).
         part = tensor[:, offset:] if all_kept else tensor[rows_idx, gather_t]
-        captured[(site, slot)] = part.to("cpu", copy=True)
+        target = targets[(site, slot)]
+        for b, k in enumerate(counts):
+            target[rows[b], :k].copy_(part[b, :k])
 
     input_ids = torch.as_tensor(ids, device=device)
     mask = None
@@ -242,17 +247,12 @@ def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, t
         mask = torch.as_tensor(np.arange(width)[None, :] < (lengths + offset)[:, None], device=device).long()
     with trace(model, plan, on_capture):
         logits = model.hf(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
-    for (site, slot), tensor in captured.items():
-        arr = tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy()
-        target = chunk.acts[site][slot]
+    for (site, slot), target in targets.items():
         for b, s in enumerate(batch):
-            k = len(kept[s])
-            values = arr[b, :k]
-            if not np.isfinite(values).all():
+            if not np.isfinite(chunk.acts[site][slot][rows[b], :counts[b]]).all():
                 raise LaminaError(
                     f"non-finite values (NaN or inf) at site {site!r}, layer {plan[site][slot]}, sequence {s}; "
                     "with float16 this is usually overflow: load the model in float32 or bfloat16.")
-            target[rows[b], :k] = values
 
     # Token-level outputs at kept positions: next token, its loss, whether argmax got it.
     kept_logits = logits[rows_idx, gather_t].float()
