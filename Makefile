@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lamina-installed
 export LAMINA_DATA_DIR ?= $(abspath ../shared/data)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install model demo test clean
+.PHONY: install model browser demo test clean
 
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,22 @@ install: $(STAMP)
 model: install
 	$(BIN)/lamina prepare
 
+# Headless Chromium renders report.html in the tests (Debian package; root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Chromium for the report tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The main job: every experiment on the embedded model, each with its report.html.
 demo: model
 	$(BIN)/lamina sites smollm2-135m
 	$(BIN)/lamina record smollm2-135m --source alice --window 512 --sites hidden,attn.out --out runs/demo-recording
+	@for e in $$($(BIN)/lamina experiments --names); do $(BIN)/lamina run $$e --force || exit 1; done
+	@echo "reports:"; ls -1 runs/*/report.html
 
-test: model
-	$(BIN)/python -m pytest -q
+test: model browser
+	LAMINA_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

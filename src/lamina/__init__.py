@@ -13,7 +13,8 @@ from . import data, stimuli
 from .errors import LaminaError
 from .models import Model, load, wrap
 from .record import Recording, record
+from .runner import Run, run
 from .stimuli import Stimuli
 
-__all__ = ["LaminaError", "Model", "Recording", "Stimuli", "data", "load", "record", "stimuli", "wrap",
-           "__version__"]
+__all__ = ["LaminaError", "Model", "Recording", "Run", "Stimuli", "data", "load", "record", "run", "stimuli",
+           "wrap", "__version__"]

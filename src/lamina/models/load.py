@@ -33,6 +33,7 @@ class Model:
         name: what the user asked for (embedded name, hub id or path).
         prepend_bos: whether recordings put the BOS token before every sequence.
         source: where the weights came from (kind, path, and a hash when known).
+        bos_token: the token prepended when ``prepend_bos`` (None: the tokenizer's BOS, else EOS).
     """
 
     hf: torch.nn.Module
@@ -41,6 +42,7 @@ class Model:
     name: str
     prepend_bos: bool
     source: dict = field(default_factory=dict)
+    bos_token: str | None = None
 
     @property
     def config(self):
@@ -78,8 +80,10 @@ class Model:
 
     @property
     def bos_id(self) -> int | None:
-        """The token put before every sequence when ``prepend_bos`` (BOS, else EOS)."""
+        """The token put before every sequence when ``prepend_bos``: ``bos_token``, else BOS, else EOS."""
         tok = self.tokenizer
+        if self.bos_token is not None:
+            return tok.convert_tokens_to_ids(self.bos_token)
         return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
 
     def encode(self, text: str) -> list[int]:
@@ -114,7 +118,7 @@ class Model:
     def __repr__(self) -> str:
         return (f"Model({self.name!r}, family={self.adapter.family}, layers={self.n_layers}, "
                 f"d_model={self.d_model}, d_mlp={self.d_mlp}, device={self.device}, dtype={self.dtype}, "
-                f"prepend_bos={self.prepend_bos})")
+                f"prepend_bos={self.prepend_bos}, bos={self.tokenizer.convert_ids_to_tokens(self.bos_id) if self.prepend_bos else None!r})")
 
 
 def _module_name(root: torch.nn.Module, module: torch.nn.Module) -> str:
@@ -176,7 +180,7 @@ def _quiet_weight_loading(quiet: bool):
 
 
 def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None = None,
-         trust_remote_code: bool = False, revision: str | None = None) -> Model:
+         bos_token: str | None = None, trust_remote_code: bool = False, revision: str | None = None) -> Model:
     """Load a causal LM for recording.
 
     Args:
@@ -187,6 +191,8 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
         dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
         prepend_bos: put the BOS token before every recorded sequence. ``None`` uses the
             family's default (Llama family: yes; GPT-2 and GPT-NeoX: no). See docs/sites.md.
+        bos_token: which token to prepend (default: the tokenizer's BOS, else EOS; the embedded
+            SmolLM2 uses ``<|endoftext|>``, its pretraining document separator).
         trust_remote_code: run code shipped with a hub checkpoint. Off unless you say so.
         revision: a hub branch, tag or commit.
 
@@ -218,11 +224,13 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
     except OSError as err:
         raise LaminaError(f"could not load the weights or tokenizer of {name_or_path!r}: {err}") from None
     hf.to(torch_device).eval()
-    return wrap(hf, tokenizer, name=name_or_path, prepend_bos=prepend_bos, source=source)
+    if bos_token is None and name_or_path in EMBEDDED:
+        bos_token = EMBEDDED[name_or_path].get("bos_token")
+    return wrap(hf, tokenizer, name=name_or_path, prepend_bos=prepend_bos, bos_token=bos_token, source=source)
 
 
 def wrap(hf, tokenizer, *, name: str | None = None, prepend_bos: bool | None = None,
-         source: dict | None = None) -> Model:
+         bos_token: str | None = None, source: dict | None = None) -> Model:
     """Make a :class:`Model` from an HF model and tokenizer you already hold (e.g. a random one)."""
     adapter = adapter_for(hf.config.model_type)
     n_layers = int(hf.config.num_hidden_layers)
@@ -231,7 +239,10 @@ def wrap(hf, tokenizer, *, name: str | None = None, prepend_bos: bool | None = N
     model = Model(hf=hf, tokenizer=tokenizer, adapter=adapter,
                   name=name or getattr(hf.config, "name_or_path", "") or type(hf).__name__,
                   prepend_bos=adapter.prepend_bos if prepend_bos is None else bool(prepend_bos),
-                  source=source or {"kind": "object"})
+                  source=source or {"kind": "object"}, bos_token=bos_token)
+    if bos_token is not None and tokenizer.convert_tokens_to_ids(bos_token) in (None, tokenizer.unk_token_id) \
+            and bos_token != tokenizer.unk_token:
+        raise LaminaError(f"bos_token {bos_token!r} is not a token of {model.name!r}'s tokenizer.")
     if model.prepend_bos and model.bos_id is None:
         raise LaminaError(f"prepend_bos is on but the tokenizer of {model.name!r} has no BOS or EOS token.")
     return model

@@ -51,7 +51,8 @@ class _Chunk:
 
 def _fingerprint(model, stimuli, plan, positions, dtype, shard_size) -> str:
     key = json.dumps({"model": model.name, "source": model.source.get("sha256") or model.source.get("path"),
-                      "prepend_bos": model.prepend_bos, "stimuli": stimuli.fingerprint(), "plan": plan,
+                      "prepend_bos": model.prepend_bos, "bos_id": model.bos_id if model.prepend_bos else None,
+                      "stimuli": stimuli.fingerprint(), "plan": plan,
                       "positions": describe(positions), "dtype": dtype, "shard_size": shard_size},
                      sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()
@@ -118,7 +119,8 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
 
 def _info(model, stimuli, plan, positions, dtype) -> dict:
     return {"lamina": __version__, "model": model.name, "family": model.adapter.family, "source": model.source,
-            "n_layers": model.n_layers, "prepend_bos": model.prepend_bos, "n_sequences": len(stimuli),
+            "n_layers": model.n_layers, "prepend_bos": model.prepend_bos,
+            "bos_id": model.bos_id if model.prepend_bos else None, "n_sequences": len(stimuli),
             "stimuli_fingerprint": stimuli.fingerprint(), "notes": list(stimuli.notes),
             "positions": describe(positions), "dtype": dtype, "device": str(model.device),
             "torch": torch.__version__}

@@ -1,0 +1,31 @@
+"""The seed notebooks' look, applied per figure (no global pyplot state, no GUI backend)."""
+
+from __future__ import annotations
+
+import matplotlib
+from matplotlib.figure import Figure
+
+STYLE = {
+    "axes.spines.right": False,
+    "axes.spines.top": False,
+    "axes.titleweight": "bold",
+    "axes.labelweight": "bold",
+    "savefig.dpi": 150,
+}
+
+
+def figure(ncols: int = 1, nrows: int = 1, size=(10, 4), **kwargs) -> tuple[Figure, object]:
+    """A new ``Figure`` with an ``(nrows, ncols)`` grid of axes in the seed style."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=size, layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=True, **kwargs)
+    return fig, axes
+
+
+def save(fig: Figure, stem) -> list[str]:
+    """Write ``stem.png`` and ``stem.svg``; returns the two paths."""
+    paths = [f"{stem}.png", f"{stem}.svg"]
+    with matplotlib.rc_context(STYLE):
+        for path in paths:
+            fig.savefig(path)
+    return paths

@@ -1,0 +1,96 @@
+"""Regression and decoding: OLS with inference, multinomial logistic decoding, confusion tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import LaminaError
+
+
+def ols(y, X, names=None) -> dict:
+    """Ordinary least squares with a constant, via statsmodels.
+
+    Args:
+        y: shape ``(n,)``, the dependent variable.
+        X: shape ``(n,)`` or ``(n, k)``, predictors (a constant column is added).
+        names: k predictor names (default ``x1..xk``).
+
+    Returns:
+        ``params``, ``bse``, ``pvalues`` and ``tvalues`` (dicts keyed ``const`` and the names),
+        ``r2``, ``n``, and ``summary`` (statsmodels' text table).
+    """
+    import statsmodels.api as sm
+
+    y = np.asarray(y, dtype=float).reshape(-1)
+    X = np.asarray(X, dtype=float)
+    X = X.reshape(-1, 1) if X.ndim == 1 else X
+    if len(y) != len(X):
+        raise LaminaError(f"ols: y has {len(y)} rows but X has {len(X)}.")
+    if len(y) <= X.shape[1] + 1:
+        raise LaminaError(f"ols: {len(y)} observations are too few for {X.shape[1]} predictors and a constant.")
+    if not (np.isfinite(y).all() and np.isfinite(X).all()):
+        raise LaminaError("ols: the data contain NaN or inf.")
+    names = list(names or [f"x{i + 1}" for i in range(X.shape[1])])
+    fit = sm.OLS(y, sm.add_constant(X, has_constant="add")).fit()
+    keys = ["const"] + names
+    return {
+        "params": dict(zip(keys, fit.params.tolist())),
+        "bse": dict(zip(keys, fit.bse.tolist())),
+        "tvalues": dict(zip(keys, fit.tvalues.tolist())),
+        "pvalues": dict(zip(keys, fit.pvalues.tolist())),
+        "r2": float(fit.rsquared),
+        "n": int(len(y)),
+        "summary": str(fit.summary()),
+    }
+
+
+def fit_logistic(x, y, seed: int = 0):
+    """Multinomial logistic regression (sklearn, ``solver='lbfgs'``, defaults otherwise, as seed 000).
+
+    Args:
+        x: shape ``(n,)`` or ``(n, k)`` predictors.
+        y: shape ``(n,)`` integer classes.
+
+    Returns:
+        The fitted ``LogisticRegression``; ``.intercept_`` shape ``(n_classes,)``,
+        ``.coef_`` shape ``(n_classes, k)``.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(x, dtype=float)
+    x = x.reshape(-1, 1) if x.ndim == 1 else x
+    y = np.asarray(y).reshape(-1)
+    if len(np.unique(y)) < 2:
+        raise LaminaError("logistic regression needs at least two classes in the training data.")
+    return LogisticRegression(solver="lbfgs", random_state=seed).fit(x, y)
+
+
+def classification(y_true, y_pred, n_classes: int) -> dict:
+    """Per-class accuracy and confusion counts.
+
+    Args:
+        y_true, y_pred: shape ``(n,)`` integer labels in ``0..n_classes-1``.
+
+    Returns:
+        ``accuracy_by_class`` (percent, length n_classes; NaN for a class with no samples),
+        ``accuracy`` (percent overall), ``confusion`` (counts, rows = true class, shape
+        ``(n_classes, n_classes)``) and ``confusion_pct`` (row-normalised percent).
+    """
+    from sklearn.metrics import confusion_matrix
+
+    y_true, y_pred = np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1)
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = 100 * np.diag(cm) / support
+        pct = 100 * cm / support[:, None]
+    return {"accuracy_by_class": acc, "accuracy": 100 * float((y_true == y_pred).mean()),
+            "confusion": cm, "confusion_pct": pct}
+
+
+def confusion_table(cm: np.ndarray, label: str = "class") -> pd.DataFrame:
+    """A tidy table of a confusion matrix: one row per (true, predicted) cell with its count."""
+    k = cm.shape[0]
+    true, pred = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    return pd.DataFrame({f"true_{label}": true.ravel(), f"predicted_{label}": pred.ravel(), "count": cm.ravel()})
