@@ -1,10 +1,28 @@
-"""Stage 7: one module per seed experiment; ``EXPERIMENTS`` maps names to them."""
+"""Stage 7: one module per seed experiment, each defining ``EXPERIMENT``; found automatically.
+
+Adding an experiment is adding a module here with a module-level ``EXPERIMENT`` instance;
+``lamina experiments`` lists them in seed-notebook order.
+"""
+
+import importlib
+import pkgutil
 
 from ..errors import LaminaError, closest
 from .base import Context, Experiment, Result, parse_sets
-from .position import EXPERIMENT as POSITION
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (POSITION,)}
+
+def _discover() -> dict[str, Experiment]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "base" or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if isinstance(getattr(module, "EXPERIMENT", None), Experiment):
+            found.append(module.EXPERIMENT)
+    return {e.name: e for e in sorted(found, key=lambda e: (e.seed_notebook, e.name))}
+
+
+EXPERIMENTS: dict[str, Experiment] = _discover()
 
 
 def get(name: str) -> Experiment:

@@ -1,0 +1,28 @@
+"""Laminar profiles: one value per layer, significant layers marked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def layer_profile(ax, values, *, significant=None, label=None, color="C0", marker="o", layers=None):
+    """Plot ``values`` (shape ``(n_layers,)``) against layer, filled markers where ``significant``.
+
+    Non-significant layers get hollow markers, so a reader sees which layers pass the test.
+    """
+    values = np.asarray(values, dtype=float)
+    layers = np.arange(len(values)) if layers is None else np.asarray(layers)
+    ax.plot(layers, values, color=color, linewidth=0.8, label=label)
+    sig = np.ones(len(values), bool) if significant is None else np.asarray(significant, bool)
+    ax.plot(layers[sig], values[sig], marker, color=color, markersize=8, linestyle="none")
+    ax.plot(layers[~sig], values[~sig], marker, color=color, markerfacecolor="white", markersize=7,
+            linestyle="none")
+    ax.set_xlabel("Layer")
+
+
+def null_range(ax, null_min, null_max, null_mean, *, layers=None):
+    """Vertical lines for each layer's permutation-null range with its mean as a square."""
+    null_mean = np.asarray(null_mean, dtype=float)
+    layers = np.arange(len(null_mean)) if layers is None else np.asarray(layers)
+    ax.vlines(layers, null_min, null_max, color="k", linewidth=0.5)
+    ax.plot(layers, null_mean, "ks", markersize=3, label="null mean and range")
