@@ -29,6 +29,8 @@ class Result:
         figures: name -> (matplotlib Figure, caption).
         key_numbers: (label, value text, test text) rows for the report's key-number table.
         notes: differences from the seed notebook, dropped items, caveats (shown in the report).
+        method: the method paragraph when it depends on what the run found (e.g. a passage's
+            length); None uses ``Experiment.method_text(config)``.
     """
 
     summary: dict
@@ -36,6 +38,7 @@ class Result:
     figures: dict[str, tuple] = field(default_factory=dict)
     key_numbers: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    method: str | None = None
 
 
 class Context:

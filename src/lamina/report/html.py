@@ -50,7 +50,7 @@ def render(*, experiment, config, result, manifest: dict, figure_dir: Path, tabl
         f"{_e(experiment.seed_notebook)}) on <b>{_e(manifest['model']['name'])}</b> — "
         f"{_e(manifest['started'])}, seed {_e(manifest['seed'])}, device {_e(manifest['device'])}</p>",
         "<h2>Question</h2>", f"<p>{_e(experiment.question)}</p>",
-        "<h2>Method</h2>", f"<p>{_e(experiment.method_text(config))}</p>",
+        "<h2>Method</h2>", f"<p>{_e(result.method or experiment.method_text(config))}</p>",
     ]
     if result.key_numbers:
         parts.append("<h2>Key numbers</h2><table><tr><th>quantity</th><th>value</th><th>test</th></tr>")

@@ -45,6 +45,27 @@ def ols(y, X, names=None) -> dict:
     }
 
 
+def lagged_design(y, lags=(1, 2), first: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Autoregressive design: targets ``y[t]`` and predictors ``y[t - lag]`` for t = first..T-1.
+
+    Args:
+        y: shape ``(T,)``.
+        lags: which earlier steps predict ``y[t]``.
+        first: first target index (seed 002 starts at t = 3, though t = 2 already has both lags).
+
+    Returns:
+        ``(targets (T - first,), X (T - first, len(lags)))``; no constant column (``ols`` adds it).
+    """
+    y = np.asarray(y, dtype=float).reshape(-1)
+    if first < max(lags):
+        raise LaminaError(f"the first target index {first} is smaller than the largest lag {max(lags)}.")
+    t = np.arange(first, len(y))
+    if len(t) < len(lags) + 2:
+        raise LaminaError(f"{len(y)} values give only {len(t)} targets; the regression needs at least "
+                          f"{len(lags) + 2}. Use a longer text.")
+    return y[t], np.stack([y[t - lag] for lag in lags], axis=1)
+
+
 def fit_logistic(x, y, seed: int = 0):
     """Multinomial logistic regression (sklearn, ``solver='lbfgs'``, defaults otherwise, as seed 000).
 
