@@ -16,12 +16,14 @@ def _add_model_args(parser):
                         help="embedded name, hub id, local directory or .gguf file (default: smollm2-135m)")
     parser.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--dtype", default=None, help="model dtype: float32 (default), bfloat16, float16")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run code shipped with a hub checkpoint (off unless given)")
 
 
 def _load(args):
     from .models import load
 
-    return load(args.model, device=args.device, dtype=args.dtype)
+    return load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
 
 
 def cmd_prepare(args) -> int:
@@ -100,7 +102,12 @@ def cmd_run(args) -> int:
     settings = parse_sets(args.set)
     experiment.config(settings)  # bad --set values fail before the model loads
     out = args.out or default_out(args.experiment, args.model)
-    result = run(args.experiment, args.model, device=args.device, dtype=args.dtype, seed=args.seed, out=out,
+    model = args.model
+    if args.trust_remote_code:
+        from .models import load
+
+        model = load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=True)
+    result = run(args.experiment, model, device=args.device, dtype=args.dtype, seed=args.seed, out=out,
                  force=args.force, progress=None, settings=settings)
     print(f"{args.experiment}: {result.manifest['wall_seconds']:.1f} s -> {result.report}")
     for label, value, test in result.result.key_numbers:
@@ -119,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="embedded name, hub id, local directory or .gguf file (default: smollm2-135m)")
     runp.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
     runp.add_argument("--dtype", default=None, help="model dtype: float32 (default), bfloat16, float16")
+    runp.add_argument("--trust-remote-code", action="store_true",
+                      help="run code shipped with a hub checkpoint (off unless given)")
     runp.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     runp.add_argument("--out", default=None, help="run directory (default runs/EXPERIMENT-MODEL)")
     runp.add_argument("--force", action="store_true", help="replace an existing run directory")

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import LaminaError
+from ..models.fingerprint import weights_sha256
 from ..models.sites import check_layers, split_sites
 from . import store
 from .hooks import trace
@@ -50,7 +51,8 @@ class _Chunk:
 
 
 def _fingerprint(model, stimuli, plan, positions, dtype, shard_size) -> str:
-    key = json.dumps({"model": model.name, "source": model.source.get("sha256") or model.source.get("path"),
+    # The weights identify the model (a name does not: two wraps of one model may be named differently).
+    key = json.dumps({"weights": weights_sha256(model) or model.name,
                       "prepend_bos": model.prepend_bos, "bos_id": model.bos_id if model.prepend_bos else None,
                       "stimuli": stimuli.fingerprint(), "plan": plan,
                       "positions": describe(positions), "dtype": dtype, "shard_size": shard_size},

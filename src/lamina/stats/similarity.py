@@ -35,4 +35,9 @@ def rsa(X, Y) -> float:
         raise LaminaError(f"RSA needs the same items in both sets: {len(X)} vs {len(Y)} rows.")
     if len(X) < 3:
         raise LaminaError("RSA needs at least 3 items.")
-    return float(np.corrcoef(upper(cosine_matrix(X)), upper(cosine_matrix(Y)))[0, 1])
+    a, b = upper(cosine_matrix(X)), upper(cosine_matrix(Y))
+    # All-equal similarities (e.g. identical items) have no structure to correlate; below this
+    # spread the differences are rounding noise and r would be an artefact.
+    if np.ptp(a) <= 1e-12 or np.ptp(b) <= 1e-12:
+        raise LaminaError("RSA is undefined: every pairwise similarity in one set is the same.")
+    return float(np.corrcoef(a, b)[0, 1])
