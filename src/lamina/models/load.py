@@ -72,7 +72,8 @@ class Model:
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf.parameters()).device
+        """Where inputs go: the input embeddings' device (with a device map, layers may sit elsewhere)."""
+        return self.hf.get_input_embeddings().weight.device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -180,7 +181,8 @@ def _quiet_weight_loading(quiet: bool):
 
 
 def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None = None,
-         bos_token: str | None = None, trust_remote_code: bool = False, revision: str | None = None) -> Model:
+         bos_token: str | None = None, trust_remote_code: bool = False, revision: str | None = None,
+         device_map=None, max_memory: dict | None = None, offload_folder: str | None = None) -> Model:
     """Load a causal LM for recording.
 
     Args:
@@ -195,6 +197,10 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
             SmolLM2 uses ``<|endoftext|>``, its pretraining document separator).
         trust_remote_code: run code shipped with a hub checkpoint. Off unless you say so.
         revision: a hub branch, tag or commit.
+        device_map: spread a model that fits no single device over several, through accelerate:
+            ``"auto"``, or a dict module name -> ``0``/``"cuda:1"``/``"cpu"``/``"disk"``.
+        max_memory: with ``device_map="auto"``, the budget per device, e.g. ``{0: "20GiB", "cpu": "60GiB"}``.
+        offload_folder: where weights offloaded to ``"disk"`` are kept.
 
     Returns:
         A :class:`Model` in eval mode.
@@ -203,9 +209,15 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
 
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         raise LaminaError("a model name or path is needed, e.g. 'smollm2-135m' or 'gpt2'.")
+    if device_map is not None and device is not None:
+        raise LaminaError("give either device or device_map, not both.")
     torch_dtype, torch_device = _resolve_dtype(dtype), _resolve_device(device)
     target, kwargs, source = _locate(name_or_path)
     common = dict(kwargs, trust_remote_code=trust_remote_code)
+    placement = {}
+    if device_map is not None:
+        placement = {"device_map": device_map, "max_memory": max_memory, "offload_folder": offload_folder}
+        placement = {k: v for k, v in placement.items() if v is not None}
     if revision:
         common["revision"] = revision
     try:
@@ -219,11 +231,24 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
     adapter = adapter_for(config.model_type)
     try:
         with _quiet_weight_loading(source["kind"] != "hub"):
-            hf = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype, **common)
+            hf = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype, **common, **placement)
         tokenizer = AutoTokenizer.from_pretrained(target, **common)
     except OSError as err:
         raise LaminaError(f"could not load the weights or tokenizer of {name_or_path!r}: {err}") from None
-    hf.to(torch_device).eval()
+    except ValueError as err:  # e.g. a device map that names no module of this model
+        if device_map is None:
+            raise
+        raise LaminaError(f"could not place {name_or_path!r} with device_map={device_map!r}: {err}") from None
+    if device_map is None:
+        hf.to(torch_device)
+    elif isinstance(device_map, dict):
+        # transformers ignores keys that name no module; a typo would silently place nothing.
+        names = dict(hf.named_modules())
+        unknown = [key for key in device_map if key and key not in names]
+        if unknown:
+            raise LaminaError(f"could not place {name_or_path!r}: device_map names no module {unknown[:3]} "
+                              f"(modules look like {next(iter(n for n in names if n.count('.') == 2), '')!r}).")
+    hf.eval()
     if bos_token is None and name_or_path in EMBEDDED:
         bos_token = EMBEDDED[name_or_path].get("bos_token")
     return wrap(hf, tokenizer, name=name_or_path, prepend_bos=prepend_bos, bos_token=bos_token, source=source)

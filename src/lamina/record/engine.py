@@ -230,8 +230,14 @@ def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, t
     for b, s in enumerate(batch):
         gather[b, :len(kept[s])] = kept[s] + offset
         gather[b, len(kept[s]):] = kept[s][0] + offset
-    gather_t = torch.as_tensor(gather, device=device)
-    rows_idx = torch.arange(len(batch), device=device)[:, None]
+    # Index tensors on each device that tensors arrive from (layers may sit on several devices).
+    index_cache = {}
+
+    def indices(on: torch.device):
+        if on not in index_cache:
+            index_cache[on] = (torch.arange(len(batch), device=on)[:, None], torch.as_tensor(gather, device=on))
+        return index_cache[on]
+
     all_kept = all(len(kept[s]) == lengths[b] for b, s in enumerate(batch))
     targets = {key: torch.from_numpy(chunk.acts[key[0]][key[1]])
                for key in ((site, slot) for site, layers in plan.items() for slot in range(len(layers)))}
@@ -240,7 +246,7 @@ def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, t
     def on_capture(site, slot, tensor):
         # Keep only the recorded positions and copy them once, straight into the buffer
         # (never a view: the model may reuse its own tensor).
-        part = tensor[:, offset:] if all_kept else tensor[rows_idx, gather_t]
+        part = tensor[:, offset:] if all_kept else tensor[indices(tensor.device)]
         target = targets[(site, slot)]
         for b, k in enumerate(counts):
             target[rows[b], :k].copy_(part[b, :k])
@@ -259,7 +265,7 @@ def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, t
                     "with float16 this is usually overflow: load the model in float32 or bfloat16.")
 
     # Token-level outputs at kept positions: next token, its loss, whether argmax got it.
-    kept_logits = logits[rows_idx, gather_t].float()
+    kept_logits = logits[indices(logits.device)].float()
     logprobs = torch.log_softmax(kept_logits, dim=-1)
     predicted = kept_logits.argmax(-1).cpu().numpy()
     nxt = np.full((len(batch), k_max), -1, dtype=np.int64)
@@ -268,7 +274,7 @@ def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, t
         inside = pos + 1 < lengths[b]
         nxt[b, :len(pos)][inside] = stimuli.ids[s][pos[inside] + 1]
         nxt[b, :len(pos)][~inside] = stimuli.next_ids[s]
-    nxt_t = torch.as_tensor(np.maximum(nxt, 0), device=device)
+    nxt_t = torch.as_tensor(np.maximum(nxt, 0), device=logits.device)
     loss = (-logprobs.gather(-1, nxt_t[..., None])[..., 0]).cpu().numpy()
     del logits, kept_logits, logprobs
     cols = chunk.tokens

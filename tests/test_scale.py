@@ -1,0 +1,42 @@
+"""Scale: models spread over devices (accelerate device maps, disk offload) record exactly as a plain load."""
+
+import numpy as np
+import pytest
+
+import lamina
+from lamina import Stimuli
+
+SITES = ["hidden", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.out"]
+
+
+@pytest.fixture(scope="module")
+def saved_gpt2(tiny_gpt2, gpt2_tokenizer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "tiny-gpt2"
+    tiny_gpt2.hf.save_pretrained(path)
+    gpt2_tokenizer.save_pretrained(path)
+    return path
+
+
+def test_disk_offloaded_model_records_like_plain(saved_gpt2, tmp_path):
+    device_map = {"transformer.wte": "cpu", "transformer.wpe": "cpu", "transformer.drop": "cpu",
+                  "transformer.h.0": "cpu", "transformer.h.1": "disk", "transformer.h.2": "disk",
+                  "transformer.ln_f": "cpu", "lm_head": "cpu"}
+    offloaded = lamina.load(str(saved_gpt2), device_map=device_map, offload_folder=str(tmp_path / "offload"))
+    assert offloaded.hf.hf_device_map["transformer.h.1"] == "disk"
+    plain = lamina.load(str(saved_gpt2))
+    rng = np.random.default_rng(0)
+    stimuli = Stimuli([rng.integers(0, 5000, n) for n in (9, 5, 12)])
+    a = lamina.record(plain, stimuli, sites=SITES, positions="all", batch_size=2, progress=False)
+    b = lamina.record(offloaded, stimuli, sites=SITES, positions="all", batch_size=2, progress=False)
+    for site in SITES:
+        np.testing.assert_allclose(b[site], a[site], atol=1e-6)
+    np.testing.assert_allclose(b.tokens.loss.to_numpy(), a.tokens.loss.to_numpy(), atol=1e-6)
+    last = lamina.record(offloaded, stimuli, sites=["hidden"], positions="last", progress=False)
+    np.testing.assert_allclose(last["hidden"][:, :, 0], a["hidden"][:, [0, 1, 2], [8, 4, 11]], atol=1e-6)
+
+
+def test_device_map_errors(saved_gpt2):
+    with pytest.raises(lamina.LaminaError, match="either device or device_map"):
+        lamina.load(str(saved_gpt2), device="cpu", device_map="auto")
+    with pytest.raises(lamina.LaminaError, match="could not place"):
+        lamina.load(str(saved_gpt2), device_map={"no.such.module": "cpu"})
