@@ -251,6 +251,12 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
     hf.eval()
     if bos_token is None and name_or_path in EMBEDDED:
         bos_token = EMBEDDED[name_or_path].get("bos_token")
+    # Enough to load the same model again elsewhere (a Ray worker, a later session); JSON-safe.
+    source["load"] = {"name_or_path": source.get("path") if source["kind"] == "local" else name_or_path,
+                      "dtype": str(torch_dtype).replace("torch.", ""), "prepend_bos": prepend_bos,
+                      "bos_token": bos_token, "trust_remote_code": trust_remote_code, "revision": revision,
+                      "device_map": device_map if isinstance(device_map, (str, type(None))) else dict(device_map),
+                      "max_memory": max_memory, "offload_folder": offload_folder}
     return wrap(hf, tokenizer, name=name_or_path, prepend_bos=prepend_bos, bos_token=bos_token, source=source)
 
 

@@ -1,0 +1,95 @@
+"""How many dimensions a point cloud uses: participation ratio and effective dimensionality (seed 003).
+
+Both are read off the variance spectrum of the mean-centred data, i.e. the squared singular
+values ``s**2`` of ``X - X.mean(axis=0)``:
+
+- participation ratio ``PR = (sum s**2)**2 / sum s**4``: 1 when one direction holds all the
+  variance, k when k directions hold equal shares; never more than the rank.
+- effective dimensionality: the number of components needed for the cumulative variance to
+  pass ``threshold`` percent (strictly, as the seed's ``cumPctVar > 95``). Seed 003 returns
+  ``np.where(cumPctVar > 95)[0][0]``, a 0-based index: its value is ours minus one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+from ..errors import LaminaError
+
+
+def variance_spectrum(X, *, what: str = "the data") -> np.ndarray:
+    """Squared singular values of mean-centred ``X``, descending, float64.
+
+    Computed as the eigenvalues of the smaller Gram matrix (``Xc @ Xc.T`` or ``Xc.T @ Xc``), which are
+    exactly the SVD's ``s**2``: several times faster than ``np.linalg.svd`` for 300 x 1500 data, and
+    accurate to ~1e-15 of the largest value, far below what PR or a percent-variance count can feel.
+
+    Args:
+        X: shape ``(n, d)``: n items (rows) in d dimensions.
+
+    Returns:
+        Shape ``(min(n, d),)``; the sum is the total variance times ``n``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise LaminaError(f"{what} must be a 2-D array (items, dimensions), not shape {X.shape}.")
+    if len(X) < 2:
+        raise LaminaError(f"{what} has {len(X)} item(s); dimensionality needs at least 2.")
+    if not np.isfinite(X).all():
+        raise LaminaError(f"{what} holds NaN or infinite values.")
+    Xc = X - X.mean(axis=0, keepdims=True)
+    gram = Xc @ Xc.T if Xc.shape[0] <= Xc.shape[1] else Xc.T @ Xc
+    # One BLAS thread: the eigensolver takes many small steps, and with several threads on a busy
+    # machine each step waits for the others (40x slower measured on 2 shared cores).
+    with threadpool_limits(1, user_api="blas"):
+        eigenvalues = np.linalg.eigvalsh(gram)
+    # eigvalsh returns ascending values; rounding can make zero eigenvalues slightly negative
+    s2 = np.clip(eigenvalues[::-1], 0.0, None)
+    if not s2.sum() > 0:
+        raise LaminaError(f"{what} has zero variance (all {len(X)} rows are identical); participation ratio "
+                          "and effective dimensionality are undefined. Use items that differ.")
+    return s2
+
+
+def participation_ratio_of(spectrum) -> float:
+    """``(sum λ)**2 / sum λ**2`` of a variance spectrum ``λ`` (shape ``(k,)``, non-negative)."""
+    lam = np.asarray(spectrum, dtype=np.float64)
+    return float(lam.sum() ** 2 / (lam ** 2).sum())
+
+
+def effective_dim_of(spectrum, threshold: float = 95.0) -> int:
+    """Components (1-based count) for the cumulative percent variance to exceed ``threshold``.
+
+    ``spectrum`` must be sorted descending (as :func:`variance_spectrum` returns it).
+    """
+    threshold = check_threshold(threshold)
+    lam = np.asarray(spectrum, dtype=np.float64)
+    cumulative = 100 * np.cumsum(lam) / lam.sum()
+    passed = np.flatnonzero(cumulative > threshold)
+    # The last entry is 100 up to rounding, so something passes for any threshold < 100; the
+    # fallback only guards thresholds within rounding of 100.
+    return int(passed[0]) + 1 if len(passed) else int(np.count_nonzero(lam))
+
+
+def check_threshold(threshold) -> float:
+    threshold = float(threshold)
+    if not 0 < threshold < 100:
+        raise LaminaError(f"the variance threshold is a percentage between 0 and 100 (exclusive), not {threshold}.")
+    return threshold
+
+
+def participation_ratio(X) -> float:
+    """Participation ratio of the rows of ``X`` (shape ``(n, d)``), mean-centred."""
+    return participation_ratio_of(variance_spectrum(X))
+
+
+def effective_dim(X, threshold: float = 95.0) -> int:
+    """Effective dimensionality of the rows of ``X`` (shape ``(n, d)``), mean-centred; seed 003's value + 1."""
+    return effective_dim_of(variance_spectrum(X), threshold)
+
+
+def dimensionality(X, threshold: float = 95.0, *, what: str = "the data") -> tuple[float, int]:
+    """``(participation ratio, effective dimensionality)`` of ``X`` (shape ``(n, d)``) from one SVD."""
+    spectrum = variance_spectrum(X, what=what)
+    return participation_ratio_of(spectrum), effective_dim_of(spectrum, threshold)
