@@ -88,3 +88,9 @@ def test_passage_sources_and_errors(tiny_gpt2, tmp_path, data_dir):
         lamina.run("attn-autoregression", model=tiny_gpt2, text_file=str(tmp_path / "missing.txt"))
     with pytest.raises(lamina.LaminaError, match="no passage starting"):
         lamina.run("attn-autoregression", model=tiny_gpt2, start="Call me Ishmael")
+
+
+def test_same_seed_same_results(tiny_gpt2, tmp_path):
+    a = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, out=tmp_path / "a", progress=False)
+    b = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, out=tmp_path / "b", progress=False)
+    assert (a.path / "results.json").read_text() == (b.path / "results.json").read_text()

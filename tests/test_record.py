@@ -142,6 +142,8 @@ def test_disk_recording_equals_memory(tiny_gpt2, tmp_path):
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["complete"] and all(len(e["sha256"]) == 64 for e in manifest["shards"])
     assert not list((tmp_path / "r").glob("*.partial")) and not list((tmp_path / "r").glob("*.tmp"))
+    # Only safetensors and JSON: nothing that unpickles.
+    assert {p.suffix for p in (tmp_path / "r").iterdir()} == {".safetensors", ".json"}
 
 
 def test_interrupted_recording_resumes(tiny_gpt2, tmp_path, monkeypatch):
