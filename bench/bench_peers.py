@@ -82,9 +82,7 @@ def make_transformerlens(model, hf):
 def make_nnsight(model, hf):
     from nnsight import NNsight
 
-    from lamina.models.sites import get_module  # noqa: F401  (paths come from lamina's adapter)
-
-    a = model.adapter
+    a = model.adapter  # module paths come from lamina's adapter: the same modules lamina hooks
     n = model.n_layers
     nn_model = NNsight(hf)
     offset = int(model.prepend_bos)
@@ -127,7 +125,8 @@ def make(lib: str, model, inputs, own_copy: bool):
     if lib == "bare":
         def run(_inputs):
             with torch.inference_mode():
-                return [model.hf(input_ids=x, use_cache=False).logits for x in _inputs][-1:]
+                for x in _inputs:
+                    model.hf(input_ids=x, use_cache=False).logits
         return run
     if lib == "lamina":
         stim = common.stimuli_of([x[:, int(model.prepend_bos):].cpu().numpy() for x in inputs])

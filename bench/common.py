@@ -26,6 +26,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# The texts the experiments read (item 5): ../shared/data beside the checkout, as in the Makefile.
+if "LAMINA_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data").is_dir():
+    os.environ["LAMINA_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 SITES = ["hidden", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.out", "loss"]
 

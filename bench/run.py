@@ -337,9 +337,9 @@ def main() -> None:
         # Earlier items keep their figures; the machine line then describes the earlier run, and
         # each re-run item is listed with the command and date it came from.
         old = json.loads((out / "results.json").read_text())
-        old.setdefault("reruns", []).append({"items": selected, "date": res["machine"]["date"],
-                                             "loadavg": [res["machine"]["loadavg"][0], res["loadavg_end"][0]],
-                                             "command": res["command"]})
+        old["reruns"] = [r for r in old.get("reruns", []) if set(r["items"]) - set(selected)] + [
+            {"items": selected, "date": res["machine"]["date"], "command": res["command"],
+             "loadavg": [res["machine"]["loadavg"][0], res["loadavg_end"][0]]}]
         old["items"].update(res["items"])
         old["commands"] = [c for c in old["commands"] if not any(c in n for n in runner.commands)] + runner.commands
         res = old

@@ -14,19 +14,9 @@ import lamina
 from lamina.experiments.attn_kl import log_norms
 from lamina.stats.multiple import max_statistic_pvalue, permutation_pvalue
 from lamina.stats.permutation import js_permutation_null
+from seed_code import symmetric_KL
 
 
-def symmetric_KL(d1, d2, nbins=31):  # noqa: N802 -- the notebook's function, verbatim
-    minmax = [min(min(d1), min(d2)), max(max(d1), max(d2))]
-    histbins = torch.linspace(minmax[0], minmax[1], nbins)
-    yd1, _ = torch.histogram(d1, bins=histbins)
-    yd2, _ = torch.histogram(d2, bins=histbins)
-    yd1 = yd1 / yd1.sum()
-    yd2 = yd2 / yd2.sum()
-    pAve = (yd1 + yd2) / 2  # noqa: N806
-    symKL = F.kl_div(torch.log(yd1 + 1e-15), pAve, reduction='batchmean') + \
-        F.kl_div(torch.log(yd2 + 1e-15), pAve, reduction='batchmean')  # noqa: N806
-    return symKL / 2
 
 
 def seed_001(model, tokenizer, text, layeri):
@@ -208,7 +198,7 @@ def test_window_at_the_end_of_a_text_file(newline_gpt2, gpt2_tokenizer, tmp_path
 def test_zero_norm_is_a_clear_error():
     acts = np.ones((3, 4, 8), np.float32)
     acts[2, 1] = 0
-    with pytest.raises(lamina.LaminaError, match="layer 2, position 11 has norm 0"):
+    with pytest.raises(lamina.LaminaError, match=r"zero norm \(first at layer 2, position 11\)"):
         log_norms(acts, np.arange(10, 14))
     np.testing.assert_allclose(log_norms(acts[:2], np.arange(4)), np.log(np.sqrt(8)))
 

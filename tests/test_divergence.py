@@ -15,21 +15,11 @@ from lamina.stats.divergence import (SEED_EPSILON, bin_edges, bin_index, check_g
                                      js_divergence, js_noise_floor, kl, probabilities, seed_symmetric_kl,
                                      symmetric_kl_to_mixture, unsupported_bins)
 from lamina.stats.permutation import binned, js_by_labels, js_permutation_null, permuted_labels
+from seed_code import symmetric_KL as seed_symmetric_KL
 
 LN2 = np.log(2)
 
 
-def seed_symmetric_KL(d1, d2, nbins=31):  # noqa: N802 -- seed 001's function, verbatim
-    minmax = [min(min(d1), min(d2)), max(max(d1), max(d2))]
-    histbins = torch.linspace(minmax[0], minmax[1], nbins)
-    yd1, _ = torch.histogram(d1, bins=histbins)
-    yd2, _ = torch.histogram(d2, bins=histbins)
-    yd1 = yd1 / yd1.sum()
-    yd2 = yd2 / yd2.sum()
-    pAve = (yd1 + yd2) / 2  # noqa: N806
-    symKL = F.kl_div(torch.log(yd1 + 1e-15), pAve, reduction='batchmean') + \
-        F.kl_div(torch.log(yd2 + 1e-15), pAve, reduction='batchmean')  # noqa: N806
-    return symKL / 2
 
 
 def distributions(n_bins):

@@ -10,6 +10,7 @@ from scipy.stats import mannwhitneyu
 
 from .. import data, stimuli
 from ..errors import LaminaError
+from ..stats.norms import log_norms as stats_log_norms
 from ..plots import figure
 from ..plots.histograms import binary_strip, density_by_group, null_histogram, probability_lines, signed_profile
 from ..plots.profiles import layer_profile, null_range
@@ -73,19 +74,14 @@ def focus_index(model, layer: int) -> int:
 
 
 def log_norms(acts: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Shape ``(n_layers, n_tokens)``: log of each token's attention-output norm (float64).
+    """Shape ``(n_layers, n_tokens)``: log of each token's attention-output norm (float32 math, like the seed).
 
     Args:
         acts: ``attn.out`` of one sequence, shape ``(n_layers, n_tokens, width)``.
         positions: shape ``(n_tokens,)``, token positions (named in the error for a zero norm).
     """
-    # Layer by layer: the float64 copy of one layer stays in cache (several times faster than all at once).
-    norms = np.stack([np.linalg.norm(layer.astype(np.float64), axis=-1) for layer in acts])
-    if (norms == 0).any():
-        layer, tok = np.argwhere(norms == 0)[0]
-        raise LaminaError(f"the attention output at layer {layer}, position {positions[tok]} has norm 0 "
-                          f"({int((norms == 0).sum())} zero norms in all); its log is undefined.")
-    return np.log(norms)
+    return stats_log_norms(acts, what="attention outputs",
+                           where=lambda i: f"layer {i[0]}, position {positions[i[1]]}")
 
 
 def focus_divergences(values: np.ndarray, correct: np.ndarray, n_bins: int) -> dict:

@@ -7,19 +7,21 @@ import numpy as np
 from ..errors import LaminaError
 
 
-def log_norms(X, *, what: str = "vectors") -> np.ndarray:
+def log_norms(X, *, what: str = "vectors", where=None) -> np.ndarray:
     """Natural log of the L2 norm over the last axis: ``(..., width)`` -> ``(...)``, returned as float64.
 
     The norm and log are taken in the recording's precision (float32, float16 raised to float32),
     as the seed notebooks do, so parity with them is exact; float64 would change nothing a
     float32 recording can resolve. A zero vector has no log norm: that is an error naming how
-    many and where, never -inf.
+    many and where, never -inf. ``where(index_tuple) -> str`` names the first zero vector
+    (default: its index).
     """
     X = np.asarray(X)
     X = X.astype(np.float32) if X.dtype == np.float16 else X
     norms = np.linalg.norm(X, axis=-1)
     if (norms == 0).any():
-        where = np.argwhere(norms == 0)[:3].tolist()
-        raise LaminaError(f"{int((norms == 0).sum())} {what} have zero norm (first at index {where}); "
+        first = tuple(int(i) for i in np.argwhere(norms == 0)[0])
+        place = where(first) if where else f"index {list(first)}"
+        raise LaminaError(f"{int((norms == 0).sum())} {what} have zero norm (first at {place}); "
                           "their log norm is undefined.")
     return np.log(norms).astype(np.float64)
