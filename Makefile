@@ -37,7 +37,7 @@ browser:
 # The main job: every experiment on the embedded model, each with its report.html.
 demo: model
 	$(BIN)/lamina sites smollm2-135m
-	$(BIN)/lamina record smollm2-135m --source alice --window 512 --sites hidden,attn.out --out runs/demo-recording
+	$(BIN)/lamina record smollm2-135m --source alice --window 512 --sites hidden,attn.out --out runs/demo-recording --overwrite
 	@for e in $$($(BIN)/lamina experiments --names); do $(BIN)/lamina run $$e --force || exit 1; done
 	@echo "reports:"; ls -1 runs/*/report.html
 
