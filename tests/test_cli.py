@@ -35,3 +35,14 @@ def test_user_errors_exit_2_with_one_line(capsys, tmp_path):
     assert "no model directory" in capsys.readouterr().err
     with pytest.raises(Exception):
         main(["--debug", "sites", "./no/such/dir"])  # --debug: the traceback, not a line
+
+
+@pytest.mark.slow
+def test_record_without_loss(capsys, smollm2, tmp_path, data_dir):
+    out = tmp_path / "rec"
+    assert main(["record", "smollm2-135m", "--source", "alice", "--window", "32", "--sites", "hidden",
+                 "--layers", "3", "--no-loss", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "recorded 1 sequences, 32 tokens" in printed and "mean next-token loss" not in printed
+    rec = Recording.load(out)
+    assert rec.info["loss"] is False and "loss" not in rec.tokens and rec["hidden"].shape == (1, 1, 32, 576)

@@ -42,6 +42,27 @@ def test_two_ray_workers_equal_single_process(tiny_gpt2, tmp_path):
     np.testing.assert_array_equal(again["hidden"], local["hidden"])
 
 
+@pytest.mark.slow
+def test_ray_workers_record_without_loss(tiny_gpt2, tmp_path):
+    """Early stop on Ray workers: the same shards as one process, and the activations of a recording with loss."""
+    rng = np.random.default_rng(1)
+    stimuli = Stimuli([rng.integers(0, 5000, rng.integers(4, 14)) for _ in range(9)])
+    kwargs = dict(sites=SITES, layers=1, shard_size=3, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers (see above)
+    try:
+        with_loss = lamina.record(tiny_gpt2, stimuli, out=tmp_path / "loss", **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    distributed = lamina.record(tiny_gpt2, stimuli, out=tmp_path / "ray", backend="ray", workers=2, loss=False,
+                                **kwargs)
+    assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["info"]["loss"] is False
+    for site in SITES:
+        np.testing.assert_array_equal(distributed[site], with_loss[site])
+    cols = ["sequence", "position", "slot", "token_id", "token", "next_id"]
+    assert list(distributed.tokens.columns) == cols and distributed.tokens.equals(with_loss.tokens[cols])
+
+
 def test_ray_backend_needs_a_directory(tiny_gpt2):
     with pytest.raises(lamina.LaminaError, match="out="):
         lamina.record(tiny_gpt2, Stimuli([[1, 2, 3]]), backend="ray")

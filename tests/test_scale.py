@@ -40,3 +40,27 @@ def test_device_map_errors(saved_gpt2):
         lamina.load(str(saved_gpt2), device="cpu", device_map="auto")
     with pytest.raises(lamina.LaminaError, match="could not place"):
         lamina.load(str(saved_gpt2), device_map={"no.such.module": "cpu"})
+
+
+def test_early_stop_on_an_offloaded_model(saved_gpt2, tmp_path):
+    """Without loss the forward pass stops inside or before blocks that accelerate loads from disk;
+    the activations equal the full pass's bit for bit, and the model records as before afterwards."""
+    device_map = {"transformer.wte": "cpu", "transformer.wpe": "cpu", "transformer.drop": "cpu",
+                  "transformer.h.0": "cpu", "transformer.h.1": "disk", "transformer.h.2": "disk",
+                  "transformer.ln_f": "cpu", "lm_head": "cpu"}
+    model = lamina.load(str(saved_gpt2), device_map=device_map, offload_folder=str(tmp_path / "offload"))
+    rng = np.random.default_rng(1)
+    stimuli = Stimuli([rng.integers(0, 5000, n) for n in (9, 5, 12, 7)])
+    full = lamina.record(model, stimuli, sites=SITES, batch_size=3, progress=False)
+    # Stops before block 2 (on disk), inside block 1 (on disk) before its down projection, and after the final norm.
+    for sites, layers in [(["hidden"], 2), (["mlp.post"], 1), (SITES, None)]:
+        fast = lamina.record(model, stimuli, sites=sites, layers=layers, batch_size=3, loss=False, progress=False)
+        for site in fast.sites:
+            for layer in fast.layers[site]:
+                np.testing.assert_array_equal(fast.layer(site, layer), full.layer(site, layer))
+        # Every module with weights finished (accelerate's post-forward ran): none is left loaded.
+        assert all(p.device.type == "meta" for n, p in model.hf.named_parameters() if ".h.1." in n or ".h.2." in n)
+    again = lamina.record(model, stimuli, sites=SITES, batch_size=3, progress=False)
+    for site in SITES:
+        np.testing.assert_array_equal(again[site], full[site])
+    np.testing.assert_array_equal(again.tokens.loss.to_numpy(), full.tokens.loss.to_numpy())

@@ -67,11 +67,11 @@ def cmd_record(args) -> int:
     positions = args.positions if args.positions in ("all", "last") else int(args.positions)
     rec = record(model, stim, sites=args.sites.split(","), layers=layers, positions=positions,
                  dtype=args.store_dtype, batch_size=args.batch_size, out=args.out, overwrite=args.overwrite,
-                 progress=True)
-    loss = rec.tokens["loss"]
+                 progress=True, loss=not args.no_loss)
+    loss = rec.tokens.get("loss")
     print(f"recorded {rec.n_sequences} sequences, {len(rec.tokens)} tokens, sites {', '.join(rec.sites) or '-'} "
           f"-> {rec.path}")
-    if loss.notna().any():
+    if loss is not None and loss.notna().any():
         print(f"mean next-token loss {loss.mean():.3f} nats, accuracy {rec.tokens['correct'].mean():.1%}")
     return 0
 
@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--positions", default="all", help="all (default), last, or an index")
     rec.add_argument("--store-dtype", default="float32", help="float32 (default) or float16")
     rec.add_argument("--batch-size", type=int, default=8)
+    rec.add_argument("--no-loss", action="store_true",
+                     help="no loss/correct/predicted: the LM head never runs, each pass stops after the last recorded module")
     rec.add_argument("--overwrite", action="store_true", help="replace a directory holding another recording")
     rec.set_defaults(func=cmd_record)
     return parser

@@ -16,14 +16,13 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..errors import LaminaError
 from ..models.fingerprint import weights_sha256
-from ..models.sites import check_layers, split_sites
+from ..models.sites import TOKEN_SITES, check_layers, split_sites
 from . import store
-from .hooks import trace
+from .capture import TORCH_DTYPES, Capture, forward
 from .positions import describe, kept_positions
 from .recording import Recording, token_table
 
 STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 def _plan(model, sites, layers) -> dict[str, list[int]]:
@@ -61,27 +60,28 @@ class _Chunk:
         return {k: v[order] for k, v in cols.items()}
 
 
-def _fingerprint(model, stimuli, plan, positions, dtype, shard_size) -> str:
+def _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss: bool) -> str:
     # The weights identify the model (a name does not: two wraps of one model may be named differently).
-    key = json.dumps({"weights": weights_sha256(model) or model.name,
-                      "prepend_bos": model.prepend_bos, "bos_id": model.bos_id if model.prepend_bos else None,
-                      "stimuli": stimuli.fingerprint(), "plan": plan,
-                      "positions": describe(positions), "dtype": dtype, "shard_size": shard_size},
-                     sort_keys=True, default=str)
-    return hashlib.sha256(key.encode()).hexdigest()
+    key = {"weights": weights_sha256(model) or model.name,
+           "prepend_bos": model.prepend_bos, "bos_id": model.bos_id if model.prepend_bos else None,
+           "stimuli": stimuli.fingerprint(), "plan": plan,
+           "positions": describe(positions), "dtype": dtype, "shard_size": shard_size}
+    if not loss:  # only then: recordings made before loss= existed keep their fingerprint and resume
+        key["loss"] = False
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", dtype="float32",
            batch_size: int = 8, out=None, overwrite: bool = False, shard_size: int | None = None,
            progress: bool | None = None, backend: str = "local", workers: int | None = None,
-           ray_address: str | None = None) -> Recording:
-    """Record activations at ``sites`` and per-token loss for every stimulus sequence.
+           ray_address: str | None = None, loss: bool = True) -> Recording:
+    """Record activations at ``sites`` and, unless ``loss=False``, per-token loss for every stimulus sequence.
 
     Args:
         model: a lamina ``Model`` (from :func:`lamina.load` or :func:`lamina.wrap`).
         stimuli: a :class:`lamina.Stimuli` (token ids, metadata, next ids).
         sites: canonical site names (see ``lamina sites MODEL``). ``loss``, ``correct`` and
-            ``predicted`` may be listed; they are always in the token table.
+            ``predicted`` may be listed; they are in the token table whenever ``loss`` is True.
         layers: None (all), an int, a list of ints, or a dict site -> selection.
             Negative indices count from the end (``hidden`` has n_layers + 1 entries).
         positions: ``"all"``, ``"last"``, an int, or one index (or list) per sequence.
@@ -97,6 +97,11 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
             directory; needs ``out`` and ``pip install 'lamina[ray]'``. See docs/scale.md.
         workers: Ray workers (default: one per GPU, else 2).
         ray_address: a running Ray cluster (``"auto"``, ``"ray://head:10001"``); None starts a local one.
+        loss: compute the token-level outputs (``loss``, ``correct``, ``predicted``) from the LM
+            head. ``False``: the LM head never runs and each forward pass stops right after the
+            last module it records (the final norm runs only for ``hidden``'s last entry), with
+            the same activations bit for bit; the token table then holds ids and positions only
+            (sequence, position, slot, token_id, token, next_id).
 
     Returns:
         A :class:`Recording` with arrays of shape ``(layer, sequence, slot, width)``.
@@ -113,6 +118,12 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         raise LaminaError(f"backend must be 'local' or 'ray', not {backend!r}.")
     if backend == "ray" and out is None:
         raise LaminaError("backend='ray' writes shards from several processes: give a directory with out=.")
+    if not isinstance(loss, bool):
+        raise LaminaError(f"loss must be True or False, not {loss!r}.")
+    asked = [s for s in ([sites] if isinstance(sites, str) else sites) if s in TOKEN_SITES]
+    if asked and not loss:
+        raise LaminaError(f"sites lists {', '.join(map(repr, asked))}, which come from the LM head; drop "
+                          "them or record with loss=True.")
     plan = _plan(model, sites, layers)
     lengths = stimuli.lengths
     offset = int(model.prepend_bos)
@@ -131,25 +142,25 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
     if out is None:
         chunk = _Chunk(model, plan, np.arange(n), n_slots, int(n_slots.max()), np_dtype)
         texts: dict[int, str] = {}
-        _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, total=n)
-        info = _info(model, stimuli, plan, positions, dtype)
+        _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, loss, total=n)
+        info = _info(model, stimuli, plan, positions, dtype, loss)
         return Recording(layers=plan, tokens=token_table(chunk.token_columns(), texts), meta=stimuli.meta,
                          n_slots=n_slots, info=info, arrays=chunk.acts)
 
     return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, Path(out),
-                           overwrite, shard_size, progress, backend, workers, ray_address)
+                           overwrite, shard_size, progress, loss, backend, workers, ray_address)
 
 
-def _info(model, stimuli, plan, positions, dtype) -> dict:
+def _info(model, stimuli, plan, positions, dtype, loss) -> dict:
     return {"lamina": __version__, "model": model.name, "family": model.adapter.family, "source": model.source,
             "n_layers": model.n_layers, "prepend_bos": model.prepend_bos,
             "bos_id": model.bos_id if model.prepend_bos else None, "n_sequences": len(stimuli),
             "stimuli_fingerprint": stimuli.fingerprint(), "notes": list(stimuli.notes),
-            "positions": describe(positions), "dtype": dtype, "device": str(model.device),
+            "positions": describe(positions), "dtype": dtype, "loss": loss, "device": str(model.device),
             "torch": torch.__version__}
 
 
-def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_size, out, shard_size,
+def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_size, out, shard_size, loss=True,
                  bar=None) -> dict:
     """Record shard ``k`` (sequences ``k*shard_size ..``) and write it; returns its manifest entry.
 
@@ -159,19 +170,19 @@ def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_si
     seqs = np.arange(k * shard_size, min(n, (k + 1) * shard_size))
     chunk = _Chunk(model, plan, seqs, n_slots[seqs], int(n_slots.max()), STORE_DTYPES[dtype])
     texts: dict[int, str] = {}
-    _run(model, stimuli, plan, kept, chunk, batch_size, False, texts, bar=bar)
+    _run(model, stimuli, plan, kept, chunk, batch_size, False, texts, loss, bar=bar)
     entry = store.write_shard(Path(out), k, chunk.acts, chunk.token_columns(), texts)
     entry.update(start=int(seqs[0]), stop=int(seqs[-1]) + 1)
     return entry
 
 
 def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out: Path,
-                    overwrite, shard_size, progress, backend="local", workers=None, ray_address=None) -> Recording:
+                    overwrite, shard_size, progress, loss, backend="local", workers=None, ray_address=None) -> Recording:
     n = len(stimuli)
     if shard_size is None:
         bytes_per_seq = sum(len(l) * model.width(s) for s, l in plan.items()) * int(n_slots.max()) * 4
         shard_size = max(batch_size, min(n, (256 << 20) // max(bytes_per_seq, 1) // batch_size * batch_size))
-    fingerprint = _fingerprint(model, stimuli, plan, positions, dtype, shard_size)
+    fingerprint = _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss)
     manifest = store.read_manifest(out) if out.exists() else None
     if out.exists() and manifest is None and any(out.iterdir()):
         if not overwrite:
@@ -190,7 +201,7 @@ def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch
                     "complete": False, "n_shards": n_shards, "shard_size": shard_size,
                     "n_slots": n_slots.tolist(),
                     "sites": {s: {"layers": l, "width": model.width(s)} for s, l in plan.items()},
-                    "info": _info(model, stimuli, plan, positions, dtype), "shards": []}
+                    "info": _info(model, stimuli, plan, positions, dtype, loss), "shards": []}
         store.write_json(out / "meta.json", store.meta_to_json(stimuli.meta))
     done = {}
     for entry in manifest["shards"]:
@@ -206,7 +217,7 @@ def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch
                desc="recording", unit="seq", disable=_disable(progress))
     started = time.perf_counter()
     job = dict(stimuli=stimuli, plan=plan, kept=kept, n_slots=n_slots, dtype=dtype, batch_size=batch_size,
-               out=str(out), shard_size=shard_size)
+               out=str(out), shard_size=shard_size, loss=loss)
 
     def finished(entry):  # the only writer of the manifest, whichever backend recorded the shard
         manifest["shards"] = sorted(manifest["shards"] + [entry], key=lambda e: e["index"])
@@ -238,7 +249,7 @@ def _vocab_texts(model, ids: np.ndarray, texts: dict[int, str]) -> None:
             texts[int(i)] = model.tokenizer.decode([int(i)])
 
 
-def _run(model, stimuli, plan, kept, chunk: _Chunk, batch_size, progress, texts, total=None, bar=None):
+def _run(model, stimuli, plan, kept, chunk: _Chunk, batch_size, progress, texts, loss, total=None, bar=None):
     """Fill ``chunk`` with activations and token columns for its sequences."""
     seqs = chunk.seqs
     lengths = stimuli.lengths
@@ -253,7 +264,8 @@ def _run(model, stimuli, plan, kept, chunk: _Chunk, batch_size, progress, texts,
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            _run_batch(model, stimuli, plan, kept, chunk, batch, [local[int(s)] for s in batch], offset, device, texts)
+            _run_batch(model, stimuli, plan, kept, chunk, batch, [local[int(s)] for s in batch], offset, device, texts,
+                       loss)
             bar.update(len(batch))
     if own_bar:
         bar.close()
@@ -273,12 +285,8 @@ def _takes_logits_to_keep(hf) -> bool:
     return _TAKES_LOGITS_TO_KEEP[cls]
 
 
-# Padded batches copy row by row: with numpy on the CPU, one plain memcpy per row with no OpenMP
-# fork/join per slice (torch's copy_ of many small slices cost as much as 40% of a forward pass).
-_NUMPY_DTYPES = (torch.float32, torch.float16)
-
-
-def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, texts):
+def _inputs(model, stimuli, batch, offset: int, device) -> dict:
+    """The forward pass's keyword arguments: ids (BOS first when the model's policy says so), padded."""
     lengths = stimuli.lengths[batch]
     width = int(lengths.max()) + offset
     ids = np.zeros((len(batch), width), dtype=np.int64)
@@ -286,103 +294,78 @@ def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, t
         ids[:, 0] = model.bos_id
     for b, s in enumerate(batch):
         ids[b, offset:offset + lengths[b]] = stimuli.ids[s]
-    # Gather index: for each sequence its kept positions (shifted past BOS), padded by
-    # repeating the first one; padded slots are dropped when copying out.
-    counts = [len(kept[s]) for s in batch]
-    k_max = max(counts)
-    gather = np.zeros((len(batch), k_max), dtype=np.int64)
-    for b, s in enumerate(batch):
-        gather[b, :counts[b]] = kept[s] + offset
-        gather[b, counts[b]:] = kept[s][0] + offset
-    all_kept = all(counts[b] == lengths[b] for b in range(len(batch)))
-    # Fixed-length stimuli fill consecutive rows of the buffer with no padded slot: one copy per site.
-    block = all(k == k_max for k in counts) and all(rows[b] == rows[0] + b for b in range(len(rows)))
-    # Index tensors on each device that tensors arrive from (layers may sit on several devices).
-    index_cache = {}
-
-    def indices(on: torch.device, which=gather):
-        key = (on, id(which))
-        if key not in index_cache:
-            index_cache[key] = (torch.arange(len(batch), device=on)[:, None], torch.as_tensor(which, device=on))
-        return index_cache[key]
-
-    def check(site, slot, values, first_row):
-        # Any NaN or inf makes the sum non-finite; a non-finite sum of finite values (overflow) is
-        # told apart by the exact test. torch's sum reads the buffer once, on every core.
-        if torch.isfinite(torch.from_numpy(values).sum(dtype=torch.float32)):
-            return
-        if not np.isfinite(values).all():
-            bad = next(b for b in range(len(values)) if not np.isfinite(values[b]).all())
-            raise LaminaError(
-                f"non-finite values (NaN or inf) at site {site!r}, layer {plan[site][slot]}, "
-                f"sequence {batch[first_row + bad]}; "
-                "with float16 this is usually overflow: load the model in float32 or bfloat16.")
-
-    def on_capture(site, slot, tensor):
-        # Keep only the recorded positions and copy them once, straight into the buffer
-        # (never a view: the model may reuse its own tensor).
-        target = chunk.acts[site][slot]
-        part = tensor[:, offset:offset + k_max] if all_kept else tensor[indices(tensor.device)]
-        if tensor.device.type != "cpu":  # one transfer per site and layer; the storage dtype is applied there
-            part = part.to(dtype=torch.float32 if target.dtype == np.float32 else torch.float16).cpu()
-        if block:
-            # One copy per site and layer (torch's copy is multi-threaded: the fresh buffer's
-            # pages are first touched here, on every core).
-            dst = target[rows[0]:rows[0] + len(rows), :k_max]
-            torch.from_numpy(dst).copy_(part)
-            check(site, slot, dst, 0)
-            return
-        if part.dtype in _NUMPY_DTYPES:
-            part = part.detach().numpy()
-        for b, k in enumerate(counts):
-            if isinstance(part, np.ndarray):
-                np.copyto(target[rows[b], :k], part[b, :k])
-            else:
-                torch.from_numpy(target[rows[b], :k]).copy_(part[b, :k])
-            check(site, slot, target[rows[b], :k][None], b)
-
-    input_ids = torch.as_tensor(ids, device=device)
     mask = None
     if (lengths + offset < width).any():
         mask = torch.as_tensor(np.arange(width)[None, :] < (lengths + offset)[:, None], device=device).long()
-    forward = {"input_ids": input_ids, "attention_mask": mask, "use_cache": False}
-    logit_pos = gather  # where each kept position sits on the logits' sequence axis
-    if not all_kept and _takes_logits_to_keep(model.hf):
-        # The LM head (vocab x d_model per token) runs only where a loss is recorded.
-        keep = np.unique(gather)
-        forward["logits_to_keep"] = torch.as_tensor(keep)  # CPU indices index a tensor on any device
-        logit_pos = np.searchsorted(keep, gather)
-    with trace(model, plan, on_capture):
-        logits = model.hf(**forward).logits
+    return {"input_ids": torch.as_tensor(ids, device=device), "attention_mask": mask, "use_cache": False}
 
-    # Token-level outputs at kept positions: next token, its loss, whether argmax got it.
+
+def _next_ids(stimuli, batch, kept, k_max: int) -> np.ndarray:
+    """Shape ``(batch, k_max)``: the token after each kept position (-1: unknown or padded slot)."""
     nxt = np.full((len(batch), k_max), -1, dtype=np.int64)
     for b, s in enumerate(batch):
         pos = kept[s]
-        inside = pos + 1 < lengths[b]
+        inside = pos + 1 < stimuli.lengths[s]
         nxt[b, :len(pos)][inside] = stimuli.ids[s][pos[inside] + 1]
         nxt[b, :len(pos)][~inside] = stimuli.next_ids[s]
+    return nxt
+
+
+def _token_outputs(logits, positions, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per kept position: −log p(next token) and the argmax token, both ``(batch, k_max)``.
+
+    ``positions``: where the kept positions sit on the logits' sequence axis, one slice for every
+    row or a ``(batch, k_max)`` index tensor.
+    """
     nxt_t = torch.as_tensor(np.maximum(nxt, 0), device=logits.device)
-    pos_t = None if all_kept else indices(logits.device, logit_pos)[1]
-    loss = np.empty((len(batch), k_max), dtype=np.float32)
-    predicted = np.empty((len(batch), k_max), dtype=np.int64)
-    for b in range(len(batch)):
+    loss = np.empty(nxt.shape, dtype=np.float32)
+    predicted = np.empty(nxt.shape, dtype=np.int64)
+    for b in range(len(nxt)):
         # One sequence at a time, in float32 (no (batch, positions, vocab) log-softmax array).
-        row = (logits[b, offset:offset + k_max] if all_kept else logits[b, pos_t[b]]).float()
+        row = (logits[b, positions] if isinstance(positions, slice) else logits[b, positions[b]]).float()
         loss[b] = (-torch.log_softmax(row, dim=-1).gather(-1, nxt_t[b, :, None])[:, 0]).cpu().numpy()
         predicted[b] = row.argmax(-1).cpu().numpy()
-    del logits, row
+    return loss, predicted
+
+
+def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, texts, loss: bool):
+    inputs = _inputs(model, stimuli, batch, offset, device)
+    capture = Capture(chunk.acts, plan, batch, rows, kept, offset)
+    k_max = max(capture.counts)
+    nxt = _next_ids(stimuli, batch, kept, k_max)
+    if not loss:
+        forward(model, inputs, plan, capture, stop=True)
+        _append_tokens(model, stimuli, batch, kept, chunk, texts, nxt)
+        return
+    all_kept = all(len(kept[s]) == stimuli.lengths[s] for s in batch)
+    # Where each kept position sits on the logits' sequence axis, padded by repeating the first.
+    logit_pos = np.stack([np.concatenate([p, np.full(k_max - len(p), p[0])]) for p in capture.pos])
+    if not all_kept and _takes_logits_to_keep(model.hf):
+        # The LM head (vocab x d_model per token) runs only where a loss is recorded.
+        keep = np.unique(logit_pos)
+        inputs["logits_to_keep"] = torch.as_tensor(keep)  # CPU indices index a tensor on any device
+        logit_pos = np.searchsorted(keep, logit_pos)
+    logits = forward(model, inputs, plan, capture, stop=False)
+    positions = slice(offset, offset + k_max) if all_kept else torch.as_tensor(logit_pos, device=logits.device)
+    outputs = _token_outputs(logits, positions, nxt)
+    del logits
+    _append_tokens(model, stimuli, batch, kept, chunk, texts, nxt, outputs)
+
+
+def _append_tokens(model, stimuli, batch, kept, chunk, texts, nxt, outputs=None) -> None:
+    """Add the batch's token-table rows: ids and positions, and the loss columns when computed."""
     cols = chunk.tokens
     for b, s in enumerate(batch):
-        k = len(kept[s])
         pos = kept[s]
-        known = nxt[b, :k] >= 0
-        entries = {
-            "sequence": np.full(k, s, dtype=np.int64), "position": pos, "slot": np.arange(k, dtype=np.int64),
-            "token_id": stimuli.ids[s][pos], "next_id": nxt[b, :k],
-            "loss": np.where(known, loss[b, :k], np.nan).astype(np.float32),
-            "correct": (predicted[b, :k] == nxt[b, :k]) & known, "predicted_id": predicted[b, :k],
-        }
+        k = len(pos)
+        entries = {"sequence": np.full(k, s, dtype=np.int64), "position": pos, "slot": np.arange(k, dtype=np.int64),
+                   "token_id": stimuli.ids[s][pos], "next_id": nxt[b, :k]}
+        if outputs is not None:
+            loss, predicted = outputs
+            known = nxt[b, :k] >= 0
+            entries.update(loss=np.where(known, loss[b, :k], np.nan).astype(np.float32),
+                           correct=(predicted[b, :k] == nxt[b, :k]) & known, predicted_id=predicted[b, :k])
         for key, value in entries.items():
             cols.setdefault(key, []).append(value)
-        _vocab_texts(model, np.concatenate([entries["token_id"], entries["predicted_id"]]), texts)
+        ids = entries["token_id"] if outputs is None else np.concatenate([entries["token_id"], entries["predicted_id"]])
+        _vocab_texts(model, ids, texts)

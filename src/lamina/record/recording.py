@@ -11,22 +11,27 @@ import pandas as pd
 from ..errors import LaminaError, closest
 from . import store
 
-TOKEN_COLUMNS = ("sequence", "position", "slot", "token_id", "next_id", "loss", "correct", "predicted_id")
+ID_COLUMNS = ("sequence", "position", "slot", "token_id", "next_id")
+LOSS_COLUMNS = ("loss", "correct", "predicted_id")  # from the LM head: only in recordings made with loss
+TOKEN_COLUMNS = ID_COLUMNS + LOSS_COLUMNS
 
 
 def token_table(cols: dict[str, np.ndarray], texts: dict[int, str]) -> pd.DataFrame:
     """The token table from its numeric columns and an id -> text map.
 
     Columns: sequence, position, slot (index on the recording's position axis), token_id,
-    token, next_id (-1: unknown), loss (−log p(next token); NaN when next_id is -1),
-    correct (argmax == next token; <NA> when unknown), predicted_id, predicted.
+    token, next_id (-1: unknown); with loss (when ``cols`` has the LM head's columns): loss
+    (−log p(next token); NaN when next_id is -1), correct (argmax == next token; <NA> when
+    unknown), predicted_id, predicted.
     """
-    table = pd.DataFrame({c: cols[c] for c in TOKEN_COLUMNS})
-    known = table["next_id"].to_numpy() >= 0
-    table["correct"] = pd.array(np.where(known, table["correct"].astype(bool), False), dtype="boolean")
-    table.loc[~known, "correct"] = pd.NA
+    with_loss = all(c in cols for c in LOSS_COLUMNS)
+    table = pd.DataFrame({c: cols[c] for c in (TOKEN_COLUMNS if with_loss else ID_COLUMNS)})
     table.insert(4, "token", table["token_id"].map(texts))
-    table["predicted"] = table["predicted_id"].map(texts)
+    if with_loss:
+        known = table["next_id"].to_numpy() >= 0
+        table["correct"] = pd.array(np.where(known, table["correct"].astype(bool), False), dtype="boolean")
+        table.loc[~known, "correct"] = pd.NA
+        table["predicted"] = table["predicted_id"].map(texts)
     return table
 
 
@@ -41,7 +46,8 @@ class Recording:
     Attributes:
         sites: the recorded sites.
         layers: site -> the model layer of each entry on the layer axis.
-        tokens: one row per kept (sequence, position); see :func:`token_table`.
+        tokens: one row per kept (sequence, position); see :func:`token_table` (no loss columns
+            when recorded with ``loss=False``).
         meta: the stimuli metadata, one row per sequence.
         info: model, stimuli and settings the recording was made with.
         path: the directory of an on-disk recording, else None.

@@ -1,0 +1,145 @@
+"""What happens inside a recording's forward pass: hooks copy the kept positions, and the pass
+stops once everything asked for is captured."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import LaminaError
+from .hooks import trace
+
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+class Capture:
+    """The hook callback of one batch: copies each captured tensor's kept positions into the buffers.
+
+    Only kept positions are read: the others (padding, BOS, positions not asked for) are never
+    copied, converted to the storage dtype, moved off their device or checked for NaN.
+    """
+
+    def __init__(self, acts: dict[str, np.ndarray], plan, batch, rows, kept, offset: int):
+        """
+        Args:
+            acts: site -> buffer of shape ``(layer, sequence, slot, width)``.
+            plan: site -> model layers (``slot`` indexes this list).
+            batch: the stimulus sequence of each batch row; ``rows``: its row in the buffers.
+            kept: per stimulus sequence, the kept positions (stimulus indices, shape ``(k,)``).
+            offset: 1 when a BOS token is fed in front of every sequence, else 0.
+        """
+        self.acts, self.plan, self.batch, self.rows = acts, plan, batch, rows
+        self.pos = [kept[s] + offset for s in batch]  # kept positions on the model's sequence axis
+        self.counts = [len(p) for p in self.pos]
+        self.spans = [span(p) for p in self.pos]
+        # Sequences that keep equally many positions (fixed lengths, "last", one index each) into
+        # consecutive rows of the buffer are copied as one block per site and layer.
+        self.block = len(set(self.counts)) == 1 and list(rows) == list(range(rows[0], rows[0] + len(rows)))
+        self.shared = self.spans[0] if self.block and all(s == self.spans[0] for s in self.spans) else None
+        self._index: dict = {}
+
+    def __call__(self, site: str, slot: int, tensor: torch.Tensor) -> None:
+        # Copied once, straight into the buffer, never kept as a view: the model may reuse its tensor.
+        target = self.acts[site][slot]
+        if tensor.device.type != "cpu":
+            return self._from_device(site, slot, tensor, target)
+        if self.block:
+            dst = target[self.rows[0]:self.rows[0] + len(self.rows), :self.counts[0]]
+            src = tensor[:, self.shared] if self.shared is not None else tensor[self._indices("block", tensor.device)]
+            # One copy per site and layer: torch's copy is multi-threaded, and the fresh buffer's
+            # pages are first touched here, on every core.
+            torch.from_numpy(dst).copy_(src)
+            return self._check(site, slot, dst, 0)
+        for b, row in enumerate(self.rows):
+            span = self.spans[b] if self.spans[b] is not None else torch.as_tensor(self.pos[b])
+            dst = target[row, :self.counts[b]]
+            copy_rows(dst, tensor[b, span])
+            self._check(site, slot, dst[None], b)
+
+    def _from_device(self, site, slot, tensor, target) -> None:
+        # One transfer per site and layer, of the kept positions only, already in the storage dtype.
+        host = tensor[self._indices("flat", tensor.device)].to(TORCH_DTYPES[target.dtype.name]).cpu().numpy()
+        if self.block:
+            dst = target[self.rows[0]:self.rows[0] + len(self.rows), :self.counts[0]]
+            np.copyto(dst, host.reshape(dst.shape))
+            return self._check(site, slot, dst, 0)
+        start = 0
+        for b, (row, k) in enumerate(zip(self.rows, self.counts)):
+            np.copyto(target[row, :k], host[start:start + k])
+            self._check(site, slot, target[row, :k][None], b)
+            start += k
+
+    def _indices(self, kind: str, device: torch.device):
+        """Advanced-indexing tuples selecting the kept positions, on the tensor's device (layers
+        may sit on several devices): ``block`` gives (batch, k, width), ``flat`` (kept, width)."""
+        key = (kind, device)
+        if key not in self._index:
+            if kind == "block":
+                rows, cols = np.arange(len(self.pos))[:, None], np.stack(self.pos)
+            else:
+                rows, cols = np.repeat(np.arange(len(self.pos)), self.counts), np.concatenate(self.pos)
+            self._index[key] = (torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device))
+        return self._index[key]
+
+    def _check(self, site, slot, values: np.ndarray, first_row: int) -> None:
+        # Any NaN or inf makes the sum non-finite; a non-finite sum of finite values (overflow) is
+        # told apart by the exact test. torch's sum reads the copy once, on every core, in cache.
+        if torch.isfinite(torch.from_numpy(values).sum(dtype=torch.float32)):
+            return
+        if not np.isfinite(values).all():
+            bad = next(b for b in range(len(values)) if not np.isfinite(values[b]).all())
+            raise LaminaError(
+                f"non-finite values (NaN or inf) at site {site!r}, layer {self.plan[site][slot]}, "
+                f"sequence {self.batch[first_row + bad]}; "
+                "with float16 this is usually overflow: load the model in float32 or bfloat16.")
+
+
+def span(positions: np.ndarray) -> slice | None:
+    """``positions`` as a slice when they are consecutive (then read as a view, with no gather)."""
+    first, last = int(positions[0]), int(positions[-1])
+    return slice(first, last + 1) if last - first + 1 == len(positions) and (np.diff(positions) == 1).all() else None
+
+
+def copy_rows(dst: np.ndarray, src: torch.Tensor) -> None:
+    # Padded batches copy row by row: with numpy on the CPU, one plain memcpy per row with no OpenMP
+    # fork/join per slice (torch's copy_ of many small slices cost as much as 40% of a forward pass).
+    if src.dtype in (torch.float32, torch.float16):
+        np.copyto(dst, src.numpy())
+    else:
+        torch.from_numpy(dst).copy_(src)
+
+
+class PlanComplete(BaseException):
+    """Raised by the hook that makes a forward pass's last planned capture: nothing after it is read.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` in model or accelerate
+    code can swallow it and carry on computing what nobody reads.
+    """
+
+
+def forward(model, inputs: dict, plan, capture, stop: bool):
+    """Run the model with ``capture`` hooked at every planned (site, layer); its logits, or None.
+
+    With ``stop`` the pass ends in the hook that makes the last planned capture, whatever order
+    the model calls its modules in: later blocks, the final norm (unless ``hidden``'s last entry is
+    planned) and the LM head never run. The HF code is not modified.
+    """
+    pending = {(site, slot) for site, layers in plan.items() for slot in range(len(layers))}
+
+    def on_capture(site, slot, tensor):
+        capture(site, slot, tensor)
+        pending.discard((site, slot))
+        if stop and not pending:
+            raise PlanComplete
+
+    logits = None
+    try:
+        with trace(model, plan, on_capture):
+            logits = model.hf(**inputs).logits
+    except PlanComplete:
+        pass
+    if pending:  # its buffer slice would hold whatever the allocator left there
+        site, slot = min(pending)
+        raise LaminaError(f"{model.name}'s forward pass never ran the module of site {site!r} at layer "
+                          f"{plan[site][slot]}; the {model.adapter.family} adapter does not fit this model.")
+    return logits
