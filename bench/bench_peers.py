@@ -50,7 +50,8 @@ def tl_names(n: int) -> list[tuple[str, int, str]]:
     return out
 
 
-def make_transformerlens(model, hf):
+def boot_transformerlens(model, hf):
+    """A TransformerBridge around ``hf`` (the same weights lamina records)."""
     import copy
     import logging
 
@@ -62,7 +63,13 @@ def make_transformerlens(model, hf):
     # directly, so the tokenizer is never used to encode anything here.
     tok.init_kwargs.update(name_or_path=getattr(tok, "name_or_path", None) or "local", add_bos_token=True)
     arch = {"gpt2": "gpt2", "llama": "HuggingFaceTB/SmolLM2-135M-Instruct"}[model.adapter.family]
-    bridge = TransformerBridge.boot_transformers(arch, hf_model=hf, tokenizer=tok, device=str(model.device))
+    return TransformerBridge.boot_transformers(arch, hf_model=hf, tokenizer=tok, device=str(model.device))
+
+
+def make_transformerlens(model, hf, loss: bool = True):
+    """Every site at every layer; with ``loss`` also the per-token loss. Without it the bridge's
+    ``return_type=None``: TransformerLens has no way to skip the LM head and keep the final norm."""
+    bridge = boot_transformerlens(model, hf)
     names = tl_names(model.n_layers)
     wanted = [name for _, _, name in names]
     offset = int(model.prepend_bos)
@@ -70,16 +77,18 @@ def make_transformerlens(model, hf):
     def run(inputs):
         out = []
         for x in inputs:
-            logits, cache = bridge.run_with_cache(x, names_filter=wanted)
+            logits, cache = bridge.run_with_cache(x, names_filter=wanted, return_type="logits" if loss else None)
             acts = {(site, l): cache[name].cpu() for site, l, name in names}
-            out.append((acts, common.loss_of(logits, x, offset)))
+            out.append((acts, common.loss_of(logits, x, offset) if loss else None))
             del cache, logits
         return out
 
     return run
 
 
-def make_nnsight(model, hf):
+def make_nnsight(model, hf, loss: bool = True):
+    """Every site at every layer; with ``loss`` also the per-token loss, else ``tracer.stop()``
+    right after the final norm (no LM head)."""
     from nnsight import NNsight
 
     a = model.adapter  # module paths come from lamina's adapter: the same modules lamina hooks
@@ -98,8 +107,8 @@ def make_nnsight(model, hf):
     def run(inputs):
         out = []
         for x in inputs:
-            saved = {}
-            with torch.inference_mode(), nn_model.trace(input_ids=x, use_cache=False):
+            saved, logits = {}, None
+            with torch.inference_mode(), nn_model.trace(input_ids=x, use_cache=False) as tracer:
                 blocks = envoy(nn_model, a.layers)
                 for l in range(n):
                     blk = blocks[l]
@@ -111,9 +120,12 @@ def make_nnsight(model, hf):
                     saved[("mlp.post", l)] = read(envoy(blk, a.mlp_post.module), a.mlp_post.which).cpu().save()
                     saved[("mlp.out", l)] = envoy(blk, a.mlp).output.cpu().save()
                 saved[("hidden", n)] = envoy(nn_model, a.final_norm).output.cpu().save()
-                logits = nn_model.output.logits.save()
-            out.append((dict(saved), common.loss_of(logits, x, offset)))
-            del logits, saved
+                if loss:
+                    logits = nn_model.output.logits.save()
+                else:
+                    tracer.stop()
+            out.append((dict(saved), common.loss_of(logits, x, offset) if loss else None))
+            del saved
         return out
 
     return run
