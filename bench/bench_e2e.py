@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -46,23 +47,32 @@ def _extract(rev: str) -> Path:
     return where / "src"
 
 
-def _run_once(name: str, out: Path, env: dict, timeout: int) -> tuple[float | None, float | None, str]:
-    """Wall seconds, record-stage seconds and status of one ``lamina run NAME`` in its own process."""
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_once(name: str, out: Path, env: dict, timeout: int) -> tuple[float | None, float | None, float | None, str]:
+    """Wall seconds, record-stage seconds, CPU seconds and status of one ``lamina run NAME`` in its own process.
+
+    CPU seconds (user + system, all threads) vary less than wall time when other processes share the cores.
+    """
+    t0, c0 = time.perf_counter(), _children_cpu()
     try:
         proc = subprocess.run([sys.executable, "-m", "lamina.cli", "run", name, "--force", "--out", str(out)], env=env,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return None, None, f"timed out after {timeout} s"
+        return None, None, None, f"timed out after {timeout} s"
     if proc.returncode != 0:
-        return None, None, f"failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
-    return time.perf_counter() - t0, _stage_seconds(out).get("record"), "ok"
+        return None, None, None, f"failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+    return time.perf_counter() - t0, _stage_seconds(out).get("record"), _children_cpu() - c0, "ok"
 
 
-def _summary(times, record_s, loads, status) -> dict:
+def _summary(times, record_s, cpu_s, loads, status) -> dict:
     known = [s for s in record_s if s is not None]
     return {"status": status, "seconds": times, "median_s": common.median(times) if times else None,
-            "record_s": record_s, "record_median_s": common.median(known) if known else None, "loadavg": loads}
+            "record_s": record_s, "record_median_s": common.median(known) if known else None,
+            "cpu_s": cpu_s, "cpu_median_s": common.median(cpu_s) if cpu_s else None, "loadavg": loads}
 
 
 def _measure(names, variants: dict, repeats: int, timeout: int) -> dict:
@@ -71,19 +81,20 @@ def _measure(names, variants: dict, repeats: int, timeout: int) -> dict:
     runs = {v: {} for v in variants}
     try:
         for name in names:
-            got = {v: ([], [], [], "ok") for v in variants}
+            got = {v: ([], [], [], [], "ok") for v in variants}
             for _ in range(repeats):
                 for variant, env in variants.items():
-                    times, record_s, loads, status = got[variant]
+                    times, record_s, cpu_s, loads, status = got[variant]
                     if status != "ok":
                         continue
                     load = os.getloadavg()[0]
-                    seconds, rec, status = _run_once(name, tmp / variant / name, env, timeout)
+                    seconds, rec, cpu, status = _run_once(name, tmp / variant / name, env, timeout)
                     if seconds is not None:
                         times.append(seconds)
                         record_s.append(rec)
+                        cpu_s.append(cpu)
                         loads.append([load, os.getloadavg()[0]])
-                    got[variant] = (times, record_s, loads, status)
+                    got[variant] = (times, record_s, cpu_s, loads, status)
             for variant in variants:
                 runs[variant][name] = r = _summary(*got[variant])
                 print(f"{name} [{variant}]: {r['status']} {r['median_s']} (record {r['record_median_s']})",

@@ -136,6 +136,10 @@ def _f(x, nd=2):
     return "–" if x is None else f"{x:,.{nd}f}"
 
 
+def _s(x, nd=1) -> str:
+    return "–" if x is None else f"{x:,.{nd}f} s"
+
+
 def _verdict(ok: bool | None) -> str:
     return "–" if ok is None else ("**met**" if ok else "**missed**")
 
@@ -271,10 +275,7 @@ def render(res: dict) -> str:
         if "error" in e2:
             lines += [f"Failed: `{e2['error']}`", ""]
         else:
-            lines += ["| experiment | wall time | status |", "|---|---|---|"]
-            for name, r in e2["runs"].items():
-                lines.append(f"| {name} | {_f(r['median_s'], 1)} s | {r['status']} |")
-            lines.append("")
+            lines += _render_e2e(e2)
 
     gp = items.get("gpu")
     if gp is not None:
@@ -307,6 +308,33 @@ def render(res: dict) -> str:
     lines += ["<details><summary>Commands that produced these figures</summary>", "", "```"]
     lines += res["commands"] + ["```", "", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _render_e2e(e2: dict) -> list[str]:
+    """Wall time and record stage per experiment; beside them a baseline run interleaved with this
+    one (``--baseline REV``), else a saved "before" (``bench/results/e2e-before.json``)."""
+    before, label = None, None
+    if "baseline" in e2:
+        before, label = e2["baseline"]["runs"], f"src/ at {e2['baseline']['revision']}, interleaved"
+    elif "before" in e2:
+        before, label = e2["before"]["runs"], f"commit {e2['before']['commit']}, {e2['before']['date']}"
+    head = "| experiment | wall time | record stage | CPU time | status |"
+    if before:
+        head = (f"| experiment | wall time | record stage | CPU time | before ({label}): wall | before: record | "
+                "before: CPU | status |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for name, r in e2["runs"].items():
+        row = f"| {name} | {_s(r['median_s'], 1)} | {_s(r.get('record_median_s'), 2)} | {_s(r.get('cpu_median_s'), 1)} | "
+        if before:
+            b = before.get(name, {})
+            row += (f"{_s(b.get('median_s'), 1)} | {_s(b.get('record_median_s'), 2)} | "
+                    f"{_s(b.get('cpu_median_s'), 1)} | ")
+        lines.append(row + f"{r['status']} |")
+    loads = [x for r in e2["runs"].values() for pair in r.get("loadavg", []) for x in pair]
+    if loads:
+        lines += ["", f"Median of {e2['repeats']} run(s) each; load average during the runs "
+                  f"{min(loads):.1f}–{max(loads):.1f}."]
+    return lines + [""]
 
 
 def _render_partial(pa: dict, goals: list) -> list[str]:
