@@ -32,6 +32,8 @@ class Capture:
         self.pos = [kept[s] + offset for s in batch]  # kept positions on the model's sequence axis
         self.counts = [len(p) for p in self.pos]
         self.spans = [span(p) for p in self.pos]
+        # Per row, what selects its kept positions on the CPU: a slice (a view) or an index tensor.
+        self.selectors = [s if s is not None else torch.as_tensor(p) for s, p in zip(self.spans, self.pos)]
         # Sequences that keep equally many positions (fixed lengths, "last", one index each) into
         # consecutive rows of the buffer are copied as one block per site and layer.
         self.block = len(set(self.counts)) == 1 and list(rows) == list(range(rows[0], rows[0] + len(rows)))
@@ -51,9 +53,8 @@ class Capture:
             torch.from_numpy(dst).copy_(src)
             return self._check(site, slot, dst, 0)
         for b, row in enumerate(self.rows):
-            span = self.spans[b] if self.spans[b] is not None else torch.as_tensor(self.pos[b])
             dst = target[row, :self.counts[b]]
-            copy_rows(dst, tensor[b, span])
+            copy_rows(dst, tensor[b, self.selectors[b]])
             self._check(site, slot, dst[None], b)
 
     def _from_device(self, site, slot, tensor, target) -> None:
