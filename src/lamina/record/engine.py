@@ -331,6 +331,8 @@ def _token_outputs(logits, positions, nxt: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, texts, loss: bool):
+    """One forward pass: the hooks fill the buffer rows ``rows`` for the sequences ``batch``; then
+    the batch's token rows, with the loss columns when ``loss`` (else the pass stopped early)."""
     inputs = _inputs(model, stimuli, batch, offset, device)
     capture = Capture(chunk.acts, plan, batch, rows, kept, offset)
     k_max = max(capture.counts)
