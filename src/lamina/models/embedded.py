@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LaminaError
-from .cache import cache_dir
+from ..cache import cache_dir
 
 EMBEDDED = {
     "smollm2-135m": {
