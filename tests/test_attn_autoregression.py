@@ -8,6 +8,7 @@ import statsmodels.api as sm
 import torch
 
 import lamina
+from lamina.experiments.typed import dump_json
 from lamina.stats.regression import lagged_design
 
 SEED_TEXT = ("Hungarian rock has been a part of the popular music of Hungary since the early 1960s. The first major "
@@ -92,5 +93,5 @@ def test_passage_sources_and_errors(tiny_gpt2, tmp_path, data_dir):
 
 def test_same_seed_same_results(tiny_gpt2, tmp_path):
     a = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, out=tmp_path / "a", progress=False)
-    b = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, out=tmp_path / "b", progress=False)
-    assert (a.path / "results.json").read_text() == (b.path / "results.json").read_text()
+    b = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, progress=False)
+    assert (a.path / "results.json").read_text() == dump_json(b.summary)

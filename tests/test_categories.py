@@ -9,6 +9,7 @@ from scipy.stats import ttest_ind
 
 import lamina
 from lamina.experiments import get
+from lamina.experiments.typed import dump_json
 from lamina.stimuli import SEED_004_CATEGORIES
 
 # The seed's word list, [[category, word], ...] with categories 1, 2, 3, built from lamina's copy
@@ -154,9 +155,8 @@ def test_run_directory_and_report(categories_run, results):
     assert set(results["words"]["layers"][0]) >= {"layer", "within_mean", "across_mean", "delta", "t", "p_perm"}
     stems = {"hidden_variance", "category_mask", "layer_similarity", "laminar_profile", "selectivity_permutation",
              "contexts_similarity", "tornado", "contexts_profile"}
-    assert set(categories_run.result.figures) == stems
-    for stem in stems:
-        assert (path / "figures" / f"{stem}.png").is_file()
+    assert {p.stem for p in (path / "figures").glob("*.png")} == stems
+    assert {p.stem for p in (path / "figures").glob("*.svg")} == stems
     assert {p.name for p in (path / "tables").iterdir()} == {
         "words.csv", "selectivity_by_layer.csv", "contexts.csv", "contexts_by_layer.csv", "tornado.csv"}
     page = (path / "report.html").read_text()
@@ -164,9 +164,9 @@ def test_run_directory_and_report(categories_run, results):
 
 
 def test_same_seed_same_results(tiny_gpt2, tmp_path, data_dir):
-    runs = [lamina.run("categories", model=tiny_gpt2, out=tmp_path / str(i), seed=3, progress=False,
-                       n_permutations=50, contexts=False) for i in range(2)]
-    texts = [(r.path / "results.json").read_text() for r in runs]
+    runs = [lamina.run("categories", model=tiny_gpt2, out=out, seed=3, progress=False, n_permutations=50,
+                       contexts=False) for out in (tmp_path / "run", None)]
+    texts = [(runs[0].path / "results.json").read_text(), dump_json(runs[1].summary)]
     assert texts[0] == texts[1]
     assert json.loads(texts[0])["contexts"] is None
     other = lamina.run("categories", model=tiny_gpt2, seed=4, progress=False, n_permutations=50, contexts=False)
@@ -183,8 +183,8 @@ def test_words_file_drops_multi_token_words_and_escapes(tiny_gpt2, tmp_path, dat
     summary = run.summary["words"]
     assert summary["dropped"] == {"tools": ["xylophonist"]} and summary["n_used"] == 5
     assert summary["used"] == {"<i>$x$</i>": ["cat", "dog", "horse"], "tools": ["hammer", "saw"]}
-    assert any("xylophonist" in note and "tokens" in note for note in run.result.notes)
-    assert any("remaining words" in note for note in run.result.notes)
+    assert any("xylophonist" in note and "tokens" in note for note in run.notes)
+    assert any("remaining words" in note for note in run.notes)
     used = run.tables["words"].set_index("word")["used"]
     assert not used["xylophonist"] and used[["cat", "dog", "horse", "hammer", "saw"]].all()
     assert (summary["n_within_pairs"], summary["n_across_pairs"]) == (3 + 1, 6)
@@ -203,9 +203,9 @@ def test_custom_context_words_and_book(tiny_gpt2, tmp_path, data_dir):
     assert all(n <= 5 for n in contexts["counts"].values())
     # Two words: there are no pairs among "the others", so across_places is missing (null).
     assert all(row["across_places"] is None or np.isnan(row["across_places"]) for row in contexts["layers"])
-    assert any("max_contexts_per_word" in note for note in run.result.notes)
+    assert any("max_contexts_per_word" in note for note in run.notes)
     assert set(run.tables["tornado"]["group"]) == {"within", "across_word_vs_places"}
-    assert run.result.figures["tornado"][0].get_figwidth() == 8  # two panels of 4 inches, not three
+    assert run.figures()["tornado"].figure.get_figwidth() == 8  # two panels of 4 inches, not three
     assert len(run.tables["contexts"]) == sum(contexts["counts"].values())
     assert (run.tables["contexts"]["last_tokens"].str.len() > 0).all()
 
@@ -246,7 +246,7 @@ def test_smollm2_drops_sofa(smollm2, data_dir):
     words = run.summary["words"]
     assert words["dropped"] == {"house": ["sofa"]} and words["n_used"] == 33
     assert len(words["layers"]) == 31
-    assert any("' sofa' is 2 tokens" in note for note in run.result.notes)
-    assert any("BOS" in note for note in run.result.notes)
+    assert any("' sofa' is 2 tokens" in note for note in run.notes)
+    assert any("BOS" in note for note in run.notes)
     # Category structure is strong in SmolLM2 at the seed's layer 4 (Δ about 0.06, every shuffle below it).
     assert words["layers"][4]["delta"] > 0.03 and words["layers"][4]["p_maxstat"] < 0.01

@@ -35,3 +35,21 @@ def test_user_errors_exit_2_with_one_line(capsys, tmp_path):
     assert "no model directory" in capsys.readouterr().err
     with pytest.raises(Exception):
         main(["--debug", "sites", "./no/such/dir"])  # --debug: the traceback, not a line
+
+
+def test_experiments_lists_settings_and_presentation_options(capsys):
+    assert main(["experiments", "--names"]) == 0
+    names = capsys.readouterr().out.split()
+    assert names == ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories"]
+    assert main(["experiments", "-v"]) == 0
+    out = capsys.readouterr().out
+    for name in names:
+        assert f"{name} settings (lamina run --set key=value): " in out
+        assert f"{name} presentation options (lamina run or lamina report --set key=value): " in out
+    assert "seqlen=6" in out and "density_bins=10" in out and "clip_percentiles=(2.0, 98.0)" in out
+
+
+def test_report_needs_a_run_directory(capsys, tmp_path):
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a run directory (no manifest.json)" in err

@@ -8,6 +8,7 @@ import torch
 from sklearn.metrics.pairwise import cosine_similarity
 
 import lamina
+from lamina.experiments.typed import dump_json
 
 PAIRS = ["in-pre", "in-post", "in-out", "pre-post", "pre-out", "post-out"]
 STAGES = ["in", "pre", "post", "out"]
@@ -182,9 +183,8 @@ def test_run_directory(stages_run, results):
 
 
 def test_same_seed_same_results(stages_run, tiny_gpt2, text_file, tmp_path):
-    again = lamina.run("mlp-stages", model=tiny_gpt2, out=tmp_path / "again", seed=0, progress=False,
-                       text_file=str(text_file))
-    assert (again.path / "results.json").read_text() == (stages_run.path / "results.json").read_text()
+    again = lamina.run("mlp-stages", model=tiny_gpt2, seed=0, progress=False, text_file=str(text_file))
+    assert dump_json(again.summary) == (stages_run.path / "results.json").read_text()
     other = lamina.run("mlp-stages", model=tiny_gpt2, seed=1, progress=False, text_file=str(text_file))
     intervals = [np.array(list(r.summary["layers"][0]["rsa_one_ci"].values())) for r in (other, stages_run)]
     assert not np.allclose(*intervals)  # the seed drives the bootstrap
@@ -198,8 +198,8 @@ def test_dropped_and_thinned_occurrences(tiny_gpt2, gpt2_tokenizer, alice_text, 
     s = run.summary
     assert s["n_occurrences"] == 35 and s["n_dropped"] == 2 and s["n_capped"] == 13
     assert s["n_targets"] == 20 and s["long_sequence_tokens"] == 21
-    assert any("dropped 2 of 35 occurrences" in note for note in run.result.notes)
-    assert any("13 of 33 usable occurrences" in note for note in run.result.notes)
+    assert any("dropped 2 of 35 occurrences" in note for note in run.notes)
+    assert any("13 of 33 usable occurrences" in note for note in run.notes)
     # thinning keeps occurrences spread over the whole text: the first and last usable ones included
     tokens = np.array(gpt2_tokenizer.encode(" Alice Alice" + alice_text))
     usable = np.flatnonzero(tokens == s["token_id"])[2:]
@@ -218,8 +218,8 @@ def test_gated_mlp(tiny_llama, text_file, tmp_path):
     assert s["mlp_kind"] == "gated" and s["n_targets"] == 33
     assert "gate projection" in s["stages"]["pre"]["meaning"]
     assert "down projection's input" in s["stages"]["post"]["meaning"]
-    assert any("gated MLP" in v for _, v, _ in run.result.key_numbers)
-    assert any("gate_proj(x)" in note for note in run.result.notes)
+    assert any("gated MLP" in v for _, v, _ in run.key_numbers)
+    assert any("gate_proj(x)" in note for note in run.notes)
     assert all(np.isfinite(e["stages"][st]["pr_many"]) for e in s["layers"] for st in STAGES)
 
 

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 from scipy.stats import ttest_ind
 
 from lamina.errors import LaminaError
-from lamina.stats.selectivity import (between_mask, common_edges, label_codes, layer_histograms, mean_difference,
-                                      pair_masks, permutation_test, seed_pair_codes, selectivity, t_statistics)
+from lamina.stats.permutation import mean_difference, selectivity_permutation_test
+from lamina.stats.selectivity import (between_mask, common_edges, label_codes, layer_histograms, pair_masks,
+                                      selectivity, t_statistics)
 from lamina.stats.similarity import cosine_matrix
+from seed_code import seed_pair_codes
 
 PROPS = settings(max_examples=40, deadline=None)
 
@@ -119,8 +121,8 @@ def test_statistic_and_p_invariant_to_row_scaling(labels, seed, scale):
     S = np.stack([cosine_matrix(x) for x in X])
     S_scaled = np.stack([cosine_matrix(x) for x in X * factors])
     np.testing.assert_allclose(S_scaled, S, atol=1e-12)
-    a = permutation_test(S, labels, 50, np.random.default_rng(1))
-    b = permutation_test(S_scaled, labels, 50, np.random.default_rng(1))
+    a = selectivity_permutation_test(S, labels, 50, np.random.default_rng(1))
+    b = selectivity_permutation_test(S_scaled, labels, 50, np.random.default_rng(1))
     np.testing.assert_allclose(b["observed"], a["observed"], atol=1e-12)
     np.testing.assert_array_equal(b["p"], a["p"])
 
@@ -130,7 +132,7 @@ def test_statistic_and_p_invariant_to_row_scaling(labels, seed, scale):
 def test_permutation_p_values_are_valid_numbers(labels, seed, n_perm):
     rng = np.random.default_rng(seed)
     S, _ = structured(labels, rng, strength=rng.uniform(0, 2), n_layers=3)
-    result = permutation_test(S, labels, n_perm, rng)
+    result = selectivity_permutation_test(S, labels, n_perm, rng)
     assert result["null"].shape == (n_perm, 3)
     for key in ("p", "p_maxstat", "p_bh"):
         assert ((result[key] > 0) & (result[key] <= 1)).all(), key
@@ -143,7 +145,7 @@ def test_permutation_p_values_are_valid_numbers(labels, seed, n_perm):
 def test_planted_categories_reach_the_smallest_p():
     labels = np.repeat([0, 1, 2], 8)
     S, _ = structured(labels, np.random.default_rng(0), strength=2.0, n_layers=4)
-    result = permutation_test(S, labels, 200, np.random.default_rng(0))
+    result = selectivity_permutation_test(S, labels, 200, np.random.default_rng(0))
     np.testing.assert_allclose(result["p"], 1 / 201)
     np.testing.assert_allclose(result["p_maxstat"], 1 / 201)
 
@@ -156,7 +158,7 @@ def test_permutation_test_holds_its_level_without_structure():
     raw, family = [], []
     for _ in range(300):
         S, _ = structured(labels, rng, strength=0.0, n_layers=3)
-        result = permutation_test(S, labels, 99, rng)
+        result = selectivity_permutation_test(S, labels, 99, rng)
         raw.append(result["p"][0] <= 0.05)
         family.append((result["p_maxstat"] <= 0.05).any())
     # Binomial(300, 0.05): mean 15, sd 3.8; these bounds fail by chance about once in 10^4 runs.
@@ -168,7 +170,7 @@ def test_flat_layer_never_significant():
     labels = np.repeat([0, 1], 5)
     S, _ = structured(labels, np.random.default_rng(0), strength=3.0, n_layers=2)
     S[1] = 1.0  # every similarity equal: no labelling differs from another
-    result = permutation_test(S, labels, 100, np.random.default_rng(0))
+    result = selectivity_permutation_test(S, labels, 100, np.random.default_rng(0))
     assert result["p"][1] == 1.0 and result["p_maxstat"][1] == 1.0
     # The flat layer never supplies the maximum, so layer 0 is corrected against itself alone.
     assert result["p_maxstat"][0] == result["p"][0] < 0.05
@@ -179,11 +181,11 @@ def test_errors_name_the_problem():
     with pytest.raises(LaminaError, match="no within-label pairs"):
         selectivity(S, [0, 1, 2, 3])
     with pytest.raises(LaminaError, match="no across-label pairs"):
-        permutation_test(S, [0, 0, 0, 0], 10, np.random.default_rng(0))
+        selectivity_permutation_test(S, [0, 0, 0, 0], 10, np.random.default_rng(0))
     with pytest.raises(LaminaError, match="3 labels for 4 items"):
         selectivity(S, [0, 0, 1])
     with pytest.raises(LaminaError, match="n_permutations"):
-        permutation_test(S, [0, 0, 1, 1], 0, np.random.default_rng(0))
+        selectivity_permutation_test(S, [0, 0, 1, 1], 0, np.random.default_rng(0))
     with pytest.raises(LaminaError, match="shape"):
         selectivity(np.ones((2, 3)), [0, 0])
 

@@ -1,4 +1,4 @@
-"""The ``lamina`` command line: ``lamina sites MODEL``, ``lamina record MODEL ...``.
+"""The ``lamina`` command line: ``run``, ``report``, ``experiments``, ``sites``, ``record``, ``prepare``.
 
 User mistakes print one line and exit 2; ``--debug`` shows the traceback instead.
 """
@@ -78,6 +78,7 @@ def cmd_record(args) -> int:
 
 def cmd_experiments(args) -> int:
     from .experiments import EXPERIMENTS
+    from .experiments.settings import describe
 
     if args.names:
         print("\n".join(EXPERIMENTS))
@@ -86,32 +87,44 @@ def cmd_experiments(args) -> int:
     for name, exp in EXPERIMENTS.items():
         print(f"{name:<{width}}  {exp.description} (seed {exp.seed_notebook})")
     if args.verbose:
-        import dataclasses
-
         for name, exp in EXPERIMENTS.items():
-            fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(exp.Config))
-            print(f"\n{name} settings (--set key=value): {fields}")
+            print(f"\n{name} settings (lamina run --set key=value): {describe(exp.Config)}")
+            print(f"{name} presentation options (lamina run or lamina report --set key=value): "
+                  f"{describe(exp.Options)}")
     return 0
 
 
 def cmd_run(args) -> int:
-    from .experiments import get, parse_sets
+    from .experiments import parse_sets
     from .runner import default_out, run
 
-    experiment = get(args.experiment)
-    settings = parse_sets(args.set)
-    experiment.config(settings)  # bad --set values fail before the model loads
+    settings, options = _split_sets(args.experiment, parse_sets(args.set))
     out = args.out or default_out(args.experiment, args.model)
-    model = args.model
-    if args.trust_remote_code:
-        from .models import load
-
-        model = load(args.model, device=args.device, dtype=args.dtype, trust_remote_code=True)
-    result = run(args.experiment, model, device=args.device, dtype=args.dtype, seed=args.seed, out=out,
-                 force=args.force, progress=None, settings=settings)
+    result = run(args.experiment, args.model, device=args.device, dtype=args.dtype,
+                 trust_remote_code=args.trust_remote_code, seed=args.seed, out=out, force=args.force,
+                 progress=None, settings=settings, options=options)
     print(f"{args.experiment}: {result.manifest['wall_seconds']:.1f} s -> {result.report}")
-    for label, value, test in result.result.key_numbers:
+    for label, value, test in result.key_numbers:
         print(f"  {label}: {value}" + (f"  ({test})" if test else ""))
+    return 0
+
+
+def _split_sets(experiment: str, sets: dict) -> tuple[dict, dict]:
+    """``--set`` pairs of ``lamina run`` -> (compute settings, presentation options)."""
+    import dataclasses
+
+    from .experiments import get
+
+    names = {f.name for f in dataclasses.fields(get(experiment).Options)}
+    return ({k: v for k, v in sets.items() if k not in names}, {k: v for k, v in sets.items() if k in names})
+
+
+def cmd_report(args) -> int:
+    from .experiments import parse_sets
+    from .rundir import redraw
+
+    target = redraw(args.run_dir, parse_sets(args.set), out=args.out, force=args.force)
+    print(f"report: {target / 'report.html'}")
     return 0
 
 
@@ -131,8 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     runp.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     runp.add_argument("--out", default=None, help="run directory (default runs/EXPERIMENT-MODEL)")
     runp.add_argument("--force", action="store_true", help="replace an existing run directory")
-    runp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    runp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                      help="override a setting or presentation option (repeatable)")
     runp.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="redraw the figures and report.html of a run directory (no model needed)")
+    rep.add_argument("run_dir", help="a directory written by `lamina run`")
+    rep.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a presentation option (repeatable; see `lamina experiments -v`)")
+    rep.add_argument("--out", default=None, help="write a redrawn copy here instead of redrawing in place")
+    rep.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    rep.set_defaults(func=cmd_report)
 
     exps = sub.add_parser("experiments", help="list experiments")
     exps.add_argument("-v", "--verbose", action="store_true", help="also list each experiment's settings")

@@ -2,28 +2,31 @@
 
 | module | what |
 |---|---|
-| regression | OLS with inference, lagged designs, logistic decoding, confusion tables |
+| regression | OLS with inference, lagged designs and per-series autoregressions, logistic decoding, confusion tables |
 | multiple | Benjamini-Hochberg, permutation and max-statistic p-values |
-| norms | log norms with the zero case made explicit |
-| divergence | histograms, KL, Jensen-Shannon, the seed's scaled symmetric KL |
-| permutation | the vectorised label-permutation null of the JS divergence |
-| similarity | cosine matrices, upper triangles, RSA |
+| norms | log norms (per layer too) with the zero case made explicit |
+| divergence | histograms, KL, Jensen-Shannon, symmetric KL to the mixture; all of them for two groups |
+| permutation | label-permutation tests, layers at once: the JS null (two groups), within- vs across-label selectivity |
+| similarity | cosine matrices, upper triangles, RSA (of data, or of pairs of similarity matrices) |
 | dimensionality | participation ratio, effective dimensionality |
 | bootstrap | item resampling for RSA confidence intervals |
-| selectivity | within- vs across-category similarity, its t statistics and permutation test |
+| selectivity | within- vs across-category pair masks, means and t statistics, histogram edges |
+| ranges | central value ranges for axes and colour scales |
 """
 
 from .bootstrap import percentile_ci, rsa_bootstrap
 from .dimensionality import dimensionality, effective_dim, participation_ratio
-from .divergence import js_divergence, kl
+from .divergence import group_divergences, js_divergence, kl
 from .multiple import benjamini_hochberg, max_statistic_pvalue, permutation_pvalue
-from .norms import log_norms
-from .permutation import js_permutation_null
-from .regression import classification, confusion_table, fit_logistic, lagged_design, ols
+from .norms import layer_log_norms, log_norms
+from .permutation import js_permutation_null, selectivity_permutation_test
+from .ranges import central_range
+from .regression import classification, confusion_percent, confusion_table, fit_logistic, lagged_design, lagged_ols, ols
 from .selectivity import selectivity
-from .similarity import cosine_matrix, rsa, unit_rows, upper
+from .similarity import cosine_matrix, rsa, rsa_pairs, unit_rows, upper
 
-__all__ = ["benjamini_hochberg", "classification", "confusion_table", "cosine_matrix", "dimensionality",
-           "effective_dim", "fit_logistic", "js_divergence", "js_permutation_null", "kl", "lagged_design",
-           "log_norms", "max_statistic_pvalue", "ols", "participation_ratio", "percentile_ci",
-           "permutation_pvalue", "rsa", "rsa_bootstrap", "selectivity", "unit_rows", "upper"]
+__all__ = ["benjamini_hochberg", "central_range", "classification", "confusion_percent", "confusion_table",
+           "cosine_matrix", "dimensionality", "effective_dim", "fit_logistic", "group_divergences", "js_divergence",
+           "js_permutation_null", "kl", "lagged_design", "lagged_ols", "layer_log_norms", "log_norms",
+           "max_statistic_pvalue", "ols", "participation_ratio", "percentile_ci", "permutation_pvalue", "rsa",
+           "rsa_bootstrap", "rsa_pairs", "selectivity", "selectivity_permutation_test", "unit_rows", "upper"]

@@ -66,6 +66,33 @@ def lagged_design(y, lags=(1, 2), first: int = 3) -> tuple[np.ndarray, np.ndarra
     return y[t], np.stack([y[t - lag] for lag in lags], axis=1)
 
 
+def lagged_ols(series, lags=(1, 2), first: int = 3) -> dict[str, np.ndarray]:
+    """Autoregression of each row of ``series`` on its own earlier values, one OLS fit per row.
+
+    Per row y (e.g. one layer's log norms), ``y[t] = b0 + sum_j b_j y[t - lags[j]]`` for
+    t = first..T-1 (:func:`lagged_design`, :func:`ols`: statsmodels' estimates and two-sided t-tests).
+
+    Args:
+        series: shape ``(n_series, T)``.
+        lags: which earlier steps predict ``y[t]``.
+        first: first target index.
+
+    Returns:
+        ``intercept`` ``(n_series,)``; ``beta``, ``se``, ``p`` ``(n_series, len(lags))`` (column j:
+        lag ``lags[j]``); ``r2`` ``(n_series,)``.
+    """
+    series = np.asarray(series, dtype=float)
+    if series.ndim != 2:
+        raise LaminaError(f"lagged_ols takes series of shape (n_series, T), not {series.shape}.")
+    names = [f"lag{lag}" for lag in lags]
+    fits = [ols(*lagged_design(y, lags=lags, first=first), names=names) for y in series]
+    return {"intercept": np.array([fit["params"]["const"] for fit in fits]),
+            "beta": np.array([[fit["params"][n] for n in names] for fit in fits]),
+            "se": np.array([[fit["bse"][n] for n in names] for fit in fits]),
+            "p": np.array([[fit["pvalues"][n] for n in names] for fit in fits]),
+            "r2": np.array([fit["r2"] for fit in fits])}
+
+
 def fit_logistic(x, y, seed: int = 0):
     """Multinomial logistic regression (sklearn, ``solver='lbfgs'``, defaults otherwise, as seed 000).
 
@@ -105,9 +132,15 @@ def classification(y_true, y_pred, n_classes: int) -> dict:
     support = cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = 100 * np.diag(cm) / support
-        pct = 100 * cm / support[:, None]
     return {"accuracy_by_class": acc, "accuracy": 100 * float((y_true == y_pred).mean()),
-            "confusion": cm, "confusion_pct": pct}
+            "confusion": cm, "confusion_pct": confusion_percent(cm)}
+
+
+def confusion_percent(cm) -> np.ndarray:
+    """Row-normalised confusion matrix in percent, shape ``(k, k)`` (NaN in a row with no samples)."""
+    cm = np.asarray(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 100 * cm / cm.sum(axis=1)[:, None]
 
 
 def confusion_table(cm: np.ndarray, label: str = "class") -> pd.DataFrame:
