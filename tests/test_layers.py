@@ -1,9 +1,24 @@
-"""The package face is lazy, and lamina.record is the recording package, callable."""
+"""The architecture holds: stages import only earlier stages, computing draws nothing, the face is lazy."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_are_kept():
+    """import-linter's contracts in pyproject.toml: the layer order of docs/design.md, and no plotting
+    library (directly or through another module) in stats/ or any experiment's compute.py / result.py."""
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    if lint is None:
+        pytest.fail("lint-imports is missing; `make install` installs import-linter from requirements.lock")
+    done = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
 
 
 def test_import_lamina_loads_nothing_heavy():
