@@ -196,7 +196,9 @@ def test_window_at_the_end_of_a_text_file(newline_gpt2, gpt2_tokenizer, tmp_path
 def test_settings_errors(newline_gpt2, data_dir):
     run = lambda **kw: lamina.run("attn-kl", model=newline_gpt2, progress=False, **kw)  # noqa: E731
     with pytest.raises(lamina.LaminaError, match="focus_layer=4 is not a layer of tiny-gpt2-newline"):
-        run()
+        run(focus_layer=4)
+    with pytest.raises(lamina.LaminaError, match="focus_layer=1.5 is neither a layer index"):
+        run(focus_layer=1.5)
     with pytest.raises(lamina.LaminaError, match=r"window=300 does not fit .* 256 tokens; use --set window=256"):
         run(focus_layer=0, window=300)
     with pytest.raises(lamina.LaminaError, match="correction must be 'max'"):
@@ -241,5 +243,6 @@ def test_smollm2_short_window(smollm2, data_dir):
     s = run.summary
     assert len(s["layers"]) == 30 and s["n_tokens"] == 256
     assert 0.2 < s["accuracy"] < 0.8
-    assert 0 < s["js"] < np.log(2) and s["layers"][4]["js"] == s["js"]
+    assert s["focus_layer"] == 3  # depth 0.125 of 30 blocks
+    assert 0 < s["js"] < np.log(2) and s["layers"][3]["js"] == s["js"]
     assert any("BOS" in note for note in run.notes)

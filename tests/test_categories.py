@@ -225,7 +225,7 @@ def test_settings_parse_and_errors(tiny_gpt2, tmp_path):
         exp.config({"n_permutations": "0"})
     with pytest.raises(lamina.LaminaError, match="Did you mean 'n_permutations'"):
         exp.config({"n_permutation": "10"})
-    with pytest.raises(lamina.LaminaError, match="layer 9 does not exist.*0..3"):
+    with pytest.raises(lamina.LaminaError, match="layer=9 is not a layer of .*entries 0..3"):
         lamina.run("categories", model=tiny_gpt2, layer=9, contexts=False, progress=False)
     one = tmp_path / "one.csv"
     one.write_text("fruit,apple\nfruit,pear\nhouse,xylophonist\n")

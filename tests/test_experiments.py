@@ -146,3 +146,37 @@ def test_presentation_options_restyle_without_rerunning(tmp_path, tiny_gpt2, dat
         run.redraw(tmp_path / "bad", colormap="no-such-map")
     with pytest.raises(lamina.LaminaError, match="not a run directory"):
         lamina.Run.load(tmp_path)
+
+
+def test_profiles_are_numbers_of_the_result(finished):
+    """The profile table (what lamina compare lines up) is tidy, one row per layer and metric, and holds
+    values of the result itself."""
+    from lamina.experiments.base import PROFILE_COLUMNS
+
+    table = finished.profiles
+    assert tuple(table.columns) == PROFILE_COLUMNS
+    if finished.experiment.name == "position":
+        assert table.empty
+        return
+    assert not table.duplicated(["metric", "layer"]).any()
+    n_layers = finished.result.model.n_layers
+    for (site, metric), rows in table.groupby(["site", "metric"]):
+        assert list(rows["layer"]) == list(range(n_layers + 1 if site == "hidden" else n_layers)), metric
+        assert rows["value"].notna().any(), metric
+        bounded = rows.dropna(subset=["ci_low", "ci_high"])
+        assert (bounded["ci_low"] <= bounded["ci_high"]).all(), metric
+    summary = json.loads((finished.path / "results.json").read_text())
+    numbers = set()
+
+    def collect(value):
+        if isinstance(value, dict):
+            [collect(v) for v in value.values()]
+        elif isinstance(value, list):
+            [collect(v) for v in value]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            numbers.add(round(float(value), 9))
+
+    collect(summary)
+    derived = table["metric"].str.startswith(("rsa_diff",))  # one − many: a difference of two stored numbers
+    values = table.loc[~derived, "value"].dropna()
+    assert values.round(9).isin(numbers).all()

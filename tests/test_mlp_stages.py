@@ -234,7 +234,7 @@ def test_settings_errors(tiny_gpt2, text_file, alice_text, tmp_path):
         lamina.run("mlp-stages", model=tiny_gpt2, threshold=100)
     with pytest.raises(lamina.LaminaError, match="n_boot must be at least 100"):
         lamina.run("mlp-stages", model=tiny_gpt2, n_boot=10)
-    with pytest.raises(lamina.LaminaError, match="focus_layer=3 is outside"):
+    with pytest.raises(lamina.LaminaError, match="focus_layer=3 is not a layer of tiny-gpt2"):
         lamina.run("mlp-stages", model=tiny_gpt2, text_file=str(text_file), focus_layer=3)
     with pytest.raises(lamina.LaminaError, match="Did you mean 'word'"):
         lamina.run("mlp-stages", model=tiny_gpt2, wrod=" Alice")

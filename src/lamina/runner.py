@@ -59,6 +59,11 @@ class Run:
         return self.experiment.tables(self.result)
 
     @functools.cached_property
+    def profiles(self):
+        """The laminar profiles: one row per layer and metric (site, layer, metric, value, ci_low, ci_high)."""
+        return self.experiment.profiles(self.result)
+
+    @functools.cached_property
     def text(self):
         """The report's text: ``.method``, ``.key_numbers``, ``.notes``."""
         return self.experiment.report(self.result, self.config)

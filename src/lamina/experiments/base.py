@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 from typing import Callable, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from .settings import build
 from .typed import Typed
@@ -69,6 +70,32 @@ class ModelFacts(Typed):
                    prepend_bos=bool(model.prepend_bos))
 
 
+PROFILE_COLUMNS = ("site", "layer", "metric", "value", "ci_low", "ci_high")
+
+
+def profile_table(*parts) -> pd.DataFrame:
+    """A laminar-profile table from parts ``(site, metric, values, ci)``, one row per layer and metric.
+
+    Columns :data:`PROFILE_COLUMNS`: the site whose entries the layers index (``hidden``: entries 0..n,
+    a block site: blocks 0..n-1; see :mod:`lamina.models.depth`), the layer, the metric's name, its
+    value, and the interval (NaN where the experiment gives none). Comparisons across models read
+    this table; every value in it is a number of results.json.
+
+    Args:
+        parts: ``(site, metric, values (n_layers,), ci (2, n_layers) or None)`` tuples.
+    """
+    frames = []
+    for site, metric, values, ci in parts:
+        values = np.asarray(values, dtype=float)
+        low, high = (np.full_like(values, np.nan),) * 2 if ci is None else np.asarray(ci, dtype=float)
+        frames.append(pd.DataFrame({"site": site, "layer": np.arange(len(values)), "metric": metric,
+                                    "value": values, "ci_low": low, "ci_high": high}))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=float if c in ("value", "ci_low", "ci_high") else object)
+                             for c in PROFILE_COLUMNS})
+    return pd.concat(frames, ignore_index=True)
+
+
 class Context:
     """Per-run helpers handed to ``compute``: a seeded RNG and a stage timer."""
 
@@ -100,6 +127,8 @@ class Experiment:
         Result: the typed result (:class:`~lamina.experiments.typed.Typed` dataclass).
         compute: ``(model, config, ctx) -> Result``.
         tables: ``(result) -> {name: DataFrame}`` (written as tables/<name>.csv).
+        profiles: ``(result) -> DataFrame`` of per-layer metrics (:func:`profile_table`; empty for an
+            experiment with no layers), what ``lamina compare`` lines up across models.
         figures: ``(result, config, options) -> {name: Figure}``.
         report: ``(result, config) -> Report``.
     """
@@ -114,6 +143,7 @@ class Experiment:
     Result: type
     compute: Callable
     tables: Callable
+    profiles: Callable
     figures: Callable
     report: Callable
 

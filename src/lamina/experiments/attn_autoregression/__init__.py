@@ -13,5 +13,6 @@ EXPERIMENT = Experiment(
               "on those at t-1 and t-2, and the dependence may differ from layer to layer."),
     seed_notebook="002",
     Config=compute.AutoregressionConfig, Options=figures.AutoregressionOptions, Result=AutoregressionResult,
-    compute=compute.compute, tables=compute.tables, figures=figures.figures, report=report.report,
+    compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
+    report=report.report,
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as t_dist
 
 from ... import data, stimuli
 from ...errors import LaminaError
@@ -15,7 +16,7 @@ from ...record import record
 from ...stats.multiple import benjamini_hochberg
 from ...stats.norms import log_norms
 from ...stats.regression import lagged_ols
-from ..base import Context, ModelFacts
+from ..base import Context, ModelFacts, profile_table
 from .result import AutoregressionResult, LayerFit, Norms, SignificantLayers
 
 GATSBY_OPENING = "In my younger and more vulnerable years"
@@ -98,3 +99,12 @@ def tables(result: AutoregressionResult) -> dict[str, pd.DataFrame]:
     return {"regression": regression, "log_norms": pd.DataFrame({
         "layer": np.repeat(np.arange(n_layers), n_tokens), "position": np.tile(np.arange(n_tokens), n_layers),
         "token": np.tile(result.norms.tokens, n_layers), "log_norm": norms.ravel()})}
+
+
+def profiles(result: AutoregressionResult) -> pd.DataFrame:
+    """Per block: both lags' betas with their 95% t intervals (from the OLS standard errors), and R²."""
+    crit = t_dist.ppf(0.975, result.n_targets - 3)  # residual df: targets − intercept − two lags
+    parts = [("attn.out", f"beta_{lag}", result.column(f"beta_{lag}"),
+              result.column(f"beta_{lag}") + np.outer([-crit, crit], result.column(f"se_{lag}")))
+             for lag in ("t1", "t2")]
+    return profile_table(*parts, ("attn.out", "r2", result.column("r2"), None))

@@ -13,5 +13,6 @@ EXPERIMENT = Experiment(
               "distributions of attention-output norms of correct and incorrect predictions differ?"),
     seed_notebook="001",
     Config=compute.AttnKLConfig, Options=figures.AttnKLOptions, Result=AttnKLResult,
-    compute=compute.compute, tables=compute.tables, figures=figures.figures, report=report.report,
+    compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
+    report=report.report,
 )

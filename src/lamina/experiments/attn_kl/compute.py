@@ -10,12 +10,13 @@ from scipy.stats import mannwhitneyu
 
 from ... import data, stimuli
 from ...errors import LaminaError
+from ...models.depth import check_layer_setting, layer_at
 from ...record import record
 from ...stats.divergence import SEED_EPSILON, check_groups, group_divergences
 from ...stats.multiple import benjamini_hochberg, max_statistic_pvalue, permutation_pvalue
 from ...stats.norms import layer_log_norms
 from ...stats.permutation import js_permutation_null
-from ..base import Context, ModelFacts
+from ..base import Context, ModelFacts, profile_table
 from .result import AttnKLResult, LayerStats, SweepEntry, TokenLength, Tokens, UnsupportedBins
 
 DEFAULT_WINDOW_CAP = 1024  # SmolLM2's context is 8192 tokens: the seed's "whole context" is slow on a CPU
@@ -26,7 +27,9 @@ CORRECTION_NAMES = {"max": "max-statistic", "bh": "Benjamini–Hochberg"}
 class AttnKLConfig:
     book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
     window: int | None = None  # tokens from the middle of the book; None: min(context - BOS, 1024)
-    focus_layer: int = 4  # the layer of the seed's single-layer figures (negative counts from the end)
+    # The layer of the single-layer figures: an index, or a relative depth (models/depth.py). The seed's
+    # layer 4 of gpt2-large's 36 is depth 0.125 (block 4 of 36, block 3 of SmolLM2's 30).
+    focus_layer: int | float = 0.125
     bins: int = 30  # histogram bins (the seed's torch.linspace(min, max, 31): 31 edges)
     bins_sweep: tuple[int, int] = (9, 49)  # bin counts swept, inclusive (the seed's nbins = 10..50 edges)
     n_permutations: int = 1000
@@ -34,6 +37,7 @@ class AttnKLConfig:
     alpha: float = 0.05
 
     def check(self):
+        check_layer_setting(self.focus_layer, setting="focus_layer")
         if self.window is not None and self.window < 2 * 2:
             raise LaminaError(f"window={self.window} is too short; two groups of at least 2 tokens need 4 or more.")
         if self.bins < 2:
@@ -62,12 +66,9 @@ def window_length(model, config: AttnKLConfig) -> int:
     return config.window
 
 
-def focus_index(model, layer: int) -> int:
-    n = model.n_layers
-    if not -n <= layer < n:
-        raise LaminaError(f"focus_layer={layer} is not a layer of {model.name} (0..{n - 1}, or -{n}..-1); "
-                          "use --set focus_layer=N with N in that range.")
-    return layer % n
+def focus_index(model, layer: int | float) -> int:
+    """The block that ``focus_layer`` names on this model (an index, or a relative depth)."""
+    return layer_at(layer, "attn.out", model.n_layers, setting="focus_layer", model=model.name)
 
 
 def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
@@ -145,3 +146,9 @@ def tables(result: AttnKLResult) -> dict[str, pd.DataFrame]:
         "bins_sweep": pd.DataFrame([vars(entry) for entry in result.bins_sweep]),
         "null_focus_layer": pd.DataFrame({"permutation": np.arange(result.n_permutations), "js": t.focus_null}),
     }
+
+
+def profiles(result: AttnKLResult) -> pd.DataFrame:
+    """Per block: the JS divergence and the mean log norms of attn.out by group (:func:`profile_table`)."""
+    return profile_table(*[("attn.out", name, result.column(name), None) for name in (
+        "js", "difference", "mean_log_norm_correct", "mean_log_norm_incorrect")])

@@ -13,5 +13,6 @@ EXPERIMENT = Experiment(
               "many contexts, stay more similar to itself than to other words?"),
     seed_notebook="004",
     Config=compute.CategoriesConfig, Options=figures.CategoriesOptions, Result=CategoriesResult,
-    compute=compute.compute, tables=compute.tables, figures=figures.figures, report=report.report,
+    compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
+    report=report.report,
 )

@@ -15,12 +15,13 @@ import pandas as pd
 
 from ... import data
 from ...errors import LaminaError
+from ...models.depth import check_layer_setting, layer_at
 from ...record import record
 from ...stats.permutation import selectivity_permutation_test
 from ...stats.selectivity import between_mask, common_edges, label_codes, layer_histograms, pair_masks, selectivity
 from ...stats.similarity import cosine_matrix
 from ...stimuli import SEED_004_CATEGORIES, check_single_tokens, read_words, single_token_words, word_in_contexts
-from ..base import Context, ModelFacts
+from ..base import Context, ModelFacts, profile_table
 from .result import GROUPS, CategoriesResult, ContextArrays, ContextLayer, Contexts, WordArrays, WordLayer, Words
 
 
@@ -28,7 +29,9 @@ from .result import GROUPS, CategoriesResult, ContextArrays, ContextLayer, Conte
 class CategoriesConfig:
     words_file: str | None = None  # 'category,word' lines or JSON {category: [words]}; None: the seed's 34 words
     leading_space: bool = True  # encode ' galaxy', not 'galaxy' (both parts); words are given without it
-    layer: int | None = None  # hidden layer of the single-layer figures; None: the seed's 4 (or the last, if fewer)
+    # Hidden entry of the single-layer figures: an index, or a relative depth (models/depth.py); the
+    # seed's entry 4 of GPT-2's 0..12 is depth 1/3 (entry 10 of SmolLM2's 0..30).
+    layer: int | float = 0.33
     n_permutations: int = 1000  # label shuffles per permutation test
     alpha: float = 0.05  # significance level for the corrected p-values
     contexts: bool = True  # run part B (one word, many contexts)
@@ -41,6 +44,7 @@ class CategoriesConfig:
     batch_size: int = 32
 
     def check(self):
+        check_layer_setting(self.layer, setting="layer")
         if self.n_permutations < 1:
             raise LaminaError("n_permutations must be at least 1 (1000 gives p-values down to 0.001).")
         if not 0 < self.alpha < 1:
@@ -115,11 +119,7 @@ def _cosines(hidden: np.ndarray) -> np.ndarray:
 
 
 def _figure_layer(model, config) -> int:
-    n_entries = model.n_layers + 1
-    if config.layer is not None and not -n_entries <= config.layer < n_entries:
-        raise LaminaError(f"layer {config.layer} does not exist: {model.name} has hidden layers "
-                          f"0..{model.n_layers} (negative values count from the end).")
-    return min(4, model.n_layers) if config.layer is None else config.layer % n_entries
+    return layer_at(config.layer, "hidden", model.n_layers, setting="layer", model=model.name)
 
 
 def _part_a(categories, stim, checks, hidden, tokens, layer, config, ctx) -> tuple[Words, dict, WordArrays]:
@@ -236,3 +236,15 @@ def tables(result: CategoriesResult) -> dict[str, pd.DataFrame]:
                                        for name, h in result.hist().items()
                                        for layer in range(h.shape[0]) for k in range(h.shape[1])])
     return out
+
+
+def profiles(result: CategoriesResult) -> pd.DataFrame:
+    """Per hidden entry: part A's within/across mean cosine, Δ and Welch t (``words_*``), and part B's
+    (``contexts_*``) when it ran."""
+    names = ("within_mean", "across_mean", "delta", "t")
+    parts = [("hidden", f"words_{name}", [getattr(layer, name) for layer in result.words.layers], None)
+             for name in names]
+    if result.contexts is not None:
+        parts += [("hidden", f"contexts_{name}", [getattr(layer, name) for layer in result.contexts.layers], None)
+                  for name in names]
+    return profile_table(*parts)

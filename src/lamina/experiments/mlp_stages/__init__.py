@@ -13,5 +13,6 @@ EXPERIMENT = Experiment(
               "different tokens in one long sequence and one word in many short contexts?"),
     seed_notebook="003",
     Config=compute.MlpStagesConfig, Options=figures.MlpStagesOptions, Result=MlpStagesResult,
-    compute=compute.compute, tables=compute.tables, figures=figures.figures, report=report.report,
+    compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
+    report=report.report,
 )

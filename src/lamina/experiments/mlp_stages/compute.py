@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 from ... import data, stimuli
 from ...data.local import read_text
 from ...errors import LaminaError
+from ...models.depth import check_layer_setting, layer_at
 from ...record import record
 from ...stats.bootstrap import percentile_ci, resample_counts, rsa_bootstrap
 from ...stats.dimensionality import check_threshold, dimensionality
 from ...stats.similarity import cosine_matrix, rsa_pairs
 from ...stimuli.words import word_token
-from ..base import Context, ModelFacts
+from ..base import Context, ModelFacts, profile_table
 from .result import (CI_LEVEL, PAIR_NAMES, PAIRS, SETS, SITES, STAGES, Items, LayerEntry, MlpStagesResult,
                      StageActivations, StageDims, StageInfo)
 
@@ -43,12 +44,15 @@ class MlpStagesConfig:
     leading_space: bool = True  # add a leading space to the word when it has none
     context: int = 10  # tokens per short sequence, the target included (seed: nseq = 10)
     max_targets: int = 400  # more kept occurrences are thinned evenly to this many
-    focus_layer: int | None = None  # layer of the detailed figures; None = n_layers // 2 (seed)
+    # Block of the detailed figures: an index, or a relative depth (models/depth.py); 0.5 is the
+    # seed's n_layers // 2.
+    focus_layer: int | float = 0.5
     threshold: float = 95.0  # percent variance for effective dimensionality
     n_boot: int = 1000  # bootstrap resamples of items per RSA interval
     batch_size: int = 64
 
     def check(self):
+        check_layer_setting(self.focus_layer, setting="focus_layer")
         if self.text_file and self.wikipedia:
             raise LaminaError("give one text: text_file or wikipedia, not both.")
         if self.text_file or self.wikipedia:
@@ -104,12 +108,8 @@ def _text(config: MlpStagesConfig) -> str:
     return data.book(config.book)
 
 
-def _focus(config: MlpStagesConfig, n_layers: int) -> int:
-    focus = n_layers // 2 if config.focus_layer is None else config.focus_layer
-    if not -n_layers <= focus < n_layers:
-        raise LaminaError(f"focus_layer={focus} is outside this model's layers; use 0..{n_layers - 1} "
-                          "(negative counts from the end).")
-    return focus % n_layers
+def _focus(config: MlpStagesConfig, model) -> int:
+    return layer_at(config.focus_layer, "mlp.out", model.n_layers, setting="focus_layer", model=model.name)
 
 
 def _stimuli(model, config) -> dict:
@@ -186,7 +186,7 @@ def _layer(layer, st) -> LayerEntry:
 
 
 def compute(model, config: MlpStagesConfig, ctx: Context) -> MlpStagesResult:
-    focus = _focus(config, model.n_layers)
+    focus = _focus(config, model)
     with ctx.stage("data"):
         items = _stimuli(model, config)
     with ctx.stage("record"):
@@ -238,3 +238,19 @@ def tables(result: MlpStagesResult) -> dict[str, pd.DataFrame]:
         "rsa": pd.DataFrame(rsa_rows, columns=["layer", "pair", "set", "r", "ci_low", "ci_high"]),
         "items": item_table,
     }
+
+
+def profiles(result: MlpStagesResult) -> pd.DataFrame:
+    """Per block: each stage's participation ratio and effective dimensionality per set
+    (``pr_one[mlp.pre]``, ...), and each stage pair's RSA per set and one − many with the bootstrap
+    intervals (``rsa_one[in-pre]``, ``rsa_diff[in-pre]``; site ``mlp``: the whole block)."""
+    parts = []
+    for which in SETS:
+        for metric in ("pr", "effdim"):
+            dims = result.dims(metric, which)
+            parts += [(SITES[s], f"{metric}_{which}[{SITES[s]}]", dims[:, i], None) for i, s in enumerate(STAGES)]
+    for which in (*SETS, "diff"):
+        values = result.rsa("one") - result.rsa("many") if which == "diff" else result.rsa(which)
+        ci = result.ci(which)
+        parts += [("mlp", f"rsa_{which}[{p}]", values[:, j], ci[:, :, j]) for j, p in enumerate(PAIR_NAMES)]
+    return profile_table(*parts)

@@ -18,7 +18,8 @@ METHOD = ("The text ({source}) is tokenized once. Every occurrence of {word!r} w
 
 
 def method(config) -> str:
-    focus = "n_layers // 2 (the middle)" if config.focus_layer is None else str(config.focus_layer)
+    focus = config.focus_layer if isinstance(config.focus_layer, int) else (
+        f"the block at relative depth {config.focus_layer:g}")
     return METHOD.format(source=config.source(), word=config.word, before=config.context - 1, context=config.context,
                          max_targets=config.max_targets, threshold=f"{config.threshold:g}", level=f"{CI_LEVEL:.0f}",
                          n_boot=config.n_boot, focus=focus)

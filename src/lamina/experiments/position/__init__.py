@@ -13,5 +13,6 @@ EXPERIMENT = Experiment(
               "be worse; if so, position is decodable from loss alone."),
     seed_notebook="000",
     Config=compute.PositionConfig, Options=figures.PositionOptions, Result=PositionResult,
-    compute=compute.compute, tables=compute.tables, figures=figures.figures, report=report.report,
+    compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
+    report=report.report,
 )

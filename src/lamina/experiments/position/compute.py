@@ -12,7 +12,7 @@ from ... import data, stimuli
 from ...errors import LaminaError
 from ...record import record
 from ...stats import classification, confusion_table, fit_logistic, ols
-from ..base import Context, ModelFacts
+from ..base import Context, ModelFacts, profile_table
 from .result import LogisticFit, OLSFit, PositionResult, SplitScores, Tokens
 
 
@@ -105,3 +105,8 @@ def tables(result: PositionResult) -> dict[str, pd.DataFrame]:
             "test_percent": result.test.accuracy_by_position, "mean_loss_train": result.loss_by_position,
             "mean_loss_test": result.test_loss_by_position}),
     }
+
+
+def profiles(result: PositionResult) -> pd.DataFrame:
+    """No per-layer metrics: position reads only the model's output (an empty profile table)."""
+    return profile_table()
