@@ -12,21 +12,24 @@
 | bootstrap | item resampling for RSA confidence intervals |
 | selectivity | within- vs across-category pair masks, means and t statistics, histogram edges |
 | ranges | central value ranges for axes and colour scales |
+| replicates | across replicates (text samples as the unit): t intervals, one-sample t tests, sign-flip max-t across layers |
 """
 
 from .bootstrap import percentile_ci, rsa_bootstrap
 from .dimensionality import dimensionality, effective_dim, participation_ratio
 from .divergence import group_divergences, js_divergence, kl
-from .multiple import benjamini_hochberg, max_statistic_pvalue, permutation_pvalue
+from .multiple import benjamini_hochberg, max_statistic_pvalue, permutation_pvalue, significant
 from .norms import layer_log_norms, log_norms
 from .permutation import js_permutation_null, selectivity_permutation_test
 from .ranges import central_range
+from .replicates import AcrossReplicates, across_replicates, sign_flip_max_t, t_interval
 from .regression import classification, confusion_percent, confusion_table, fit_logistic, lagged_design, lagged_ols, ols
 from .selectivity import selectivity
 from .similarity import cosine_matrix, rsa, rsa_pairs, unit_rows, upper
 
-__all__ = ["benjamini_hochberg", "central_range", "classification", "confusion_percent", "confusion_table",
+__all__ = ["AcrossReplicates", "across_replicates", "benjamini_hochberg", "central_range", "classification", "confusion_percent", "confusion_table",
            "cosine_matrix", "dimensionality", "effective_dim", "fit_logistic", "group_divergences", "js_divergence",
            "js_permutation_null", "kl", "lagged_design", "lagged_ols", "layer_log_norms", "log_norms",
            "max_statistic_pvalue", "ols", "participation_ratio", "percentile_ci", "permutation_pvalue", "rsa",
-           "rsa_bootstrap", "rsa_pairs", "selectivity", "selectivity_permutation_test", "unit_rows", "upper"]
+           "rsa_bootstrap", "rsa_pairs", "selectivity", "selectivity_permutation_test", "sign_flip_max_t", "significant", "t_interval", "unit_rows",
+           "upper"]

@@ -46,3 +46,14 @@ def max_statistic_pvalue(observed, null) -> np.ndarray:
     max_null = np.nanmax(null, axis=1)  # (n_permutations,)
     observed = np.asarray(observed, dtype=float)
     return (1 + (max_null[:, None] >= observed[None, :]).sum(axis=0)) / (1 + len(max_null))
+
+
+def significant(pvalues, alpha: float) -> np.ndarray:
+    """The one decision rule of lamina: significant when ``p <= alpha`` (NaN: not significant).
+
+    ``<=`` is the rule under which a permutation p-value ``(1 + #) / (1 + n)`` rejects a true null
+    with probability at most ``alpha``, and the one statsmodels' ``multipletests`` applies.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(p), p <= alpha, False)
