@@ -28,7 +28,7 @@ from .probe import capture, forward, probe_ids, same
 
 _ATTN_CLASS = re.compile(r"attention|attn", re.I)
 _ATTN_NAMES = ("self_attn", "attn", "attention", "self_attention", "multi_head_attention", "self_att")
-_CROSS_NAMES = ("encoder_attn", "cross_attn", "crossattention", "cross_attention")
+_CROSS_NAMES = ("encoder_attn", "cross_attn", "crossattention", "cross_attention", "cross_attn_attn_gate")
 _MLP_CLASS = re.compile(r"mlp|feedforward|ffn|moe|expert|sparse", re.I)
 _MLP_NAMES = ("mlp", "feed_forward", "ffn", "ff", "block_sparse_moe", "moe")
 _MOE_CLASS = re.compile(r"expert|moe|router|sparse|topk", re.I)
@@ -55,14 +55,28 @@ def _is_linear(module) -> bool:
     return isinstance(weight, torch.Tensor) and weight.dim() == 2 and not isinstance(module, torch.nn.Embedding)
 
 
+def text_config(config):
+    """The language model's config (a multimodal model's ``text_config``; the config itself otherwise)."""
+    getter = getattr(config, "get_text_config", None)
+    return getter(decoder=True) if callable(getter) else config
+
+
 def find_layers(hf, n_layers: int) -> str:
-    """Path of the ``ModuleList`` of decoder blocks (the shallowest list of ``n_layers`` blocks)."""
+    """Path of the ``ModuleList`` of decoder blocks: a list of ``n_layers`` blocks whose first block reads
+    HF's first hidden state (a multimodal model's vision tower may hold a list as long)."""
     found = [name for name, module in hf.named_modules()
              if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers and name
              and all(len(list(block.children())) >= 2 for block in module)]
     if not found:
         raise Refused(f"no list of {n_layers} decoder blocks (config.num_hidden_layers) in {type(hf).__name__}")
-    return min(found, key=lambda name: name.count("."))
+    if len(found) == 1:
+        return found[0]
+    seen: dict = {}
+    with capture({name: (hf.get_submodule(name)[0], "input") for name in found}, seen):
+        out = forward(hf, probe_ids(hf), output_hidden_states=True)
+    hidden = getattr(out, "hidden_states", None)
+    reading = [name for name in found if hidden is not None and same(seen.get(name), hidden[0])]
+    return min(reading or found, key=lambda name: name.count("."))
 
 
 def _children(block) -> dict[str, torch.nn.Module]:
@@ -74,8 +88,8 @@ def _sublayers(block, index: int, model_name: str) -> tuple[str, str | None]:
     kids = _children(block)
     cross = [n for n in kids if n in _CROSS_NAMES]
     if cross:
-        raise Refused(f"layer {index} of {model_name} cross-attends to an encoder ({cross[0]}): "
-                      "it is the decoder of an encoder-decoder model")
+        raise Refused(f"layer {index} of {model_name} cross-attends to another model's states ({cross[0]}): "
+                      "the decoders of encoder-decoder models and cross-attention multimodal models are refused")
     kids = {n: m for n, m in kids.items() if not _is_norm(m)}
     attn = [n for n, m in kids.items() if n in _ATTN_NAMES or _ATTN_CLASS.search(type(m).__name__)]
     if len(attn) != 1:
@@ -195,7 +209,7 @@ def derive(hf) -> Adapter:
     config = hf.config
     model_type = getattr(config, "model_type", type(hf).__name__)
     name = f"{model_type!r} ({type(hf).__name__})"
-    n_layers = getattr(config, "num_hidden_layers", None)
+    n_layers = getattr(text_config(config), "num_hidden_layers", None)
     if not isinstance(n_layers, int):
         raise Refused(f"{name} has no config.num_hidden_layers; lamina cannot find its decoder blocks")
     layers = find_layers(hf, n_layers)

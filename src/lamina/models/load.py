@@ -13,6 +13,7 @@ import torch
 from ..errors import LaminaError
 from . import bos
 from .adapters import Adapter, adapter_for_model
+from .derive import text_config
 from .embedded import EMBEDDED, converted_dir
 from .scope import refusal
 from .selfcheck import self_check
@@ -54,29 +55,42 @@ class Model:
         return self.hf.config
 
     @property
+    def text_config(self):
+        """The language model's config (a multimodal model's ``text_config``; ``config`` otherwise)."""
+        return text_config(self.config)
+
+    @property
     def n_layers(self) -> int:
-        return int(self.config.num_hidden_layers)
+        return int(self.text_config.num_hidden_layers)
 
     @property
     def d_model(self) -> int:
-        return int(self.config.hidden_size)
+        if "hidden" in self.widths:
+            return int(self.widths["hidden"])
+        return int(self.text_config.hidden_size)
 
     @property
     def d_mlp(self) -> int:
         """Width of ``mlp.pre``/``mlp.post`` (measured at load; the config's MLP width where undefined)."""
         if "mlp.post" in self.widths:
             return int(self.widths["mlp.post"])
-        cfg = self.config
+        cfg = self.text_config
         width = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None)
         return int(width or 4 * self.d_model)
 
     @property
     def context_length(self) -> int:
-        return int(self.config.max_position_embeddings)
+        cfg = self.text_config
+        return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+                   or getattr(cfg, "seq_length", 2048))
 
     @property
     def vocab_size(self) -> int:
-        return int(self.config.vocab_size)
+        """Rows of the output embedding (the LM head), the ids the model can score."""
+        head = self.hf.get_output_embeddings()
+        if head is not None and getattr(head, "weight", None) is not None:
+            return int(head.weight.shape[0])
+        return int(self.text_config.vocab_size)
 
     @property
     def device(self) -> torch.device:
@@ -288,7 +302,7 @@ def wrap(hf, tokenizer, *, name: str | None = None, prepend_bos: bool | None = N
     """
     hf.eval()
     adapter = adapter_for_model(hf)
-    n_layers = int(hf.config.num_hidden_layers)
+    n_layers = int(text_config(hf.config).num_hidden_layers)
     widths = self_check(hf, adapter, n_layers)
     prepend = bos.default_prepend(adapter.family, adapter.prepend_bos, tokenizer)
     model = Model(hf=hf, tokenizer=tokenizer, adapter=adapter,

@@ -24,6 +24,11 @@ REFUSED: dict[str, str] = {
             "sqrt((k-1)/k) * residual + sublayer / sqrt(k)), so no block adds attn.out + mlp.out to it",
     "cpmant": "CPM-Ant prepends learned prompt positions inside the model and slices them off its hidden states, "
               "so its blocks see other positions than the input",
+    **dict.fromkeys(("gemma4", "gemma4_unified", "gemma4_assistant", "gemma4_unified_assistant"),
+                    "Gemma-4 blocks multiply the whole residual stream by a learned layer scalar (and may add a "
+                    "per-layer-input branch), so no block adds attn.out + mlp.out to one residual stream"),
+    "gemma3n": "Gemma-3n blocks use AltUp (several predicted residual streams) and per-layer inputs, so no "
+               "block adds attn.out + mlp.out to one residual stream",
     "gemma4_text": "Gemma-4 blocks add a third branch (per-layer inputs) and multiply the whole residual stream by "
                    "a learned layer scalar, so no block adds attn.out + mlp.out to one residual stream",
     "longcat_flash": "each LongCat-Flash layer holds two attention and two MLP sublayers plus a shortcut "
@@ -38,6 +43,8 @@ REFUSED: dict[str, str] = {
             "sublayer), so no block adds attn.out + mlp.out to it",
     "gemma4_unified_text": "Gemma-4 blocks multiply the whole residual stream by a learned layer scalar (and may add "
                            "a per-layer-input branch), so no block adds attn.out + mlp.out to one residual stream",
+    "git": "GIT's text decoder is a BERT-style post-LN stack (the sum with the residual is re-normalised after "
+           "each sublayer), so there is no residual stream that attn.out and mlp.out add to",
     "gemma3n_text": "Gemma-3n blocks use AltUp (several predicted residual streams) and per-layer inputs, so no "
                     "block adds attn.out + mlp.out to one residual stream",
 }
@@ -50,7 +57,16 @@ NOT_DECODER_ONLY: dict[str, str] = {
     "xlm": "a cross-lingual encoder (masked LM)",
 }
 
-_MULTIMODAL_KEYS = ("vision", "audio", "vq", "speech", "image", "text_encoder", "depth_decoder", "text_config")
+_MULTIMODAL_KEYS = ("vision", "audio", "vq", "speech", "image", "depth_decoder")
+
+
+def multimodal(model_type: str) -> list[str]:
+    """The non-text parts of a multimodal model type's config (empty for a text-only model). lamina
+    records such a model on text-only input: its language model's sites."""
+    from transformers import CONFIG_MAPPING
+
+    cls = CONFIG_MAPPING.get(model_type) if model_type in CONFIG_MAPPING else None
+    return [key for key in (getattr(cls, "sub_configs", None) or {}) if any(tag in key for tag in _MULTIMODAL_KEYS)]
 
 
 def out_of_scope(model_type: str) -> str | None:
@@ -68,14 +84,6 @@ def out_of_scope(model_type: str) -> str | None:
         return "an encoder-decoder model, or the decoder half of one (it cross-attends to an encoder)"
     if model_type in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return "an encoder (masked LM) architecture run as a decoder"
-    subs = [key for key in (getattr(cls, "sub_configs", None) or {})
-            if any(tag in key for tag in _MULTIMODAL_KEYS)]
-    if subs:
-        text = f"{model_type}_text"
-        hint = f"; its text model is model type '{text}'" if text in CONFIG_MAPPING else ""
-        return f"a multimodal model ({', '.join(subs)}){hint}"
-    if model_type not in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "not a causal LM in transformers' auto mapping"
     return None
 
 

@@ -23,7 +23,7 @@ import torch
 
 from ..errors import LaminaError
 from .probe import capture, forward, mismatch, probe_ids
-from .sites import available, get_module, n_entries, resolve, transform
+from .sites import available, get_module, n_entries, partner, resolve, transform
 
 # Largest mismatch accepted, relative to the reference's largest magnitude (loss: in nats).
 TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-6, torch.bfloat16: 3e-2, torch.float16: 1e-2}
@@ -68,6 +68,9 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
             for layer in range(n_entries(site, n_layers)):
                 points[(site, layer)] = resolve(hf, adapter, site, layer, n_layers)
                 transforms[(site, layer)] = transform(hf, adapter, site, layer)
+                other = partner(hf, adapter, site, layer) if site != "hidden" else None
+                if other is not None:
+                    points[("plus", site, layer)] = (other, "output")
         extra = {"mid": adapter.resid_mid,
                  "attn.post_in": _post_norm_input(adapter, "attn"), "mlp.post_in": _post_norm_input(adapter, "mlp")}
         for key, hook in extra.items():
@@ -82,7 +85,7 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
     with capture(points, seen):
         out = forward(hf, ids, output_hidden_states=True, labels=ids)
     with torch.inference_mode():
-        values = {key: (fn(seen[key]) if fn is not None else seen[key])
+        values = {key: (fn(seen[key], seen.get(("plus", *key))) if fn is not None else seen[key])
                   for key, fn in transforms.items() if key in seen}
     missing = [key for key in points if key not in seen and key[0] in sites]
     if missing:

@@ -155,17 +155,42 @@ def transform(hf_model, adapter: Adapter, site: str, layer: int):
     block's ``residual_multiplier`` before adding it) or half of a fused projection's output.
     """
     hook = _check_available(adapter, site)
-    if hook is None or (hook.scale is None and hook.half is None):
+    if hook is None or (hook.scale is None and hook.half is None and hook.bias is None and hook.plus is None):
         return None
     block = get_module(hf_model, adapter.layers)[layer]
     scale = None if hook.scale is None else float(getattr(block, hook.scale))
+    bias = None if hook.bias is None else _optional(block, hook.bias)
+    if scale is None and bias is None and hook.half is None and hook.plus is None:
+        return None
     half = hook.half
 
-    def apply(tensor):
+    def apply(tensor, partner=None):
+        if partner is not None:  # the output of hook.plus, computed just before
+            tensor = tensor + partner
         if half is not None:
             tensor = tensor.chunk(2, dim=-1)[half]
+        if bias is not None:
+            tensor = tensor + bias.to(tensor.device)
         return tensor * scale if scale is not None else tensor
     return apply
+
+
+def _optional(root, path: str):
+    """``root.<path>``, or None where an attribute on the way is None."""
+    value = root
+    for part in path.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def partner(hf_model, adapter: Adapter, site: str, layer: int):
+    """The module whose output a site adds to its own (``Hook.plus``), or None."""
+    hook = _check_available(adapter, site)
+    if hook is None or hook.plus is None:
+        return None
+    return get_module(get_module(hf_model, adapter.layers)[layer], hook.plus)
 
 
 def hooked_input(args, kwargs):

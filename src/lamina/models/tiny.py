@@ -60,6 +60,8 @@ _OVERRIDES: dict[str, dict] = {
              "ffn_config": {"ffn_hidden_size": FFN, "moe_num_experts": 4, "moe_top_k": 2}},
     "cohere_compass_text": {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e4}}},
     "lfm2": {"layer_types": ["conv", "full_attention"]},  # checkpoints mix conv and attention layers
+    "mllama": {"text_config": {"cross_attention_layers": [1]}},  # checkpoints interleave cross-attention layers
+    "dots3_note": {"text_config": {"num_key_value_heads": HEADS, "per_layer_config": {}}},
     "lfm2_moe": {"layer_types": ["conv", "full_attention"]},
     "zamba": {"n_mamba_heads": 2, "num_hidden_layers": 3, "layers_block_type": ["mamba", "hybrid", "hybrid"]},
     "zamba2": {"n_mamba_heads": 2, "layers_block_type": ["mamba", "hybrid"]},
@@ -82,12 +84,34 @@ def tiny_kwargs(model_type: str) -> dict:
     """The keyword arguments that shrink ``model_type``'s config class (see the module docstring)."""
     from transformers import CONFIG_MAPPING
 
-    fields = _fields(CONFIG_MAPPING[model_type])
+    kwargs = _shrink(CONFIG_MAPPING[model_type])
+    for key, value in _OVERRIDES.get(model_type, {}).items():
+        merge = isinstance(value, dict) and isinstance(kwargs.get(key), dict)
+        kwargs[key] = {**kwargs[key], **value} if merge else value
+    return kwargs
+
+
+def _shrink(cls) -> dict:
+    """Shrinking keyword arguments for one config class; composite configs (a multimodal model's text,
+    vision and audio parts) shrink each part the same way."""
+    fields = _fields(cls)
     kwargs = {k: v for k, v in _SIZES.items() if k in fields}
     kwargs.update({k: v for k, v in _IF_SET.items() if k in fields and fields[k] not in (None, 0)})
     # Token ids must lie inside the shrunken vocabulary (some models index embeddings with them).
     kwargs.update({k: VOCAB - 1 for k in ("pad_token_id", "bos_token_id", "eos_token_id") if k in fields})
-    kwargs.update(_OVERRIDES.get(model_type, {}))
+    subs = {k: v for k, v in (getattr(cls, "sub_configs", None) or {}).items() if k in fields}
+    if subs:
+        defaults = None
+        for key, sub in subs.items():
+            if not hasattr(sub, "model_type") or sub.__name__ == "AutoConfig":
+                # A sub-config of any type (e.g. Fuyu's text_config): shrink the type it defaults to.
+                defaults = defaults or cls()
+                default = getattr(defaults, key, None)
+                if default is None:
+                    continue
+                kwargs[key] = {**_shrink(type(default)), "model_type": default.model_type}
+            else:
+                kwargs[key] = _shrink(sub)
     return kwargs
 
 

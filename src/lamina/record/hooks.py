@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ..models.sites import as_tokens, hooked_input, hooked_output, resolve, transform
+from ..models.sites import as_tokens, hooked_input, hooked_output, partner, resolve, transform
 
 
 @contextmanager
@@ -22,7 +22,7 @@ def trace(model, plan: dict[str, list[int]], on_capture):
     half of a fused gate/up projection; see ``models.sites.transform``), ``on_capture`` gets the
     transformed tensor.
     """
-    handles, batch = [], {}
+    handles, batch, stash = [], {}, {}
 
     def remember_batch(_module, args, kwargs):  # (batch, seq), to unflatten token-flattened tensors
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -33,14 +33,20 @@ def trace(model, plan: dict[str, list[int]], on_capture):
         for site, layers in plan.items():
             for slot, layer in enumerate(layers):
                 module, which = resolve(model.hf, model.adapter, site, layer, model.n_layers)
-                fn = transform(model.hf, model.adapter, site, layer) or (lambda tensor: tensor)
+                fn = transform(model.hf, model.adapter, site, layer) or (lambda tensor, partner=None: tensor)
+                other = partner(model.hf, model.adapter, site, layer)
+                if other is not None:  # a site that is the sum of two modules' outputs: keep the first
+                    def stash_hook(_module, _args, output, key=(site, slot)):
+                        stash[key] = as_tokens(hooked_output(output), batch.get("shape"))
+                    handles.append(other.register_forward_hook(stash_hook))
                 if which == "input":
                     def pre_hook(_module, args, kwargs, site=site, slot=slot, fn=fn):
                         on_capture(site, slot, fn(as_tokens(hooked_input(args, kwargs), batch.get("shape"))))
                     handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
                 else:
                     def post_hook(_module, _args, output, site=site, slot=slot, fn=fn):
-                        on_capture(site, slot, fn(as_tokens(hooked_output(output), batch.get("shape"))))
+                        on_capture(site, slot, fn(as_tokens(hooked_output(output), batch.get("shape")),
+                                                  stash.pop((site, slot), None)))
                     handles.append(module.register_forward_hook(post_hook))
         yield
     finally:

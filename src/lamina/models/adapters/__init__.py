@@ -6,11 +6,13 @@ from .base import Adapter, Hook
 from .bloom import ADAPTER as BLOOM
 from .dbrx import ADAPTER as DBRX
 from .gpt2 import ADAPTER as GPT2
+from .granite_shared import ADAPTER as GRANITE_SHARED
 from .llama import ADAPTER as LLAMA
 from .mpt import ADAPTER as MPT
 from .neox import ADAPTER as NEOX
+from .neox_japanese import ADAPTER as NEOX_JAPANESE
 
-ADAPTERS: tuple[Adapter, ...] = (GPT2, LLAMA, NEOX, BLOOM, MPT, DBRX)
+ADAPTERS: tuple[Adapter, ...] = (GPT2, LLAMA, NEOX, BLOOM, MPT, DBRX, NEOX_JAPANESE, GRANITE_SHARED)
 
 
 def supported_model_types() -> list[str]:

@@ -28,12 +28,20 @@ class Hook:
             scaled tensor, i.e. what the residual stream really receives.
         half: 0 or 1 to keep only the first or second half of the last axis (fused ``gate_up``
             projections, whose output is ``[gate, up]``).
+        bias: path (in the block) of a bias vector the block adds to the tensor outside the module
+            (GPT-NeoX-Japanese returns its output projection's bias separately); skipped in blocks
+            where that attribute is None.
+
+        plus: path (in the block) of a second module whose output the block adds to this one's
+            before the residual add (Granite-MoE-Shared: routed experts + shared MLP); it runs first.
     """
 
     module: str
     which: str  # "input" | "output"
     scale: str | None = None
     half: int | None = None
+    bias: str | None = None
+    plus: str | None = None
 
 
 @dataclass(frozen=True)
