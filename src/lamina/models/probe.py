@@ -24,8 +24,17 @@ def probe_ids(hf) -> torch.Tensor:
     return torch.randint(0, vocab, PROBE_SHAPE, generator=generator).to(input_device(hf))
 
 
-def forward(hf, ids, **kwargs):
-    """The model's forward pass on ``ids`` without a cache, as lamina records it."""
+def forward(hf, ids, *, logits: bool = True, **kwargs):
+    """The model's forward pass on ``ids`` without a cache, as lamina records it (``logits=False``:
+    skip the LM head where the model allows, which on a 262k vocabulary is most of the cost)."""
+    if not logits:
+        import inspect
+
+        try:
+            if "logits_to_keep" in inspect.signature(hf.forward).parameters:
+                kwargs["logits_to_keep"] = 1
+        except (TypeError, ValueError):
+            pass
     with torch.inference_mode():
         return hf(input_ids=ids, use_cache=False, **kwargs)
 

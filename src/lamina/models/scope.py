@@ -65,7 +65,7 @@ def multimodal(model_type: str) -> list[str]:
     records such a model on text-only input: its language model's sites."""
     from transformers import CONFIG_MAPPING
 
-    cls = CONFIG_MAPPING.get(model_type) if model_type in CONFIG_MAPPING else None
+    cls = CONFIG_MAPPING[model_type] if model_type in CONFIG_MAPPING else None  # (the lazy mapping has no .get)
     return [key for key in (getattr(cls, "sub_configs", None) or {}) if any(tag in key for tag in _MULTIMODAL_KEYS)]
 
 

@@ -140,3 +140,32 @@ def tiny_model(model_type: str, seed: int = 0, **overrides):
             if tensor.is_floating_point() and tensor.dim() <= 1:
                 tensor.uniform_(0.5, 1.5)
     return model
+
+
+# The embedded models' real configs (config.json of their GGUF conversions), without the sizes.
+# The survey also builds tiny versions of them: their structure (GQA ratio, tied head, RoPE bases,
+# Gemma-3's five sliding-window layers per global one, query scaling) at width 48-64.
+EMBEDDED_CONFIGS: dict[str, dict] = {
+    "smollm2-135m": {
+        "model_type": "llama", "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
+        "rms_norm_eps": 1e-5, "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"},
+        "tie_word_embeddings": True, "num_attention_heads": 3, "num_key_value_heads": 1, "head_dim": 16,
+        "hidden_size": 48, "num_hidden_layers": 3,  # real: 30 layers of width 576, 9 heads (3 key/value) of 64
+    },
+    "gemma3-270m": {
+        "model_type": "gemma3_text", "hidden_activation": "gelu_pytorch_tanh", "attention_bias": False,
+        "rms_norm_eps": 1e-6, "query_pre_attn_scalar": 256, "sliding_window": 4, "tie_word_embeddings": True,
+        "rope_parameters": {"full_attention": {"rope_theta": 1000000.0, "rope_type": "default"},
+                            "sliding_attention": {"rope_theta": 10000.0, "rope_type": "default"}},
+        "layer_types": ["sliding_attention"] * 5 + ["full_attention"],
+        "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16,
+        "num_hidden_layers": 6,  # real: 18 layers (3 x [5 sliding + 1 global]), 4 heads of 256, 1 kv head
+    },
+}
+
+
+def tiny_embedded(name: str, seed: int = 0):
+    """A tiny random model with the structure of embedded model ``name`` (see ``EMBEDDED_CONFIGS``)."""
+    spec = dict(EMBEDDED_CONFIGS[name])
+    model_type = spec.pop("model_type")
+    return tiny_model(model_type, seed=seed, **spec)
