@@ -48,7 +48,9 @@ def is_chat_marker(tokenizer, token: str | None) -> bool:
     template = getattr(tokenizer, "chat_template", None)
     if not token or not isinstance(template, str):
         return False
-    return re.search(re.escape(token) + r"""\s*(['"]\s*\+\s*)?(\{\{|system|user|assistant|role)""", template) is not None
+    # '<|im_start|>system' or '<|im_start|>' + message['role']: a role name follows the token directly.
+    after = r"""(['"]\s*\+\s*(\w+\[['"])?|\{\{\s*(\w+\[['"])?)?(system|user|assistant|model|role)\b"""
+    return re.search(re.escape(token) + after, template) is not None
 
 
 def default_prepend(family: str, declared: bool | None, tokenizer) -> bool:
