@@ -76,3 +76,14 @@ def test_at_least_as_many_verified_as_transformerlens_text_decoders():
     counts = arch.counts(SHIPPED.values())
     assert counts["verified"] >= arch.TRANSFORMERLENS_TEXT_DECODERS and counts["failing"] == 0
     assert set(SHIPPED) == set(arch.causal_lm_types())
+
+
+def test_cli_lists_statuses_and_refusals(capsys):
+    from lamina.cli import main
+
+    assert main(["architectures", "gemma3_text", "mamba", "bert"]) == 0
+    out = capsys.readouterr().out
+    assert "gemma3_text  verified" in out and "mlp.pre" in out
+    assert "mamba        refused           layer 0 of 'mamba'" in out and "not decoder-only" in out
+    assert main(["architectures", "no_such_type"]) == 2
+    assert "unknown model type" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def cmd_architectures(args) -> int:
                 raise LaminaError(f"unknown model type(s) {', '.join(unknown)}; `lamina architectures` lists them.")
             statuses = [s for s in statuses if s.model_type in args.types]
     print(f"transformers {version}: every model type of its causal-LM mapping (docs/architectures.md)")
-    print(arch.describe(statuses, only=args.status))
+    print(arch.describe(statuses, only=args.status, compare=not args.types and args.status is None))
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import LaminaError
 
 DATA = Path(__file__).with_name("architectures.json")
+_MLP_KINDS = {"gelu": "plain", "gated": "gated", "moe": "experts"}
 STATUSES = ("verified", "refused", "not decoder-only", "not built", "failing")
 
 
@@ -200,14 +201,15 @@ def load_table(path: Path = DATA, part: str = "types") -> tuple[str, list[Status
 TRANSFORMERLENS_TEXT_DECODERS = 105
 
 
-def describe(statuses, *, only: str | None = None) -> str:
-    """A plain-text table of ``statuses`` (one line each) and the counts."""
+def describe(statuses, *, only: str | None = None, compare: bool = True) -> str:
+    """A plain-text table of ``statuses`` (one line each) and the counts (``compare``: and
+    TransformerLens' count, for the full list)."""
     rows = [s for s in statuses if only is None or s.status == only]
     width = max([len(s.model_type) for s in rows] + [10])
     lines = []
     for s in rows:
         if s.status == "verified":
-            what = f"{s.adapter} adapter, {s.mlp_kind} MLP; sites {', '.join(s.sites)}"
+            what = f"{s.adapter} adapter, {_MLP_KINDS[s.mlp_kind]} MLP; sites {', '.join(s.sites)}"
             if s.multimodal:
                 what += f" (text-only input; ignores its {', '.join(s.multimodal)})"
         else:
@@ -216,12 +218,9 @@ def describe(statuses, *, only: str | None = None) -> str:
     c = counts(statuses)
     lines.append("")
     lines.append(f"{c['verified']} verified, {c['refused']} refused, {c['failing']} failing; "
-                 f"{c['not decoder-only']} not decoder-only, {c['not built']} not built from a tiny config "
-                 f"(TransformerLens 4.3: {TRANSFORMERLENS_TEXT_DECODERS} text-decoder adapters)")
+                 f"{c['not decoder-only']} not decoder-only, {c['not built']} not built from a tiny config"
+                 + (f" (TransformerLens 4.3: {TRANSFORMERLENS_TEXT_DECODERS} text-decoder adapters)" if compare else ""))
     return "\n".join(lines)
-
-
-_MLP_KINDS = {"gelu": "plain", "gated": "gated", "moe": "experts"}
 
 
 def markdown(version: str, statuses, embedded=()) -> str:

@@ -166,7 +166,8 @@ def _mlp_parts(hf, block, mlp: str | None, seen: dict, moe: bool) -> dict:
             (site, "its MLP is a mixture of experts: each token's expansion lives in the experts it is routed "
                    "to, so there is no single expansion to record; mlp.in and mlp.out (the whole MoE layer) are "
                    "recorded") for site in ("mlp.pre", "mlp.post"))}
-    if len(downs) == 1 and 1 <= len(ins) <= 2:
+    raw = seen.get(("mlp.raw", None))
+    if len(downs) == 1 and 1 <= len(ins) <= 2 and (raw is None or same(seen[(downs[0], "output")], raw)):
         down = downs[0]
         post = seen[(down, "input")]
         acts = _act_candidates(hf, owner, prefix)
@@ -232,7 +233,7 @@ def derive(hf) -> Adapter:
         for child, module in getattr(block, mlp).named_children():
             points[(f"{mlp}.{child}", "input")] = (module, "input")
             points[(f"{mlp}.{child}", "output")] = (module, "output")
-    outside = {n: m for n, m in hf.named_modules() if n and not n.startswith(layers) and _is_norm(m)}
+    outside = {n: m for n, m in hf.named_modules() if n and not (n + ".").startswith(layers + ".") and _is_norm(m)}
     for path, module in outside.items():
         points[(path, "final")] = (module, "output")
     seen: dict = {}
@@ -270,6 +271,7 @@ def derive(hf) -> Adapter:
         mlp_in, mlp_raw_hook = Hook(ins[0], "input"), Hook(down, "output")
     else:
         seen[("mlp.in", None)] = seen.get((mlp, "input"))
+        seen[("mlp.raw", None)] = seen.get((mlp, "output"))  # what the down projection must give
         parts = _mlp_parts(hf, block, mlp, seen, moe)
         parts.pop("_down", None)
         mlp_in, mlp_raw_hook = Hook(mlp, "input"), Hook(mlp, "output")
