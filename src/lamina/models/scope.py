@@ -66,7 +66,11 @@ def multimodal(model_type: str) -> list[str]:
     from transformers import CONFIG_MAPPING
 
     cls = CONFIG_MAPPING[model_type] if model_type in CONFIG_MAPPING else None  # (the lazy mapping has no .get)
-    return [key for key in (getattr(cls, "sub_configs", None) or {}) if any(tag in key for tag in _MULTIMODAL_KEYS)]
+    parts = [key for key in (getattr(cls, "sub_configs", None) or {}) if any(tag in key for tag in _MULTIMODAL_KEYS)]
+    fields = getattr(cls, "__dataclass_fields__", {})
+    if not parts and ("image_token_id" in fields or {"image_size", "patch_size"} <= set(fields)):
+        parts = ["image inputs"]  # Fuyu: image patches enter through a linear layer, no vision config
+    return parts
 
 
 def out_of_scope(model_type: str) -> str | None:
@@ -80,11 +84,19 @@ def out_of_scope(model_type: str) -> str | None:
         return None  # remote code or a newer transformers: the module tree decides
     seq2seq = set(auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES) | set(auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES)
     cls = CONFIG_MAPPING[model_type]
-    if model_type in seq2seq or getattr(cls, "is_encoder_decoder", False) is True:
+    if model_type in seq2seq or getattr(cls, "is_encoder_decoder", False) is True or _default_encoder_decoder(cls):
         return "an encoder-decoder model, or the decoder half of one (it cross-attends to an encoder)"
     if model_type in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return "an encoder (masked LM) architecture run as a decoder"
     return None
+
+
+def _default_encoder_decoder(cls) -> bool:
+    """Whether the config class's defaults describe an encoder-decoder model (MusicGen sets it in __init__)."""
+    try:
+        return getattr(cls(), "is_encoder_decoder", False) is True
+    except Exception:  # a config that needs arguments: not decidable here, the module tree decides
+        return False
 
 
 def refusal(model_type: str) -> str | None:
