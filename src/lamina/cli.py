@@ -40,8 +40,10 @@ def cmd_architectures(args) -> int:
     if args.verify:
         from .record.verify import check_recording
 
+        import transformers
+
         statuses = arch.survey(args.types or None, record_check=check_recording, progress=True)
-        version = "installed"
+        version = f"{transformers.__version__} (verified live)"
     else:
         version, statuses = arch.load_table()
         if args.types:
