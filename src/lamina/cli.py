@@ -34,6 +34,28 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_architectures(args) -> int:
+    from .models import architectures as arch
+
+    if args.verify:
+        from .record.verify import check_recording
+
+        import transformers
+
+        statuses = arch.survey(args.types or None, record_check=check_recording, progress=True)
+        version = f"{transformers.__version__} (verified live)"
+    else:
+        version, statuses = arch.load_table()
+        if args.types:
+            unknown = sorted(set(args.types) - {s.model_type for s in statuses})
+            if unknown:
+                raise LaminaError(f"unknown model type(s) {', '.join(unknown)}; `lamina architectures` lists them.")
+            statuses = [s for s in statuses if s.model_type in args.types]
+    print(f"transformers {version}: every model type of its causal-LM mapping (docs/architectures.md)")
+    print(arch.describe(statuses, only=args.status, compare=not args.types and args.status is None))
+    return 0
+
+
 def cmd_sites(args) -> int:
     model = _load(args)
     print(model)
@@ -163,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     prep = sub.add_parser("prepare", help="convert the embedded model(s) into the cache once")
     prep.set_defaults(func=cmd_prepare)
+
+    archp = sub.add_parser("architectures", help="every model type: verified (which sites) or refused and why")
+    archp.add_argument("types", nargs="*", help="model types to show (default: all)")
+    archp.add_argument("--status", choices=["verified", "refused", "not decoder-only", "not built", "failing"],
+                       help="show only this status")
+    archp.add_argument("--verify", action="store_true",
+                       help="re-verify live with the installed transformers (tiny random models, ~1 min)")
+    archp.set_defaults(func=cmd_architectures)
 
     sites = sub.add_parser("sites", help="list recording sites with their shapes and hooked modules")
     _add_model_args(sites)
