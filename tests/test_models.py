@@ -1,6 +1,5 @@
 """Loading: embedded model, adapters, BOS policy, and clear errors for bad input."""
 
-import time
 
 import pytest
 import torch
@@ -21,9 +20,13 @@ def test_embedded_smollm2(smollm2):
     table = smollm2.sites()
     assert table.set_index("site").loc["hidden", "entries"] == 31
     assert table.set_index("site").loc["mlp.pre", "width"] == 1536
-    start = time.perf_counter()
-    lamina.load("smollm2-135m")
-    assert time.perf_counter() - start < 10  # cached conversion; ~1 s normally, generous for CI load
+    # A second load reads the cached conversion: it never converts the GGUF again (speed is measured in
+    # benchmarks, not here).
+    from lamina.models import embedded
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embedded, "_convert", lambda *a, **k: pytest.fail("converted the GGUF again"))
+        assert lamina.load("smollm2-135m").n_layers == 30
 
 
 def test_family_bos_defaults_and_override(tiny_gpt2, tiny_llama, tiny_neox, gpt2_tokenizer):
