@@ -73,21 +73,25 @@ def test_tidy_table_numbers_are_each_runs_results(three):
 
 
 def test_bands_and_differences(three):
-    bands = three.bands
+    """Bands are tested exactly where an interval exists; differences exist for metrics with intervals on
+    both sides, for every pair of trained models, on the grid over the depths both cover."""
+    table, bands = three.table, three.bands
     assert set(bands["model"]) == {"tiny-gpt2", "tiny-llama", "tiny-neox"}
-    beta = bands[bands["metric"] == "beta_t1"]
-    assert beta["tested"].all()  # both sides have t intervals
-    r2 = bands[bands["metric"] == "r2"]
-    assert not r2["tested"].any() and not r2["outside"].any()  # no interval on either side: not tested
+    with_ci = set(table.loc[table["ci_low"].notna(), "metric"])
+    assert with_ci  # attn-autoregression's betas have t intervals
+    for metric, rows in bands.groupby("metric"):
+        assert rows["tested"].all() == (metric in with_ci) and rows["tested"].any() == (metric in with_ci), metric
+        assert not (rows["outside"] & ~rows["tested"]).any()
     statements = three.band_statements()
-    assert statements["r2"]["tiny-llama"].startswith("not tested")
-    assert statements["beta_t1"]["tiny-gpt2"].startswith(("within its control", "leaves its control"))
+    for metric in statements:
+        expected = ("within its control", "leaves its control") if metric in with_ci else ("not tested",)
+        assert all(s.startswith(expected) for s in statements[metric].values()), metric
     diffs = three.differences
     pairs = set(zip(diffs["model_a"], diffs["model_b"]))
     assert pairs == {("tiny-gpt2", "tiny-llama"), ("tiny-gpt2", "tiny-neox"), ("tiny-llama", "tiny-neox")}
-    assert set(diffs["metric"]) == {"beta_t1", "beta_t2"}  # r2 has no intervals: no difference with a CI
-    one = diffs[(diffs["metric"] == "beta_t1") & (diffs["model_b"] == "tiny-llama")]
-    assert len(one) == 3  # the deeper profile's 3 layers, over depths both cover: [0.25, 0.75]
+    assert set(diffs["metric"]) == with_ci
+    one = diffs[(diffs["metric"] == sorted(with_ci)[0]) & (diffs["model_b"] == "tiny-llama")]
+    assert len(one) == 3  # the deeper profile's 3 layers, over the depths both cover: [0.25, 0.75]
     np.testing.assert_allclose(one["relative_depth"], [0.25, 0.5, 0.75])
     assert (one["ci_low"] <= one["difference"]).all() and (one["difference"] <= one["ci_high"]).all()
 
