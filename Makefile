@@ -38,11 +38,13 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-# The main job: every experiment on the embedded model, each with its report.html.
+# The main job: every experiment on the embedded model, each with its report.html, and one comparison.
 demo: model
 	$(BIN)/lamina sites smollm2-135m
 	$(BIN)/lamina record smollm2-135m --source alice --window 512 --sites hidden,attn.out --out runs/demo-recording --overwrite
 	@for e in $$($(BIN)/lamina experiments --names); do $(BIN)/lamina run $$e --force || exit 1; done
+	# One comparison across the two embedded models and their untrained controls (docs/compare.md).
+	$(BIN)/lamina compare attn-autoregression --models smollm2-135m,gemma3-270m --controls random --rerun
 	@echo "reports:"; ls -1 runs/*/report.html
 
 test: model browser

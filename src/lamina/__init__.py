@@ -6,6 +6,9 @@ Three calls::
     stimuli = lamina.stimuli.window(lamina.data.book("alice"), model, 512)
     rec = lamina.record(model, stimuli, sites=["hidden", "attn.out"])
 
+Experiments: ``lamina.run("position", model)``; across models with untrained controls:
+``lamina.compare("attn-kl", ["smollm2-135m", "gemma3-270m"], controls="random")``.
+
 The names below are imported on first use (PEP 562), so ``import lamina`` loads neither torch nor
 matplotlib, and the runner and the experiments only when a run needs them.
 
@@ -34,10 +37,12 @@ _LAZY = {
     "record": (".record", None),
     "Run": (".runner", "Run"),
     "run": (".runner", "run"),
+    "compare": (".comparison", "compare"),
+    "Comparison": (".comparison", "Comparison"),
 }
 
-__all__ = ["LaminaError", "Model", "Recording", "Run", "Stimuli", "data", "load", "record", "run", "stimuli",
-           "wrap", "__version__"]
+__all__ = ["Comparison", "LaminaError", "Model", "Recording", "Run", "Stimuli", "compare", "data", "load", "record",
+           "run", "stimuli", "wrap", "__version__"]
 
 
 def __getattr__(name: str):

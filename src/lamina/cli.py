@@ -1,6 +1,7 @@
-"""The ``lamina`` command line: ``run``, ``report``, ``experiments``, ``sites``, ``record``, ``prepare``.
+"""The ``lamina`` command line: ``run``, ``compare``, ``report``, ``experiments``, ``sites``, ``record``, ``prepare``.
 
-User mistakes print one line and exit 2; ``--debug`` shows the traceback instead.
+User mistakes print one line and exit 2; ``--debug`` shows the traceback instead. ``lamina compare``
+exits 1 when some models could not run (the report names them and why) and the others did.
 """
 
 from __future__ import annotations
@@ -141,6 +142,27 @@ def _split_sets(experiment: str, sets: dict) -> tuple[dict, dict]:
     return ({k: v for k, v in sets.items() if k not in names}, {k: v for k, v in sets.items() if k in names})
 
 
+def cmd_compare(args) -> int:
+    from .comparison import compare
+    from .experiments import parse_sets
+
+    settings, options = _split_sets(args.experiment, parse_sets(args.set))
+    result = compare(args.experiment, args.models, controls=args.controls, seed=args.seed,
+                     control_seed=args.control_seed, settings=settings, options=options, device=args.device,
+                     dtype=args.dtype, trust_remote_code=args.trust_remote_code, out=args.out,
+                     runs_dir=args.runs_dir, rerun=args.rerun, grid_points=args.grid_points, progress=None)
+    width = max(len(m.label) for m in result.members)
+    for m in result.members:
+        detail = f"{m.reason}" if m.status == "failed" else f"{m.path}"
+        print(f"  {m.label:<{width}}  {m.status:<7} {detail}")
+    print(f"report: {result.report}")
+    if result.failures:
+        print(f"lamina: {len(result.failures)} of {len(result.members)} runs failed (named in the report); "
+              "the others are complete.", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_report(args) -> int:
     from .experiments import parse_sets
     from .rundir import redraw
@@ -169,6 +191,31 @@ def build_parser() -> argparse.ArgumentParser:
     runp.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="override a setting or presentation option (repeatable)")
     runp.set_defaults(func=cmd_run)
+
+    cmp = sub.add_parser("compare", help="run one experiment across models (and untrained controls); "
+                                          "profiles on relative depth in one report")
+    cmp.add_argument("experiment", help="see `lamina experiments`")
+    cmp.add_argument("--models", required=True,
+                     help="comma-separated models (embedded names, hub ids, directories, .gguf files); "
+                          "NAME@cuda:1 places one model on its own device")
+    cmp.add_argument("--controls", default=None, choices=["random"],
+                     help="random: add each model's untrained control (same architecture, fresh init)")
+    cmp.add_argument("--control-seed", type=int, default=0, help="init seed of the untrained controls (default 0)")
+    cmp.add_argument("--device", default=None, help="device for every model: cpu (default), cuda, cuda:1, ...")
+    cmp.add_argument("--dtype", default=None, help="model dtype: float32 (default), bfloat16, float16")
+    cmp.add_argument("--trust-remote-code", action="store_true",
+                     help="run code shipped with a hub checkpoint (off unless given)")
+    cmp.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    cmp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="a setting for every model (repeatable); layer settings take a relative depth, e.g. 0.25")
+    cmp.add_argument("--out", default=None, help="comparison directory (default runs/compare-EXPERIMENT)")
+    cmp.add_argument("--runs-dir", default=None,
+                     help="where the models' run directories live (default OUT/runs); shared dirs share runs")
+    cmp.add_argument("--rerun", action="store_true", help="run every model again instead of reusing its run")
+    cmp.add_argument("--grid-points", type=int, default=None,
+                     help="points of the common relative-depth grid of profile differences "
+                          "(default: the deeper model's layers)")
+    cmp.set_defaults(func=cmd_compare)
 
     rep = sub.add_parser("report", help="redraw the figures and report.html of a run directory (no model needed)")
     rep.add_argument("run_dir", help="a directory written by `lamina run`")
