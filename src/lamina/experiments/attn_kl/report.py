@@ -18,10 +18,13 @@ def method(config) -> str:
         window = f"min(context length − BOS, {DEFAULT_WINDOW_CAP}) tokens"
     else:
         window = f"min(context length − BOS, {default_window(r)}) tokens"
-    where = ("from the middle of the book" if r == 1 else
-             f"from the book: the middle one (the seed's) and {r - 1} more spread evenly over the rest, disjoint")
-    text = (f"{'A window' if r == 1 else f'{r} windows'} of {window} {where} '{config.book}' (Gutenberg header "
-            "and footer removed) go through the model in one recording. A token counts as correct when the argmax "
+    if r == 1:
+        windows = f"A window of {window} from the middle of the book '{config.book}' (Gutenberg header and footer "
+        windows += "removed) goes"
+    else:
+        windows = (f"{r} disjoint windows of {window} of the book '{config.book}' (Gutenberg header and footer "
+                   f"removed), the middle one (the seed's) and {r - 1} more spread evenly over the rest, go")
+    text = (f"{windows} through the model in one recording. A token counts as correct when the argmax "
             "of the logits at its position is the next token of the book (for a window's last token, the token "
             "after the window). The attention output after its output projection (site attn.out) is recorded at "
             "every layer, and each token's log norm is compared between correct and incorrect predictions: "
@@ -156,12 +159,12 @@ def notes(r: AttnKLResult, config) -> tuple[str, ...]:
         "not directional and can be significant through a difference in spread or shape alone. lamina tests "
         "the difference itself with the same shuffles (two-sided, around its mean under the shuffles) and "
         "colours panel C by that test.",
-        "Shuffling labels token by token treats the tokens of a window as exchangeable. Neighbouring tokens "
-        "are not (attention-output norms and prediction success are both autocorrelated), so within-window "
-        "tests reject too often (docs/results.md gives the rate under a simulated autocorrelated null); "
-        "and correct predictions are of shorter tokens (above), which --set shuffle=length holds fixed by "
-        "shuffling within next-token lengths. The tests across windows take the window as the unit and are "
-        "not affected by dependence within a window.",
+        "Shuffling labels token by token treats the tokens of a window as exchangeable. Attention-output norms "
+        "of neighbouring tokens are autocorrelated; that is harmless while the correct/incorrect labels are not, "
+        "but when both are, within-window tests reject too often (docs/results.md gives the rates under a "
+        "simulated autocorrelated null). And correct predictions are of shorter tokens (above), which --set "
+        "shuffle=length holds fixed by shuffling within next-token lengths. The tests across windows take the "
+        "window as the unit and are not affected by dependence within a window.",
         "The histogram edges span both groups (min to max over all tokens), so a label shuffle never moves "
         "them: lamina bins each layer once and counts every shuffle at every layer with one matrix product "
         "(the same shuffles at every layer). The seed recomputes the same edges for every shuffle.",
@@ -170,8 +173,8 @@ def notes(r: AttnKLResult, config) -> tuple[str, ...]:
         "histograms are the seed's.",
         "The seed's comment calls pg11.txt 'Through the Looking Glass'; it is Alice's Adventures in "
         "Wonderland (Gutenberg #11). lamina removes the Gutenberg header and footer before taking the middle "
-        f"of the book, so the window (tokens {r.window_start}..{r.window_start + r.window - 1} of the "
-        "stripped text) is not the seed's exact window.",
+        f"of the book, so the {'window' if r.n_replicates == 1 else 'middle window'} (tokens {r.window_start}.."
+        f"{r.window_start + r.window - 1} of the stripped text) is not the seed's exact window.",
     ]
     model = r.model
     if config.window is None and model.context_length - int(model.prepend_bos) > r.window:
@@ -181,10 +184,10 @@ def notes(r: AttnKLResult, config) -> tuple[str, ...]:
                    f"window; lamina caps the default window at {DEFAULT_WINDOW_CAP} tokens for speed{many} "
                    "(--set window= and --set replicates= change it).")
     if model.prepend_bos:
-        out.append(f"{model.name} gets a BOS token before the window (its family's policy); BOS is fed to "
-                   "the model but never recorded or counted.")
+        out.append(f"{model.name} gets a BOS token before {'the' if r.n_replicates == 1 else 'each'} window (its "
+                   "family's policy); BOS is fed to the model but never recorded or counted.")
     out.append("Token length is the length in characters of the token being predicted (the next token), as "
-               "in the seed. accuracy in results.json is a fraction of the window's tokens.")
+               "in the seed. accuracy in results.json is a fraction of all windows' tokens.")
     return tuple(out)
 
 
