@@ -24,5 +24,6 @@ def replicate_intervals(ax, values, low, high, *, significant=None, mean=None, m
     ax.plot(x[sig], values[sig], "o", color=color, markersize=8, linestyle="none")
     ax.plot(x[~sig], values[~sig], "o", color=color, markerfacecolor="white", markersize=8, linestyle="none")
     ax.set_xticks(x)
+    ax.set_xlim(-0.5, len(values) - 0.5)
     ax.set_xlabel("Replicate")
     ax.legend(fontsize=8)

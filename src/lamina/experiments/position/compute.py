@@ -138,7 +138,8 @@ def compute(model, config: PositionConfig, ctx: Context) -> PositionResult:
     fit, iid, held_out = pooled["ols"], pooled["iid"], pooled["held_out"]
     subsets = tuple(Subset(
         replicate=r, train_start=ranges[r][0], test_start=ranges[r][1], n_train=len(blocks[r, "train"][0]),
-        n_test=len(blocks[r, "test"][0]), slope=f["ols"]["params"]["loss"], p_slope=f["ols"]["pvalues"]["loss"],
+        n_test=len(blocks[r, "test"][0]), slope=f["ols"]["params"]["loss"], slope_ci_low=f["ols"]["ci_low"]["loss"],
+        slope_ci_high=f["ols"]["ci_high"]["loss"], p_slope=f["ols"]["pvalues"]["loss"],
         test_accuracy=f["held_out"].mean, test_ci_low=f["held_out"].ci_low, test_ci_high=f["held_out"].ci_high,
         p_above_chance=f["held_out"].p, significant=f["significant"], agrees=f["significant"] == pooled["significant"])
         for r, f in zip(reps, fits))

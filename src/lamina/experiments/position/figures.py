@@ -83,7 +83,8 @@ def _replicates(result: PositionResult) -> Figure:
                         mean_interval=(a.test_accuracy.ci_low, a.test_accuracy.ci_high) if a else None,
                         reference=result.chance_percent)
     left.set(ylabel="Held-out accuracy (%)", title="A) Held-out accuracy per replicate")
-    replicate_intervals(right, [r.slope for r in reps], [np.nan] * len(reps), [np.nan] * len(reps),
+    replicate_intervals(right, [r.slope for r in reps], [r.slope_ci_low for r in reps],
+                        [r.slope_ci_high for r in reps],
                         significant=[r.p_slope <= result.alpha for r in reps], mean=a.slope.mean if a else None,
                         mean_interval=(a.slope.ci_low, a.slope.ci_high) if a else None, reference=0.0,
                         reference_label="zero", color="tab:red")
@@ -92,5 +93,5 @@ def _replicates(result: PositionResult) -> Figure:
               "unit)." if a else " One replicate: nothing to compare across (--set replicates=2 or more).")
     return Figure(fig, "Each replicate is a disjoint pair of HellaSwag row ranges with its own decoder. (A) Held-out "
                        f"accuracy with its {LEVEL:g}% interval over contexts, filled where the one-sided t test "
-                       f"over contexts has p <= {result.alpha}; chance dashed. (B) The OLS slope, filled where its "
-                       f"cluster-robust p <= {result.alpha}." + across)
+                       f"over contexts has p <= {result.alpha}; chance dashed. (B) The OLS slope with its cluster-robust "
+                       f"{LEVEL:g}% interval, filled where its p <= {result.alpha}." + across)

@@ -68,6 +68,8 @@ class Subset(Typed):
     n_train: int
     n_test: int
     slope: float
+    slope_ci_low: float  # cluster-robust 95% interval
+    slope_ci_high: float
     p_slope: float  # cluster-robust
     test_accuracy: float  # percent
     test_ci_low: float
