@@ -42,7 +42,7 @@ def test_every_figure_loads_in_chromium(small_run, tmp_path):
     title = re.search(r"<title>IMAGES (\d+) (\d+)</title>", result.stdout)
     assert title, result.stderr[-2000:]
     total, loaded = map(int, title.groups())
-    assert total == len(list((small_run.path / "figures").glob("*.png"))) == 5 and loaded == total
+    assert total == len(list((small_run.path / "figures").glob("*.png"))) == 6 and loaded == total  # 5 + replicates
     shot = tmp_path / "report.png"
     subprocess.run([chromium(), *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--hide-scrollbars",
                     "--window-size=1200,4000", f"--screenshot={shot}", f"file://{small_run.path / 'report.html'}"],

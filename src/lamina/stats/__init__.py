@@ -2,8 +2,8 @@
 
 | module | what |
 |---|---|
-| regression | OLS with inference, lagged designs and per-series autoregressions, logistic decoding, confusion tables |
-| multiple | Benjamini-Hochberg, permutation and max-statistic p-values |
+| regression | OLS with inference (iid or cluster-robust), lagged designs and per-series autoregressions, logistic decoding, confusion tables |
+| multiple | Benjamini-Hochberg, permutation and max-statistic p-values (raw, and of statistics standardised by their own nulls), the decision rule p <= alpha |
 | norms | log norms (per layer too) with the zero case made explicit |
 | divergence | histograms, KL, Jensen-Shannon, symmetric KL to the mixture; all of them for two groups |
 | permutation | label-permutation tests, layers at once: the JS null (two groups), within- vs across-label selectivity |
@@ -13,6 +13,9 @@
 | selectivity | within- vs across-category pair masks, means and t statistics, histogram edges |
 | ranges | central value ranges for axes and colour scales |
 | replicates | across replicates (text samples as the unit): t intervals, one-sample t tests, sign-flip max-t across layers |
+| groups | two groups of tokens: shuffles within strata, differences of means for many labellings, two-sided p, shift intervals |
+| pairing | replicates as the unit for a statistic of labels and values: each replicate's values under every replicate's labels, the pairing test |
+| clusters | means over items that come in clusters (positions of one context): interval and t test with the cluster as the unit |
 """
 
 from .bootstrap import percentile_ci, rsa_bootstrap

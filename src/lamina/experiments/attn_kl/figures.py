@@ -9,10 +9,10 @@ import numpy as np
 from ...errors import LaminaError
 from ...plots import figure
 from ...plots.histograms import binary_strip, density_by_group, null_histogram, probability_lines, signed_profile
-from ...plots.profiles import layer_profile, null_range
+from ...plots.profiles import layer_profile, null_range, replicate_band
 from ...stats.divergence import js_divergence, js_noise_floor
 from ..base import Figure
-from .compute import CORRECTION_NAMES
+from .compute import CORRECTION_NAMES, SHUFFLES
 from .result import AttnKLResult
 
 
@@ -32,10 +32,16 @@ def figures(result: AttnKLResult, config, options: AttnKLOptions) -> dict[str, F
     out = {}
     fig, ax = figure(1, size=(10, 3))
     binary_strip(ax, correct, rng)
-    ax.set(xlabel="Token position in the window",
+    bounds = np.flatnonzero(np.diff(t.replicate)) + 0.5
+    for x in bounds:
+        ax.axvline(x, color="0.6", linewidth=0.8, linestyle=":")
+    many = result.n_replicates > 1
+    ax.set(xlabel="Token (windows one after another)" if many else "Token position in the window",
            title=f"Accuracy by token position ({100 * correct.mean():.1f}% correct)")
+    windows = (f" The {result.n_replicates} windows of {result.window} tokens follow each other (dotted lines): "
+               "window 0 is the middle of the book, the others in book order." if many else "")
     out["accuracy_by_position"] = Figure(fig, "Each token's prediction (argmax of the logits = next token), "
-                                              "jittered vertically.")
+                                              "jittered vertically." + windows)
     fig, ax = figure(1, size=(10, 3))
     density_by_group(ax, t.next_token_length.astype(float), correct, unit=" chars", integer=True)
     ax.set(xlabel="Next-token length (characters)", ylabel="Density",
@@ -79,21 +85,59 @@ def figures(result: AttnKLResult, config, options: AttnKLOptions) -> dict[str, F
 
 
 def _profile(result: AttnKLResult) -> Figure:
-    sig = result.column("significant")
+    sig, diff_sig = result.column("significant"), result.column("difference_significant")
     mean_correct, mean_incorrect = result.column("mean_log_norm_correct"), result.column("mean_log_norm_incorrect")
-    fig, (a, b, c) = figure(3, size=(15, 4))
-    layer_profile(a, mean_incorrect, label="Incorrect", color="tab:red", marker="h")
-    layer_profile(a, mean_correct, label="Correct", color="tab:blue", marker="s")
-    a.legend(fontsize=9)
-    a.set(ylabel="Mean log norm", title="A) Distribution means")
-    null_range(b, result.column("null_min"), result.column("null_max"), result.column("null_mean"))
-    layer_profile(b, result.column("js"), significant=sig, label="observed (filled: significant)",
+    a = result.across
+    fig, axes = figure(3, 2 if a is not None else 1, size=(15, 8 if a is not None else 4))
+    top = axes[0] if a is not None else axes
+    layer_profile(top[0], mean_incorrect, label="Incorrect", color="tab:red", marker="h")
+    layer_profile(top[0], mean_correct, label="Correct", color="tab:blue", marker="s")
+    top[0].legend(fontsize=9)
+    top[0].set(ylabel="Mean log norm", title="A) Distribution means")
+    null_range(top[1], result.column("null_min"), result.column("null_max"), result.column("null_mean"))
+    layer_profile(top[1], result.column("js"), significant=sig, label="observed (filled: significant)",
                   color="tab:green", marker="h")
-    b.legend(fontsize=8)
-    b.set(ylabel="JS divergence (nats)", title="B) Observed JS with $H_0$ range")
-    signed_profile(c, result.column("difference"), sig)
-    c.set(ylabel="Correct − incorrect", title="C) Difference of means")
+    top[1].legend(fontsize=8)
+    top[1].set(ylabel="JS divergence (nats)", title="B) Observed JS with $H_0$ range")
+    shift = result.column("difference_expected")
+    top[2].vlines(np.arange(len(sig)), result.column("difference_ci_low") + shift,
+                  result.column("difference_ci_high") + shift, color="0.5", linewidth=0.8)
+    signed_profile(top[2], result.column("difference"), diff_sig)
+    top[2].set(ylabel="Correct − incorrect", title="C) Difference of means")
     which = CORRECTION_NAMES[result.correction]
-    return Figure(fig, f"Per layer: mean log norm by group (A); observed JS divergence against the permutation "
-                       f"null's range and mean (B); difference of means (C), blue above zero, red below. Filled or "
-                       f"large markers: {which} corrected p < {result.alpha}.")
+    pooled = "all windows' tokens, labels shuffled " + SHUFFLES[result.shuffle]
+    caption = (f"Per layer ({pooled}): mean log norm by group (A); observed JS divergence against the "
+               f"permutation null's range and mean (B), filled where the JS test's {which} corrected p <= "
+               f"{result.alpha}; difference of means (C) with its {result.across.level if a else 95:g}% "
+               f"shift interval, blue above zero, red below, large where the difference's own test (same "
+               f"shuffles, {which} corrected) has p <= {result.alpha}.")
+    if a is not None:
+        bottom = axes[1]
+        excess = result.per_replicate("difference") - result.per_replicate("difference_expected")
+        bottom[0].axhline(0, linestyle="--", color="k", linewidth=0.5)
+        replicate_band(bottom[0], a.difference.mean, a.difference.ci_low, a.difference.ci_high, replicates=excess,
+                       significant=a.difference.significant, label="mean of windows", color="tab:purple",
+                       marker="s", level=a.level)
+        bottom[0].legend(fontsize=8)
+        bottom[0].set(ylabel="Correct − incorrect", title=f"D) Difference of means across {a.n} windows")
+        replicate_band(bottom[1], a.js.mean, a.js.ci_low, a.js.ci_high, replicates=result.per_replicate("js"),
+                       significant=a.js.significant, label="mean of windows", color="tab:green", marker="h",
+                       level=a.level)
+        layer_profile(bottom[1], a.js.mismatched, label="labels of another window", color="0.4", marker=".")
+        bottom[1].legend(fontsize=8)
+        bottom[1].set(ylabel="JS divergence (nats)", title=f"E) JS of each window across {a.n} windows")
+        reps = result.replicates
+        colours = ["tab:blue" if rep.agrees else "0.7" for rep in reps]
+        bottom[2].bar([rep.replicate for rep in reps], [100 * rep.accuracy for rep in reps], color=colours)
+        bottom[2].set(xlabel="Window", ylabel="Accuracy (%)", xticks=[rep.replicate for rep in reps],
+                      title=f"F) Windows: {a.n_agree} of {a.n} agree with the pooled result")
+        flips = "sign flips of whole windows, max |t|" if a.correction == "max" else which
+        caption += (f" Across windows, the window as the unit: (D) each window's difference beyond its shuffle "
+                    f"expectation (thin lines), their mean and {a.level:g}% t interval (band), filled where the "
+                    f"t test across windows ({flips} corrected) has p <= {result.alpha}; (E) each window's JS "
+                    f"(thin lines), their mean and t interval, and the mean JS of one window's log norms split "
+                    f"by another window's labels (grey), "
+                    f"filled where the pairing test ({which} corrected) has p <= {result.alpha}; (F) each window's "
+                    f"accuracy, blue where its difference has the pooled sign at more than half of the layers where "
+                    f"the pooled difference is significant.")
+    return Figure(fig, caption)

@@ -11,8 +11,10 @@ from ...plots import figure
 from ...plots.confusion import accuracy_bars, confusion_heatmap
 from ...plots.distributions import density_lines, means_with_points
 from ...plots.regression import coefficient_bars, jitter_scatter
+from ...plots.replicates import replicate_intervals
 from ...stats.regression import confusion_percent
 from ..base import Figure
+from .compute import LEVEL
 from .result import PositionResult
 
 
@@ -63,7 +65,33 @@ def figures(result: PositionResult, config, options: PositionOptions) -> dict[st
         confusion_heatmap(b, confusion_percent(scores.confusion), value_range=options.confusion_range)
         b.set(xlabel="Predicted position", ylabel="True position", title="B) Confusion matrix (% row-wise)")
         fig.suptitle(f"{split.upper()} performance", fontsize=14, fontweight="bold")
-        which = "training contexts" if split == "train" else "held-out contexts"
+        which = ("training contexts (in sample: descriptive)" if split == "train" else
+                 f"held-out contexts (overall {scores.accuracy:.1f}%, {LEVEL:g}% interval over contexts "
+                 f"{scores.ci_low:.1f}-{scores.ci_high:.1f}%)")
         out[f"{split}_performance"] = Figure(fig, f"Logistic decoding on the {which}: accuracy per position "
                                                   f"with chance dashed (A), row-normalised confusion (B).")
+    out["replicates"] = _replicates(result)
     return out
+
+
+def _replicates(result: PositionResult) -> Figure:
+    reps, a = result.replicates, result.across
+    fig, (left, right) = figure(2, size=(11, 4))
+    replicate_intervals(left, [r.test_accuracy for r in reps], [r.test_ci_low for r in reps],
+                        [r.test_ci_high for r in reps], significant=[r.significant for r in reps],
+                        mean=a.test_accuracy.mean if a else None,
+                        mean_interval=(a.test_accuracy.ci_low, a.test_accuracy.ci_high) if a else None,
+                        reference=result.chance_percent)
+    left.set(ylabel="Held-out accuracy (%)", title="A) Held-out accuracy per replicate")
+    replicate_intervals(right, [r.slope for r in reps], [r.slope_ci_low for r in reps],
+                        [r.slope_ci_high for r in reps],
+                        significant=[r.p_slope <= result.alpha for r in reps], mean=a.slope.mean if a else None,
+                        mean_interval=(a.slope.ci_low, a.slope.ci_high) if a else None, reference=0.0,
+                        reference_label="zero", color="tab:red")
+    right.set(ylabel="Positions per nat", title="B) OLS slope of position on loss per replicate")
+    across = (f" Band: the mean across the {a.n} replicates and its {a.level:g}% t interval (replicates as the "
+              "unit)." if a else " One replicate: nothing to compare across (--set replicates=2 or more).")
+    return Figure(fig, "Each replicate is a disjoint pair of HellaSwag row ranges with its own decoder. (A) Held-out "
+                       f"accuracy with its {LEVEL:g}% interval over contexts, filled where the one-sided t test "
+                       f"over contexts has p <= {result.alpha}; chance dashed. (B) The OLS slope with its cluster-robust "
+                       f"{LEVEL:g}% interval, filled where its p <= {result.alpha}." + across)
