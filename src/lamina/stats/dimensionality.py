@@ -93,3 +93,52 @@ def dimensionality(X, threshold: float = 95.0, *, what: str = "the data") -> tup
     """``(participation ratio, effective dimensionality)`` of ``X`` (shape ``(n, d)``) from one SVD."""
     spectrum = variance_spectrum(X, what=what)
     return participation_ratio_of(spectrum), effective_dim_of(spectrum, threshold)
+
+
+def participation_ratio_bootstrap(X, counts, *, dtype=np.float32) -> np.ndarray:
+    """Participation ratio of the rows of ``X`` on each bootstrap resample, copies of an item kept apart.
+
+    With ``A`` the Gram matrix of the items centred on the resample's (weighted) mean, ``n·tr C =
+    sum_p w_p A_pp`` and ``n²·tr C² = sum_{p,q} w_p w_q A_pq²``, so PR = (tr C)² / tr C² on a
+    resample is a few weighted sums over the full sample's Gram matrix. A resample that draws item
+    p twice would count the pair of its two copies, ``A_pp²`` (an item's squared norm, squared),
+    as if it were a pair of two items; in high dimensions that term is tens of times a real pair's,
+    and it would pull PR down in every resample. As for RSA (:func:`lamina.stats.bootstrap.rsa_bootstrap`),
+    pairs of copies are left out: the diagonal counts ``w_p`` times, distinct pairs ``w_p w_q``
+    times (rescaled to the ``n(n-1)`` pairs of a sample of n distinct items). With all counts 1
+    this is exactly :func:`participation_ratio`.
+
+    Args:
+        X: shape ``(n, d)``: n items.
+        counts: shape ``(n_boot, n)``, each row summing to n (:func:`lamina.stats.bootstrap.resample_counts`,
+            :func:`lamina.stats.blocks.circular_block_counts`).
+        dtype: precision of the two matrix products (float32: the centred Gram keeps the sums small).
+
+    Returns:
+        Shape ``(n_boot,)``; NaN for a resample of one distinct item.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    counts = np.asarray(counts)
+    if X.ndim != 2 or len(X) < 2:
+        raise LaminaError(f"X must have shape (n, d) with n >= 2, not {X.shape}.")
+    n = len(X)
+    if counts.ndim != 2 or counts.shape[1] != n:
+        raise LaminaError(f"counts must have shape (n_boot, {n}), not {counts.shape}.")
+    Xc = X - X.mean(axis=0)
+    G = Xc @ Xc.T
+    w = counts.astype(np.float64)
+    products = w.astype(dtype) @ np.concatenate([G, G * G], axis=1).astype(dtype)  # (n_boot, 2n)
+    g = products[:, :n].astype(np.float64) / n  # G w / n
+    wGGw = np.einsum("bn,bn->b", products[:, n:].astype(np.float64), w)
+    c = np.einsum("bn,bn->b", w, g) / n  # w'Gw / n²
+    diag = np.diag(G)
+    a_diag = diag[None, :] - 2 * g + c[:, None]  # A_pp on the resample's centring
+    trace = w @ diag - n * c  # sum_p w_p A_pp
+    total = wGGw - 2 * n * np.einsum("bn,bn->b", w, g ** 2) + n ** 2 * c ** 2  # sum_{p,q} w_p w_q A_pq²
+    on_diag = np.einsum("bn,bn->b", w, a_diag ** 2)
+    off_diag = total - np.einsum("bn,bn->b", w ** 2, a_diag ** 2)
+    pairs = n ** 2 - (w ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        squares = on_diag + off_diag * (n * (n - 1)) / pairs
+        # A resample of one distinct item has no spread: its PR is undefined.
+        return np.where((pairs > 0) & (squares > 0), trace ** 2 / squares, np.nan)
