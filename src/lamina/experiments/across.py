@@ -28,7 +28,7 @@ class Across(Typed):
     mean: float  # mean over replicates
     ci_low: float  # Student t interval of the mean (level: the result's ci_level or 95%)
     ci_high: float
-    t: float  # one-sample t against the null value
+    t: float  # one-sample t against the null value (NaN when the replicates do not vary: JSON has no inf)
     p: float  # uncorrected
     p_corrected: float  # corrected across the family (the result says which correction)
     significant: bool  # p_corrected <= alpha
@@ -54,7 +54,8 @@ def across_tests(values, *, alpha: float, null: float = 0.0, alternative: str = 
     decisions = significant(summary.p_corrected, alpha)
     out = np.empty(int(np.prod(shape)), dtype=object)
     for i in range(len(out)):
-        out[i] = Across(mean=summary.mean[i], ci_low=summary.ci_low[i], ci_high=summary.ci_high[i], t=summary.t[i],
+        t = summary.t[i] if np.isfinite(summary.t[i]) else np.nan
+        out[i] = Across(mean=summary.mean[i], ci_low=summary.ci_low[i], ci_high=summary.ci_high[i], t=t,
                         p=summary.p[i], p_corrected=summary.p_corrected[i], significant=bool(decisions[i]))
     return out.reshape(shape)
 
@@ -65,34 +66,38 @@ def column(entries, name: str) -> np.ndarray:
     return np.vectorize(lambda e: getattr(e, name), otypes=[float])(entries)
 
 
-def sign_agreement(per_replicate, pooled, cells) -> tuple[float, int, int]:
+def sign_agreement(per_replicate, pooled, cells) -> tuple[float, int, int, bool]:
     """How far the replicates agree with the pooled result on the direction of an effect.
+
+    A replicate agrees in a cell when its estimate has the pooled estimate's sign.
 
     Args:
         per_replicate: shape ``(R, ...)``, each replicate's estimate per cell.
         pooled: shape ``(...)``, the pooled estimate per cell.
-        cells: shape ``(...)`` bool, the cells that count (e.g. where the pooled test is significant).
+        cells: shape ``(...)`` bool, the cells that count: where the pooled test is significant. When
+            none is, every cell counts.
 
     Returns:
-        ``(share, n_all, n_cells)``: the share of (replicate, cell) estimates with the pooled sign
-        (NaN when no cell counts), the number of replicates with the pooled sign in every counted cell,
-        and the number of counted cells.
+        ``(share, n_all, n_cells, significant_only)``: the share of (replicate, cell) estimates with the
+        pooled sign, the number of replicates with the pooled sign in every counted cell, the number of
+        counted cells, and whether they are the significant ones.
     """
     per_replicate, pooled = np.asarray(per_replicate, float), np.asarray(pooled, float)
     cells = np.asarray(cells, bool)
-    if not cells.any():
-        return float("nan"), len(per_replicate), 0
+    significant_only = bool(cells.any())
+    if not significant_only:
+        cells = np.ones_like(cells)
     same = np.sign(per_replicate[:, cells]) == np.sign(pooled[cells])[None]
-    return float(same.mean()), int(same.all(axis=1).sum()), int(cells.sum())
+    return float(same.mean()), int(same.all(axis=1).sum()), int(cells.sum()), significant_only
 
 
-def agreement_sentence(share: float, n_all: int, n_replicates: int, n_cells: int, what: str, unit: str) -> str:
-    """One sentence on how many replicates agree with the pooled result."""
-    if n_cells == 0:
-        return f"No {what} is significant in the pooled result, so there is no direction for the {unit}s to agree on."
-    return (f"{n_all} of {n_replicates} {unit}s agree with the pooled result: their estimate has the pooled sign "
-            f"at all {n_cells} {what} where the pooled test is significant ({100 * share:.0f}% of all "
-            f"{unit} × cell estimates do).")
+def agreement_sentence(agreement: tuple[float, int, int, bool], n_replicates: int, what: str, unit: str) -> str:
+    """One sentence on how many replicates agree with the pooled result (:func:`sign_agreement`)."""
+    share, n_all, n_cells, significant_only = agreement
+    where = (f"at all {n_cells} {what} where the pooled test is significant" if significant_only else
+             f"at all {n_cells} {what} (none is significant in the pooled result)")
+    return (f"{n_all} of {n_replicates} {unit}s agree with the pooled result, their estimate having the pooled "
+            f"sign {where}; {100 * share:.1f}% of all {unit} × cell estimates have it.")
 
 
 @dataclass(frozen=True, eq=False)

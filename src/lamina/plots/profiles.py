@@ -26,3 +26,10 @@ def null_range(ax, null_min, null_max, null_mean, *, layers=None):
     layers = np.arange(len(null_mean)) if layers is None else np.asarray(layers)
     ax.vlines(layers, null_min, null_max, color="k", linewidth=0.5)
     ax.plot(layers, null_mean, "ks", markersize=3, label="null mean and range")
+
+
+def replicate_band(ax, low, high, *, color="C0", label=None, layers=None, alpha: float = 0.15):
+    """The across-replicate band per layer: the replicates' mean's interval, ``low..high`` (each ``(n_layers,)``)."""
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    layers = np.arange(len(low)) if layers is None else np.asarray(layers)
+    ax.fill_between(layers, low, high, color=color, alpha=alpha, linewidth=0, label=label)

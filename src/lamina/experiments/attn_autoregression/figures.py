@@ -9,7 +9,7 @@ import numpy as np
 
 from ...errors import LaminaError
 from ...plots import figure
-from ...plots.profiles import layer_profile
+from ...plots.profiles import layer_profile, replicate_band
 from ...stats.multiple import significant
 from ..across import column
 from ..base import Figure
@@ -53,8 +53,7 @@ def figures(result: AutoregressionResult, config, options: AutoregressionOptions
         beta = result.column(f"beta_{lag}")
         if many:  # the passages' mean and its t interval: the across-passage band
             entries = [getattr(layer.across, lag) for layer in result.layers]
-            ax.fill_between(layers, column(entries, "ci_low"), column(entries, "ci_high"), color=color, alpha=0.15,
-                            linewidth=0)
+            replicate_band(ax, column(entries, "ci_low"), column(entries, "ci_high"), color=color)
         layer_profile(ax, beta, significant=significant(result.column(f"p_{lag}"), alpha), color=color,
                       marker=marker, label=f"t-{lag[1]}")
         bh = significant(result.column(f"p_{lag}_bh"), alpha)

@@ -42,8 +42,7 @@ def _agreement(r: AutoregressionResult) -> str:
     pooled = np.stack([r.column(f"beta_{lag}") for lag in LAGS], axis=1)  # (layers, 2)
     cells = np.stack([significant(r.column(f"p_{lag}_bh"), r.alpha) for lag in LAGS], axis=1)
     per = np.stack([getattr(r.per_passage, f"beta_{lag}") for lag in LAGS], axis=2)  # (R, layers, 2)
-    share, n_all, n_cells = sign_agreement(per, pooled, cells)
-    return agreement_sentence(share, n_all, r.replicates, n_cells, "(layer, lag) cells", "passage")
+    return agreement_sentence(sign_agreement(per, pooled, cells), r.replicates, "(layer, lag) cells", "passage")
 
 
 def key_numbers(result: AutoregressionResult) -> tuple[KeyNumber, ...]:
