@@ -204,3 +204,18 @@ def test_block_bootstrap_coverage_under_ar1():
     assert got["rsa_block"] - got["rsa_item"] >= 0.03 and got["pr_block"] - got["pr_item"] >= 0.04, got
     iid = _coverage(0.0, 160, 200, 250, seed=1)
     assert min(iid.values()) >= 0.91, iid
+
+
+def test_a_gram_computed_once_gives_the_same_numbers():
+    from lamina.stats.dimensionality import centred_gram, variance_spectrum
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 50)) + 3
+    G = centred_gram(X)
+    counts = resample_counts(rng, 30, 5)
+    np.testing.assert_array_equal(variance_spectrum(X, gram=G), variance_spectrum(X))
+    np.testing.assert_array_equal(participation_ratio_bootstrap(X, counts, gram=G),
+                                  participation_ratio_bootstrap(X, counts))
+    np.testing.assert_array_equal(principal_scores(X, gram=G), principal_scores(X))
+    wide = rng.standard_normal((30, 10))  # n > d: the Gram is not the smaller matrix and is not used
+    np.testing.assert_array_equal(variance_spectrum(wide, gram=centred_gram(wide)), variance_spectrum(wide))

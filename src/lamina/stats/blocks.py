@@ -149,13 +149,14 @@ def rsa_item_series(matrices, pairs) -> np.ndarray:
     return np.stack([(Z[a] * Z[b]).sum(axis=1) / (n - 1) for a, b in pairs])
 
 
-def principal_scores(X, k: int = 3) -> np.ndarray:
+def principal_scores(X, k: int = 3, *, gram=None) -> np.ndarray:
     """Scores of the items on their ``k`` leading principal components, shape ``(k, n)`` (items in order).
 
     From the eigenvectors of the smaller of the centred Gram (n × n) and covariance (d × d) matrices.
 
     Args:
         X: shape ``(n, d)``.
+        gram: optional centred Gram matrix ``Xc @ Xc.T`` (``(n, n)``), if computed already.
     """
     from scipy.linalg import eigh
     from threadpoolctl import threadpool_limits
@@ -169,7 +170,7 @@ def principal_scores(X, k: int = 3) -> np.ndarray:
     # One BLAS thread: the eigensolver takes many small steps (see dimensionality.variance_spectrum).
     with threadpool_limits(1, user_api="blas"):
         if n <= d:
-            values, vectors = eigh(Xc @ Xc.T, subset_by_index=[n - k, n - 1])
+            values, vectors = eigh(Xc @ Xc.T if gram is None else gram, subset_by_index=[n - k, n - 1])
             scores = vectors * np.sqrt(np.clip(values, 0.0, None))
         else:
             _, vectors = eigh(Xc.T @ Xc, subset_by_index=[d - k, d - 1])
@@ -177,7 +178,7 @@ def principal_scores(X, k: int = 3) -> np.ndarray:
     return scores.T[::-1]
 
 
-def block_length(arrays, *, k: int = 3, max_block: int | None = None) -> int:
+def block_length(arrays, *, k: int = 3, max_block: int | None = None, grams=None) -> int:
     """One circular-bootstrap block length for items in sequence order, from how their leading
     principal components depend on earlier items.
 
@@ -187,7 +188,9 @@ def block_length(arrays, *, k: int = 3, max_block: int | None = None) -> int:
 
     Args:
         arrays: one or more arrays of shape ``(n, d_i)``: the same n items (e.g. several stages).
+        grams: optional, their centred Gram matrices (``(n, n)`` each), if computed already.
     """
     arrays = [arrays] if isinstance(arrays, np.ndarray) and arrays.ndim == 2 else list(arrays)
-    series = np.concatenate([principal_scores(X, k) for X in arrays])
+    grams = [None] * len(arrays) if grams is None else list(grams)
+    series = np.concatenate([principal_scores(X, k, gram=g) for X, g in zip(arrays, grams)])
     return max(1, int(round(float(np.median(optimal_block_length(series, max_block=max_block))))))

@@ -18,7 +18,18 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 from ..errors import LaminaError
 
 
-def variance_spectrum(X, *, what: str = "the data") -> np.ndarray:
+def centred_gram(X) -> np.ndarray:
+    """``Xc @ Xc.T`` of the mean-centred rows of ``X`` (shape ``(n, d)``): shape ``(n, n)``, float64.
+
+    The spectrum, the participation ratio on resamples and the principal scores all start from it; an
+    experiment that needs several of them computes it once and passes it on (``gram=``).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Xc = X - X.mean(axis=0, keepdims=True)
+    return Xc @ Xc.T
+
+
+def variance_spectrum(X, *, what: str = "the data", gram=None) -> np.ndarray:
     """Squared singular values of mean-centred ``X``, descending, float64.
 
     Computed as the eigenvalues of the smaller Gram matrix (``Xc @ Xc.T`` or ``Xc.T @ Xc``), which are
@@ -27,6 +38,7 @@ def variance_spectrum(X, *, what: str = "the data") -> np.ndarray:
 
     Args:
         X: shape ``(n, d)``: n items (rows) in d dimensions.
+        gram: optional :func:`centred_gram` of X, used when ``n <= d`` (the same numbers, computed once).
 
     Returns:
         Shape ``(min(n, d),)``; the sum is the total variance times ``n``.
@@ -38,8 +50,9 @@ def variance_spectrum(X, *, what: str = "the data") -> np.ndarray:
         raise LaminaError(f"{what} has {len(X)} item(s); dimensionality needs at least 2.")
     if not np.isfinite(X).all():
         raise LaminaError(f"{what} holds NaN or infinite values.")
-    Xc = X - X.mean(axis=0, keepdims=True)
-    gram = Xc @ Xc.T if Xc.shape[0] <= Xc.shape[1] else Xc.T @ Xc
+    if gram is None or X.shape[0] > X.shape[1]:
+        Xc = X - X.mean(axis=0, keepdims=True)
+        gram = Xc @ Xc.T if Xc.shape[0] <= Xc.shape[1] else Xc.T @ Xc
     # One BLAS thread: the eigensolver takes many small steps, and with several threads on a busy
     # machine each step waits for the others (40x slower measured on 2 shared cores).
     with threadpool_limits(1, user_api="blas"):
@@ -89,13 +102,14 @@ def effective_dim(X, threshold: float = 95.0) -> int:
     return effective_dim_of(variance_spectrum(X), threshold)
 
 
-def dimensionality(X, threshold: float = 95.0, *, what: str = "the data") -> tuple[float, int]:
-    """``(participation ratio, effective dimensionality)`` of ``X`` (shape ``(n, d)``) from one SVD."""
-    spectrum = variance_spectrum(X, what=what)
+def dimensionality(X, threshold: float = 95.0, *, what: str = "the data", gram=None) -> tuple[float, int]:
+    """``(participation ratio, effective dimensionality)`` of ``X`` (shape ``(n, d)``) from one SVD
+    (``gram``: its :func:`centred_gram`, if computed already)."""
+    spectrum = variance_spectrum(X, what=what, gram=gram)
     return participation_ratio_of(spectrum), effective_dim_of(spectrum, threshold)
 
 
-def participation_ratio_bootstrap(X, counts, *, dtype=np.float32) -> np.ndarray:
+def participation_ratio_bootstrap(X, counts, *, dtype=np.float32, gram=None) -> np.ndarray:
     """Participation ratio of the rows of ``X`` on each bootstrap resample, copies of an item kept apart.
 
     With ``A`` the Gram matrix of the items centred on the resample's (weighted) mean, ``n·tr C =
@@ -113,6 +127,7 @@ def participation_ratio_bootstrap(X, counts, *, dtype=np.float32) -> np.ndarray:
         counts: shape ``(n_boot, n)``, each row summing to n (:func:`lamina.stats.bootstrap.resample_counts`,
             :func:`lamina.stats.blocks.circular_block_counts`).
         dtype: precision of the two matrix products (float32: the centred Gram keeps the sums small).
+        gram: optional :func:`centred_gram` of X (computed once by a caller that needs it elsewhere).
 
     Returns:
         Shape ``(n_boot,)``; NaN for a resample of one distinct item.
@@ -124,8 +139,7 @@ def participation_ratio_bootstrap(X, counts, *, dtype=np.float32) -> np.ndarray:
     n = len(X)
     if counts.ndim != 2 or counts.shape[1] != n:
         raise LaminaError(f"counts must have shape (n_boot, {n}), not {counts.shape}.")
-    Xc = X - X.mean(axis=0)
-    G = Xc @ Xc.T
+    G = centred_gram(X) if gram is None else np.asarray(gram, dtype=np.float64)
     w = counts.astype(np.float64)
     products = w.astype(dtype) @ np.concatenate([G, G * G], axis=1).astype(dtype)  # (n_boot, 2n)
     g = products[:, :n].astype(np.float64) / n  # G w / n

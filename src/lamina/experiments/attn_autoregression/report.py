@@ -90,8 +90,8 @@ def notes(result: AutoregressionResult, config) -> tuple[str, ...]:
         "strong, nearly ubiquitous t-1 effect raise the threshold for t-2, whose list could then hold more false "
         "discoveries than the stated rate.",
         "Standard errors: OLS by default. Under an AR model with independent errors (the model fitted) its t tests "
-        "hold their level (4.8% at α = 0.05 in simulation, 94 tokens), and the residuals of SmolLM2's passages "
-        "show no more autocorrelation than chance (Ljung–Box). With se=hac the Newey–West errors guard against "
+        "hold their level (4.8% at α = 0.05 in simulation, 94 tokens); where the residuals are autocorrelated "
+        "(the Ljung–Box count above) they are too small. With se=hac the Newey–West errors guard against "
         "unequal variances and residual autocorrelation, but on passages this short they are not calibrated "
         "either (6.7% under the AR null, 10–13% under GARCH-type or lag-3 errors, where OLS gives 11–20%; "
         "docs/results.md). The test across passages does not rest on either: each passage is one unit.",

@@ -20,18 +20,21 @@ from tqdm.auto import tqdm
 
 from ...stats.blocks import block_length, circular_block_counts
 from ...stats.bootstrap import bootstrap_pvalue, percentile_ci, resample_counts, rsa_bootstrap
-from ...stats.dimensionality import dimensionality, participation_ratio_bootstrap
+from ...stats.dimensionality import centred_gram, dimensionality, participation_ratio_bootstrap
 from ...stats.multiple import benjamini_hochberg, significant
 from ...stats.similarity import cosine_matrix, rsa_pairs
 from ..across import across_tests, intervals
 from .result import ALPHA, CI_LEVEL, PAIR_NAMES, PAIRS, SETS, SITES, STAGES, LayerAcross
 
 
-def geometry(X: dict, threshold: float, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def geometry(X: dict, threshold: float, what: str, grams=None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                     np.ndarray]:
     """One layer and set: PR ``(4,)``, effective dimensionality ``(4,)``, cosine matrices ``(4, n, n)``,
-    RSA per pair ``(6,)``. ``X``: stage -> ``(n, width)``."""
+    RSA per pair ``(6,)``. ``X``: stage -> ``(n, width)``; ``grams``: stage -> its centred Gram, if
+    computed already."""
+    grams = grams or {}
     mats = np.stack([cosine_matrix(X[s]) for s in STAGES])
-    dims = [dimensionality(X[s], threshold, what=f"{SITES[s]} {what}") for s in STAGES]
+    dims = [dimensionality(X[s], threshold, what=f"{SITES[s]} {what}", gram=grams.get(s)) for s in STAGES]
     return (np.array([d[0] for d in dims]), np.array([d[1] for d in dims], dtype=np.int64), mats,
             rsa_pairs(mats, PAIRS))
 
@@ -61,15 +64,18 @@ def pooled(acts, config, ctx, windows=None) -> dict:
                       disable=None if ctx.progress is None else not ctx.progress):
         for which in SETS:
             X = {s: acts[which][s][layer] for s in STAGES}
+            # The centred Gram matrix serves the spectrum, the PR resamples and the block length.
+            grams = {s: centred_gram(X[s]) for s in STAGES} if n <= min(X[s].shape[1] for s in STAGES) else {}
             pr[which][layer], effdim[which][layer], mats, rsa[which][layer] = geometry(
-                X, config.threshold, f"at layer {layer} ({which}-sequence set)")
+                X, config.threshold, f"at layer {layer} ({which}-sequence set)", grams)
             if which == "one":
-                block[layer] = block_length([X[s] for s in STAGES])
+                block[layer] = block_length([X[s] for s in STAGES], grams=[grams.get(s) for s in STAGES])
                 counts = circular_block_counts(ctx.rng, n, config.n_boot, int(block[layer]), groups=windows)
             else:
                 counts = many_counts
             boot[which][:, layer] = rsa_bootstrap(mats, PAIRS, counts)
-            pr_boot[which][:, layer] = np.stack([participation_ratio_bootstrap(X[s], counts) for s in STAGES], axis=1)
+            pr_boot[which][:, layer] = np.stack([participation_ratio_bootstrap(X[s], counts, gram=grams.get(s))
+                                                 for s in STAGES], axis=1)
     diff = boot["one"] - boot["many"]
     diff_p = bootstrap_pvalue(diff)
     return {"pr": pr, "effdim": effdim, "rsa": rsa, "block": block,
