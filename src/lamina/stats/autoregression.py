@@ -70,10 +70,11 @@ def lagged_fits(passages, lags=(1, 2), first: int = 3, *, se: str = "ols",
         maxlags: HAC truncation lag; None: :func:`newey_west_lags` of the mean rows per passage.
 
     Returns:
-        ``intercept`` ``(n_series,)`` (the mean of the passages' intercepts); ``beta``, ``se``, ``p`` ``(n_series, len(lags))`` (two-sided t
-        tests); ``r2`` ``(n_series,)`` (within passages: 1 − residual / within-passage sum of squares, so
-        the passages' intercepts explain none of it); ``resid`` ``(n_series, rows)``; ``groups`` ``(rows,)`` passage of
-        each row; ``maxlags`` (int; 0 for ``"ols"``).
+        ``intercept`` ``(n_series,)`` (the mean of the passages' intercepts); ``beta``, ``se``, ``p``
+        ``(n_series, len(lags))`` (two-sided t tests); ``r2`` ``(n_series,)`` (within passages:
+        1 − residual / within-passage sum of squares, so the passages' intercepts explain none of it);
+        ``resid`` ``(n_series, rows)``; ``groups`` ``(rows,)`` passage of each row; ``maxlags`` (int; 0
+        for ``"ols"``).
     """
     import statsmodels.api as sm
 

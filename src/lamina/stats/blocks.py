@@ -159,7 +159,8 @@ def principal_scores(X, k: int = 3, *, gram=None) -> np.ndarray:
         gram: optional centred Gram matrix ``Xc @ Xc.T`` (``(n, n)``), if computed already.
     """
     from scipy.linalg import eigh
-    from threadpoolctl import threadpool_limits
+
+    from .dimensionality import one_blas_thread
 
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or len(X) < 2:
@@ -168,7 +169,7 @@ def principal_scores(X, k: int = 3, *, gram=None) -> np.ndarray:
     n, d = Xc.shape
     k = min(k, n, d)
     # One BLAS thread: the eigensolver takes many small steps (see dimensionality.variance_spectrum).
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         if n <= d:
             values, vectors = eigh(Xc @ Xc.T if gram is None else gram, subset_by_index=[n - k, n - 1])
             scores = vectors * np.sqrt(np.clip(values, 0.0, None))

@@ -12,10 +12,28 @@ values ``s**2`` of ``X - X.mean(axis=0)``:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from threadpoolctl import threadpool_limits  # installed with scikit-learn
+from threadpoolctl import ThreadpoolController  # installed with scikit-learn
 
 from ..errors import LaminaError
+
+
+@functools.cache
+def _controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread.
+
+    Small linear algebra (an eigensolver's many small steps, products of a few hundred rows) waits on
+    its own threads when a busy machine's cores are shared: 40x slower measured on 2 shared cores.
+    The controller is built once (``threadpool_limits()`` scans the loaded libraries on every call,
+    about 5 ms each).
+    """
+    return _controller().limit(limits=1, user_api="blas")
 
 
 def centred_gram(X) -> np.ndarray:
@@ -55,7 +73,7 @@ def variance_spectrum(X, *, what: str = "the data", gram=None) -> np.ndarray:
         gram = Xc @ Xc.T if Xc.shape[0] <= Xc.shape[1] else Xc.T @ Xc
     # One BLAS thread: the eigensolver takes many small steps, and with several threads on a busy
     # machine each step waits for the others (40x slower measured on 2 shared cores).
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         eigenvalues = np.linalg.eigvalsh(gram)
     # eigvalsh returns ascending values; rounding can make zero eigenvalues slightly negative
     s2 = np.clip(eigenvalues[::-1], 0.0, None)

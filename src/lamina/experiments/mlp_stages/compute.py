@@ -27,7 +27,7 @@ from ...data.local import read_text
 from ...errors import LaminaError
 from ...models.depth import check_layer_setting, layer_at
 from ...record import record
-from ...stats.dimensionality import check_threshold
+from ...stats.dimensionality import check_threshold, one_blas_thread
 from ...stimuli import Stimuli
 from ...stimuli.words import word_token
 from ..base import Context, ModelFacts, profile_table
@@ -195,7 +195,8 @@ def _layer(layer, st, across) -> LayerEntry:
         rsa_one_ci={p: ci["one"][:, layer, j] for j, p in enumerate(PAIR_NAMES)},
         rsa_many_ci={p: ci["many"][:, layer, j] for j, p in enumerate(PAIR_NAMES)},
         rsa_diff_ci={p: st["diff_ci"][:, layer, j] for j, p in enumerate(PAIR_NAMES)},
-        rsa_diff_p=dict(zip(PAIR_NAMES, st["diff_p"][layer])), rsa_diff_p_bh=dict(zip(PAIR_NAMES, st["diff_p_bh"][layer])),
+        rsa_diff_p=dict(zip(PAIR_NAMES, st["diff_p"][layer])),
+        rsa_diff_p_bh=dict(zip(PAIR_NAMES, st["diff_p_bh"][layer])),
         rsa_differs=dict(zip(PAIR_NAMES, differs[layer].tolist())), across=None if across is None else across[layer])
 
 
@@ -207,7 +208,9 @@ def compute(model, config: MlpStagesConfig, ctx: Context) -> MlpStagesResult:
         acts = _record(model, items, config, ctx)
     n, n_rep, r, many = items["n"], items["n_rep"], config.replicates, items["many"]
     replicate = np.repeat(np.arange(r), n_rep)
-    with ctx.stage("stats"):
+    # One BLAS thread for the statistics: hundreds of products of a few hundred rows, and on shared cores
+    # two threads wait on each other (3x slower for the pooled statistics, 10x for the replicates').
+    with ctx.stage("stats"), one_blas_thread():
         st = _stats(acts, config, ctx, windows=replicate)
         # With one replicate, it is the pooled sample.
         per = (inference.per_replicate(acts, r, config.threshold) if r > 1 else
@@ -259,7 +262,8 @@ def tables(result: MlpStagesResult) -> dict[str, pd.DataFrame]:
         pd.DataFrame({"set": "one", "replicate": items.one_replicate, "item": np.arange(n),
                       "text_position": items.one_positions, "token": items.one_tokens, "context": ""}),
         pd.DataFrame({"set": "many", "replicate": items.many_replicate, "item": np.arange(n),
-                      "text_position": items.many_positions, "token": items.many_tokens, "context": items.many_contexts}),
+                      "text_position": items.many_positions, "token": items.many_tokens,
+                      "context": items.many_contexts}),
     ], ignore_index=True)
     out = {
         "dimensionality": pd.DataFrame(dim_rows, columns=["layer", "site", "set", "participation_ratio", "pr_ci_low",
