@@ -197,7 +197,7 @@ def test_custom_context_words_and_book(tiny_gpt2, tmp_path, data_dir):
     book = tmp_path / "part.txt"
     book.write_text(text, encoding="utf-8")
     run = lamina.run("categories", model=tiny_gpt2, progress=False, n_permutations=20, book=str(book),
-                     context_words=" garage, lawn", context_length=10, max_contexts_per_word=5)
+                     context_words=" garage, lawn", context_length=10, max_contexts_per_word=5, replicates=2)
     contexts = run.summary["contexts"]
     assert contexts["words"] == ["garage", "lawn"] and contexts["context_length"] == 10
     assert all(n <= 5 for n in contexts["counts"].values())
@@ -250,3 +250,56 @@ def test_smollm2_drops_sofa(smollm2, data_dir):
     assert any("BOS" in note for note in run.notes)
     # Category structure is strong in SmolLM2 at the seed's layer 4 (Δ about 0.06, every shuffle below it).
     assert words["layers"][4]["delta"] > 0.03 and words["layers"][4]["p_maxstat"] < 0.01
+
+
+# ---- issue 16: replicates of part B, the one significance rule --------------------------------------------
+def test_significance_is_p_at_most_alpha(categories_run, results):
+    """Defect 7 (issue 16): categories already used p <= alpha; now through the one rule everywhere."""
+    from lamina.stats.multiple import significant
+
+    for part in ("words", "contexts"):
+        p = np.array([row["p_maxstat"] for row in results[part]["layers"]])
+        assert results[part]["significant_layers"] == np.flatnonzero(significant(p, 0.05)).tolist()
+    table = categories_run.tables["selectivity_by_layer"]
+    assert (table["significant"] == (table["p_maxstat"] <= 0.05)).all()
+
+
+def test_part_b_replicates_deal_contexts_out_in_turn(categories_run, results):
+    from lamina.stats.replicates import sign_flip_max_t
+    from lamina.stats.selectivity import selectivity
+
+    c, result = results["contexts"], categories_run.result
+    assert c["replicates"] == 6
+    contexts = categories_run.tables["contexts"]
+    assert (contexts["replicate"] == contexts["occurrence"] % 6).all()
+    per = result.contexts.per_replicate
+    assert per.delta.shape == (6, N_HIDDEN) and per.counts.sum() == len(contexts)
+    np.testing.assert_array_equal(per.counts.sum(axis=0), [c["counts"][w] for w in c["words"]])
+    b, layer = result.context_arrays, result.layer
+    for k in range(6):  # each replicate's Δ is that of its own contexts
+        mask = b.replicate == k
+        st = selectivity(b.similarity[np.ix_(mask, mask)], b.codes[mask])
+        assert per.delta[k, layer] == pytest.approx(st["delta"][0])
+    across = [row["across"]["delta"] for row in c["layers"]]
+    np.testing.assert_allclose([a["mean"] for a in across], per.delta.mean(axis=0))
+    np.testing.assert_allclose([a["p_corrected"] for a in across],
+                               sign_flip_max_t(per.delta, alternative="greater"))  # 2**6 flips: exact
+    assert c["significant_layers_across"] == [i for i, a in enumerate(across) if a["p_corrected"] <= 0.05]
+    profile = categories_run.profiles.query("metric == 'contexts_delta'")
+    np.testing.assert_allclose(profile["value"], per.delta.mean(axis=0))
+    assert profile["ci_low"].notna().all()
+    page = (categories_run.path / "report.html").read_text()
+    assert "Part B replicates agreeing with the pooled result" in page and "of 6 replicates agree" in page
+    assert "Part A has no replicates" in page
+
+
+def test_one_replicate_is_the_pooled_part_b(tiny_gpt2, data_dir, categories_run):
+    run = lamina.run("categories", model=tiny_gpt2, seed=0, progress=False, n_permutations=200, replicates=1)
+    c = run.summary["contexts"]
+    assert c["significant_layers_across"] is None and all(row["across"] is None for row in c["layers"])
+    pooled = categories_run.summary["contexts"]["layers"]
+    assert [row["delta"] for row in c["layers"]] == [row["delta"] for row in pooled]
+    np.testing.assert_allclose(run.result.contexts.per_replicate.delta[0], [row["delta"] for row in pooled])
+    with pytest.raises(lamina.LaminaError, match="use replicates <= "):
+        lamina.run("categories", model=tiny_gpt2, progress=False, n_permutations=5, max_contexts_per_word=5,
+                   context_length=10)

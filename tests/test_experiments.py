@@ -28,7 +28,7 @@ FAST = {
     "attn-kl": {"focus_layer": 1, "n_permutations": 50, "bins_sweep": "5,8"},
     "attn-autoregression": {},
     "mlp-stages": {"max_targets": 20, "n_boot": 100},
-    "categories": {"n_permutations": 20, "context_length": 10, "max_contexts_per_word": 5},
+    "categories": {"n_permutations": 20, "context_length": 10, "max_contexts_per_word": 12},
 }
 SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories"]
 

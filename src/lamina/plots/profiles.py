@@ -46,3 +46,10 @@ def replicate_band(ax, mean, low, high, *, replicates=None, significant=None, la
             ax.plot(layers, row, color=color, linewidth=0.5, alpha=0.3)
     ax.fill_between(layers, low, high, color=color, alpha=0.2, linewidth=0, label=f"{level:g}% interval")
     layer_profile(ax, mean, significant=significant, label=label, color=color, marker=marker, layers=layers)
+
+
+def interval_band(ax, low, high, *, color="C0", label=None, layers=None, alpha: float = 0.15):
+    """The across-replicate band per layer: the replicates' mean's interval, ``low..high`` (each ``(n_layers,)``)."""
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    layers = np.arange(len(low)) if layers is None else np.asarray(layers)
+    ax.fill_between(layers, low, high, color=color, alpha=alpha, linewidth=0, label=label)

@@ -8,8 +8,10 @@
 | divergence | histograms, KL, Jensen-Shannon, symmetric KL to the mixture; all of them for two groups |
 | permutation | label-permutation tests, layers at once: the JS null (two groups), within- vs across-label selectivity |
 | similarity | cosine matrices, upper triangles, RSA (of data, or of pairs of similarity matrices) |
-| dimensionality | participation ratio, effective dimensionality |
-| bootstrap | item resampling for RSA confidence intervals |
+| dimensionality | participation ratio, effective dimensionality; participation ratio on bootstrap resamples |
+| bootstrap | item resampling for RSA confidence intervals, percentile intervals, bootstrap p-values |
+| blocks | block bootstrap of items in sequence order (circular blocks, Politis–White block length) |
+| autoregression | autoregressions over several passages, OLS or Newey–West (HAC) errors, Ljung–Box |
 | selectivity | within- vs across-category pair masks, means and t statistics, histogram edges |
 | ranges | central value ranges for axes and colour scales |
 | replicates | across replicates (text samples as the unit): t intervals, one-sample t tests, sign-flip max-t across layers |
@@ -18,8 +20,10 @@
 | clusters | means over items that come in clusters (positions of one context): interval and t test with the cluster as the unit |
 """
 
-from .bootstrap import percentile_ci, rsa_bootstrap
-from .dimensionality import dimensionality, effective_dim, participation_ratio
+from .autoregression import lagged_fits, ljung_box
+from .blocks import block_length, circular_block_counts, optimal_block_length
+from .bootstrap import bootstrap_pvalue, percentile_ci, rsa_bootstrap
+from .dimensionality import dimensionality, effective_dim, participation_ratio, participation_ratio_bootstrap
 from .divergence import group_divergences, js_divergence, kl
 from .multiple import benjamini_hochberg, max_statistic_pvalue, permutation_pvalue, significant
 from .norms import layer_log_norms, log_norms
@@ -30,7 +34,9 @@ from .regression import classification, confusion_percent, confusion_table, fit_
 from .selectivity import selectivity
 from .similarity import cosine_matrix, rsa, rsa_pairs, unit_rows, upper
 
-__all__ = ["AcrossReplicates", "across_replicates", "benjamini_hochberg", "central_range", "classification", "confusion_percent", "confusion_table",
+__all__ = ["AcrossReplicates", "across_replicates", "benjamini_hochberg", "block_length", "bootstrap_pvalue",
+           "circular_block_counts", "lagged_fits", "ljung_box", "optimal_block_length",
+           "participation_ratio_bootstrap", "central_range", "classification", "confusion_percent", "confusion_table",
            "cosine_matrix", "dimensionality", "effective_dim", "fit_logistic", "group_divergences", "js_divergence",
            "js_permutation_null", "kl", "lagged_design", "lagged_ols", "layer_log_norms", "log_norms",
            "max_statistic_pvalue", "ols", "participation_ratio", "percentile_ci", "permutation_pvalue", "rsa",

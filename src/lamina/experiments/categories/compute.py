@@ -4,6 +4,11 @@ Part A: one-token sequences, one per word; per hidden layer, the cosine-similari
 words and the within- vs across-category similarities (Welch t, and a label-permutation test
 corrected across layers). Part B: every occurrence of a few words in a book with its preceding
 context; per layer, the similarity of the last-token hidden states within and across words.
+
+Replicates (part B): each word's contexts, in text order, are dealt out to R replicates in turn
+(occurrence k to replicate k mod R), so a replicate holds every word and a word's neighbouring
+occurrences, which share their surroundings, land in different replicates. Part A has none: a word
+alone has no text sample, and its hidden state is the same every time.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from ... import data
 from ...errors import LaminaError
 from ...models.depth import check_layer_setting, layer_at
 from ...record import record
+from ...stats.multiple import benjamini_hochberg, significant
 from ...stats.permutation import selectivity_permutation_test
 from ...stats.selectivity import between_mask, common_edges, label_codes, layer_histograms, pair_masks, selectivity
 from ...stats.similarity import cosine_matrix
 from ...stimuli import SEED_004_CATEGORIES, check_single_tokens, read_words, single_token_words, word_in_contexts
+from ..across import across_tests, column, intervals
 from ..base import Context, ModelFacts, profile_table
-from .result import GROUPS, CategoriesResult, ContextArrays, ContextLayer, Contexts, WordArrays, WordLayer, Words
+from .result import (GROUPS, CategoriesResult, ContextAcross, ContextArrays, ContextLayer, ContextReplicates, Contexts,
+                     WordArrays, WordLayer, Words)
 
 
 @dataclass
@@ -39,6 +47,7 @@ class CategoriesConfig:
     book: str = "gatsby"  # a book name, Gutenberg id or text file for part B
     context_length: int = 50  # tokens of context before each occurrence (seed: contextwin = 50)
     max_contexts_per_word: int = 200  # more occurrences than this: a random subset (bounds the n x n matrices)
+    replicates: int = 6  # part B: each word's contexts dealt out in turn to this many replicates
     tornado_bins: int = 34  # bins of the tornado plots (seed: 35 edges)
     tornado_range: tuple[float, ...] | None = None  # (low, high); None: the observed range (seed: .4, 1)
     batch_size: int = 32
@@ -61,6 +70,8 @@ class CategoriesConfig:
                               f"not {','.join(map(str, self.tornado_range))}.")
         if self.batch_size < 1:
             raise LaminaError("batch_size must be at least 1.")
+        if isinstance(self.replicates, bool) or int(self.replicates) != self.replicates or self.replicates < 1:
+            raise LaminaError(f"replicates must be a positive integer, not {self.replicates!r}.")
         if self.contexts:
             words = [w.strip() for w in self.context_words]
             if len(words) < 2:
@@ -104,7 +115,17 @@ def _contexts(model, config, ctx):
                               f"{config.max_contexts_per_word} of them were used (max_contexts_per_word)")
             rows = np.sort(ctx.rng.choice(rows, config.max_contexts_per_word, replace=False))
         keep.extend(rows.tolist())
-    return stim.subset(np.asarray(keep)) if len(keep) < len(stim) else stim
+    stim = stim.subset(np.asarray(keep)) if len(keep) < len(stim) else stim
+    # Occurrence k of each word (in text order) goes to replicate k mod R.
+    rank = stim.meta.groupby("word_index").cumcount().to_numpy()
+    stim.meta["replicate"] = rank % config.replicates
+    counts = stim.meta["word_index"].value_counts()
+    if config.replicates > 1 and (counts.min() < config.replicates or counts.max() < 2 * config.replicates):
+        shown = ", ".join(f"{words[i]} {counts.get(i, 0)}" for i in range(len(words)))
+        raise LaminaError(f"part B's {config.replicates} replicates need every word in each and one word twice in "
+                          f"each (contexts: {shown}); use replicates <= "
+                          f"{max(1, min(counts.min(), counts.max() // 2))} or more frequent words.")
+    return stim
 
 
 def _hidden(model, stim, config, ctx) -> tuple[np.ndarray, pd.DataFrame]:
@@ -140,8 +161,8 @@ def _part_a(categories, stim, checks, hidden, tokens, layer, config, ctx) -> tup
                   n_used=len(stim), n_dropped=sum(len(ws) for ws in categories.values()) - len(stim),
                   n_within_pairs=stats["n_within"], n_across_pairs=stats["n_across"],
                   n_permutations=config.n_permutations, alpha=config.alpha,
-                  significant_layers=np.flatnonzero(perm["p_maxstat"] <= config.alpha),
-                  significant_layers_bh=np.flatnonzero(perm["p_bh"] <= config.alpha), layers=layers)
+                  significant_layers=np.flatnonzero(significant(perm["p_maxstat"], config.alpha)),
+                  significant_layers_bh=np.flatnonzero(significant(perm["p_bh"], config.alpha)), layers=layers)
     in_list = checks["word"].isin(word_list).to_numpy()
     arrays = WordArrays(
         codes=codes, variance=hidden.var(axis=1), similarity=S[layer], null=perm["null"],
@@ -151,6 +172,23 @@ def _part_a(categories, stim, checks, hidden, tokens, layer, config, ctx) -> tup
         used=in_list, next_token=np.array([next_tokens.get(w, "") for w in checks["word"]], dtype=str),
         token_id=np.array([int(ids[w]) if w in ids else -1 for w in checks["word"]], dtype=np.int64))
     return words, next_tokens, arrays
+
+
+def _replicates(S, codes, replicate, config, ctx) -> tuple[ContextReplicates, tuple | None]:
+    """Each replicate's within/across means and Δ per layer, and the across-replicate tests of Δ > 0."""
+    n_words, r = int(codes.max()) + 1, config.replicates
+    stats = [selectivity(S[:, replicate == k][:, :, replicate == k], codes[replicate == k]) for k in range(r)]
+    per = ContextReplicates(counts=np.array([np.bincount(codes[replicate == k], minlength=n_words) for k in range(r)]),
+                            **{key: np.stack([st[key] for st in stats]) for key in ("within_mean", "across_mean",
+                                                                                   "delta")})
+    if r < 2:
+        return per, None
+    # One-sided, family-wise across layers by sign flips of whole replicates: the pooled test's family.
+    delta = across_tests(per.delta, alpha=config.alpha, alternative="greater", correction="max", rng=ctx.rng)
+    p_bh = benjamini_hochberg(column(delta, "p"))
+    within, across = intervals(per.within_mean), intervals(per.across_mean)
+    return per, tuple(ContextAcross(delta=delta[i], delta_p_bh=p_bh[i], within_mean=within[i], across_mean=across[i])
+                      for i in range(len(delta)))
 
 
 def _part_b(stim, hidden, tokens, layer, model, config, ctx) -> tuple[Contexts, dict, ContextArrays]:
@@ -165,6 +203,7 @@ def _part_b(stim, hidden, tokens, layer, model, config, ctx) -> tuple[Contexts, 
     means = {name: (v.mean(axis=1) if v.shape[1] else np.full(len(S), np.nan)) for name, v in values.items()}
     stats = selectivity(S, codes)
     perm = selectivity_permutation_test(S, codes, config.n_permutations, ctx.rng)
+    per, across = _replicates(S, codes, stim.meta["replicate"].to_numpy(), config, ctx)
     edges = common_edges(list(values.values()), config.tornado_bins, value_range=config.tornado_range)
     # Groups without pairs (across_places with two words) have no distribution to draw.
     hist = {name: layer_histograms(v, edges) if v.shape[1] else None for name, v in values.items()}
@@ -173,16 +212,21 @@ def _part_b(stim, hidden, tokens, layer, model, config, ctx) -> tuple[Contexts, 
     layers = tuple(ContextLayer(
         layer=i, within_mean=means["within"][i], across_word_vs_places=means["across_word_vs_places"][i],
         across_places=means["across_places"][i], across_mean=stats["across_mean"][i], delta=stats["delta"][i],
-        t=stats["t"][i], p_perm=perm["p"][i], p_maxstat=perm["p_maxstat"][i], p_bh=perm["p_bh"][i])
+        t=stats["t"][i], p_perm=perm["p"][i], p_maxstat=perm["p_maxstat"][i], p_bh=perm["p_bh"][i],
+        across=None if across is None else across[i])
         for i in range(len(S)))
     contexts = Contexts(words=words, counts={w: int((codes == i).sum()) for i, w in enumerate(words)},
                         context_length=config.context_length, book=config.book,
-                        significant_layers=np.flatnonzero(perm["p_maxstat"] <= config.alpha), bin_edges=edges,
-                        layers=layers)
+                        significant_layers=np.flatnonzero(significant(perm["p_maxstat"], config.alpha)),
+                        replicates=config.replicates,
+                        significant_layers_across=None if across is None else np.flatnonzero(
+                            [a.delta.significant for a in across]),
+                        bin_edges=edges, layers=layers, per_replicate=per)
     arrays = ContextArrays(
         codes=codes, similarity=S[layer], null=perm["null"], hist_within=hist["within"],
         hist_across_word_vs_places=hist["across_word_vs_places"], hist_across_places=hist["across_places"],
         occurrence=stim.meta["occurrence"].to_numpy(), position=stim.meta["position"].to_numpy(),
+        replicate=stim.meta["replicate"].to_numpy(),
         last_tokens=np.array([model.decode(ids[-5:]) for ids in stim.ids], dtype=str),  # the seed prints 5
         next_token=tokens["predicted"].to_numpy(dtype=str))
     return contexts, outside, arrays
@@ -209,10 +253,14 @@ def compute(model, config: CategoriesConfig, ctx: Context) -> CategoriesResult:
 
 
 def _layer_table(layers, null=None, alpha=None) -> pd.DataFrame:
-    table = pd.DataFrame([vars(row) for row in layers])
+    table = pd.DataFrame([{k: v for k, v in vars(row).items() if k != "across"} for row in layers])
     if null is not None:
         table["null_mean"], table["null_sd"] = null.mean(axis=0), null.std(axis=0)
-    table["significant"] = table["p_maxstat"] <= alpha
+    table["significant"] = significant(table["p_maxstat"].to_numpy(), alpha)
+    if getattr(layers[0], "across", None) is not None:
+        for name in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected", "significant"):
+            table[f"across_delta_{name}"] = [getattr(row.across.delta, name) for row in layers]
+        table["across_delta_p_bh"] = [row.across.delta_p_bh for row in layers]
     return table
 
 
@@ -227,7 +275,7 @@ def tables(result: CategoriesResult) -> dict[str, pd.DataFrame]:
     if result.contexts is not None:
         b, c = result.context_arrays, result.contexts
         out["contexts"] = pd.DataFrame({"word": [c.words[i] for i in b.codes], "occurrence": b.occurrence,
-                                        "position": b.position, "last_tokens": b.last_tokens,
+                                        "replicate": b.replicate, "position": b.position, "last_tokens": b.last_tokens,
                                         "next_token": b.next_token})
         out["contexts_by_layer"] = _layer_table(c.layers, alpha=result.words.alpha)
         edges = c.bin_edges
@@ -240,11 +288,18 @@ def tables(result: CategoriesResult) -> dict[str, pd.DataFrame]:
 
 def profiles(result: CategoriesResult) -> pd.DataFrame:
     """Per hidden entry: part A's within/across mean cosine, Δ and Welch t (``words_*``), and part B's
-    (``contexts_*``) when it ran."""
+    (``contexts_*``) when it ran. Part B with replicates: within, across and Δ are the replicates' mean
+    with its 95% t interval (t stays the pooled one)."""
     names = ("within_mean", "across_mean", "delta", "t")
     parts = [("hidden", f"words_{name}", [getattr(layer, name) for layer in result.words.layers], None)
              for name in names]
-    if result.contexts is not None:
-        parts += [("hidden", f"contexts_{name}", [getattr(layer, name) for layer in result.contexts.layers], None)
-                  for name in names]
+    c = result.contexts
+    if c is not None and c.replicates > 1:
+        for name in names[:3]:
+            entries = [getattr(layer.across, name) for layer in c.layers]
+            parts.append(("hidden", f"contexts_{name}", column(entries, "mean"),
+                          np.stack([column(entries, "ci_low"), column(entries, "ci_high")])))
+        parts.append(("hidden", "contexts_t", [layer.t for layer in c.layers], None))
+    elif c is not None:
+        parts += [("hidden", f"contexts_{name}", [getattr(layer, name) for layer in c.layers], None) for name in names]
     return profile_table(*parts)

@@ -9,8 +9,10 @@ import numpy as np
 from ...errors import LaminaError
 from ...plots import figure
 from ...plots.matrices import matrix_image
+from ...plots.profiles import interval_band
 from ...plots.selectivity import (category_lines, delta_with_null, group_densities, laminar_panels, pair_mask_image,
                                   pvalue_profile, tornado, variance_strips)
+from ...stats.multiple import significant as is_significant
 from ...stats.selectivity import between_mask, pair_masks
 from ...stats.similarity import upper
 from ..base import Figure
@@ -50,7 +52,7 @@ def figures(result: CategoriesResult, config, options: CategoriesOptions) -> dic
 def _words_figures(result: CategoriesResult, options) -> dict[str, Figure]:
     a, w, layer = result.word_arrays, result.words, result.layer
     delta, t = (np.array([getattr(row, k) for row in w.layers]) for k in ("delta", "t"))
-    significant = np.array([row.p_maxstat for row in w.layers]) <= w.alpha
+    significant = is_significant([row.p_maxstat for row in w.layers], w.alpha)
     out = {}
     fig, ax = figure(1, size=(11, 3.8))
     variance_strips(ax, a.variance, np.random.default_rng(0))  # jitter only: a fixed seed redraws the same figure
@@ -147,6 +149,7 @@ def _contexts_figures(result: CategoriesResult, config, options) -> dict[str, Fi
                                  f"{how}; one colour scale, saturating at {vmax:.2f} (the "
                                  f"{100 * options.tornado_saturation:g}th percentile of filled bins).")
     fig, (p, q) = figure(2, size=(12, 4))
+    replicated = c.replicates > 1
     for group, color in zip(hist, ("C2", "C0", "C1")):
         p.plot([getattr(row, _MEANS[group]) for row in c.layers], "o-", color=color, markersize=4, linewidth=1,
                label=names[group])
@@ -154,11 +157,16 @@ def _contexts_figures(result: CategoriesResult, config, options) -> dict[str, Fi
     legend = p.legend(fontsize=8)
     for text in legend.get_texts():
         text.set_parse_math(False)
+    if replicated:
+        interval_band(q, [row.across.delta.ci_low for row in c.layers], [row.across.delta.ci_high for row in c.layers],
+                       color="C3", label=f"Δ over {c.replicates} replicates (95% t)")
     delta_with_null(q, np.array([row.delta for row in c.layers]), b.null,
-                    np.array([row.p_maxstat for row in c.layers]) <= result.words.alpha)
+                    is_significant([row.p_maxstat for row in c.layers], result.words.alpha))
     q.set(ylabel="Δ (within − across word)", title="B) Within-word minus across-word, with permutation null")
+    band = (f" The red band is the mean Δ of the {c.replicates} replicates (each word's contexts dealt out in turn) "
+            "with its 95% t interval." if replicated else "")
     out["contexts_profile"] = Figure(fig, "Part B across layers: mean similarity of each pair group (A), and the "
                                           "within-word minus across-word difference against its permutation null "
                                           f"(word labels shuffled {result.words.n_permutations} times; filled: "
-                                          "significant after max-statistic correction) (B).")
+                                          "significant after max-statistic correction) (B)." + band)
     return out

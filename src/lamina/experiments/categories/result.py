@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..across import Across, Interval
 from ..base import ModelFacts
-from ..typed import FloatArray, Typed, array_field, detail_field
+from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
 
 GROUPS = ("within", "across_word_vs_places", "across_places")  # part B's pair groups
 
@@ -45,6 +46,16 @@ class Words(Typed):
 
 
 @dataclass(frozen=True, eq=False)
+class ContextAcross(Typed):
+    """Part B at one layer across replicates (replicates as the unit)."""
+
+    delta: Across  # one-sided t test of Δ > 0; p_corrected: sign-flip max-t across layers (family-wise)
+    delta_p_bh: float  # the same t tests' p, Benjamini–Hochberg across layers
+    within_mean: Interval
+    across_mean: Interval
+
+
+@dataclass(frozen=True, eq=False)
 class ContextLayer(Typed):
     """Part B at one hidden layer."""
 
@@ -58,6 +69,17 @@ class ContextLayer(Typed):
     p_perm: float
     p_maxstat: float
     p_bh: float
+    across: ContextAcross | None  # None with one replicate
+
+
+@dataclass(frozen=True, eq=False)
+class ContextReplicates(Typed):
+    """Each replicate's part B per layer, shape ``(R, n_layers)``; ``counts`` ``(R, n_words)``."""
+
+    counts: IntArray
+    within_mean: FloatArray
+    across_mean: FloatArray
+    delta: FloatArray
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,8 +91,11 @@ class Contexts(Typed):
     context_length: int
     book: str
     significant_layers: tuple[int, ...]
+    replicates: int  # interleaved subsets of each word's contexts
+    significant_layers_across: tuple[int, ...] | None  # across replicates, family-wise (None with one)
     bin_edges: FloatArray  # the tornado bins
     layers: tuple[ContextLayer, ...]
+    per_replicate: ContextReplicates
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +128,7 @@ class ContextArrays(Typed):
     hist_across_places: np.ndarray | None  # None with two words (no pairs)
     occurrence: np.ndarray  # (n,) int64: the contexts table
     position: np.ndarray  # (n,) int64, token position of the word in the text
+    replicate: np.ndarray  # (n,) int64, occurrence mod replicates
     last_tokens: np.ndarray  # (n,) str, the last 5 tokens of each context
     next_token: np.ndarray  # (n,) str, predicted
 

@@ -9,7 +9,7 @@ import numpy as np
 from ...errors import LaminaError
 from ...plots import figure
 from ...plots.matrices import matrix_image
-from ...plots.profiles import layer_profile
+from ...plots.profiles import layer_profile, interval_band
 from ...plots.stages import (COLORS, MARKERS, bars_with_ci, density_curve, layer_colorbar, layer_scatter,
                              marker_legend, violins)
 from ...stats.ranges import central_range
@@ -124,9 +124,10 @@ def _rsa_focus(result: MlpStagesResult) -> Figure:
     b.set(xticks=range(6), xticklabels=PAIR_NAMES, xlabel="Stage pair", ylabel="RSA one − many",
           title="B) Difference")
     return Figure(fig, f"RSA between the cosine matrices of two MLP stages at layer {focus} (A), with "
-                       f"{CI_LEVEL:.0f}% bootstrap intervals over items, and the one-sequence minus many-sequence "
-                       "difference with its interval (B): where it excludes the dashed zero line, the two designs "
-                       "differ. in, pre, post, out = mlp.in, mlp.pre, mlp.post, mlp.out.")
+                       f"{CI_LEVEL:.0f}% bootstrap intervals (blocks of tokens for one sequence, items for many), "
+                       "and the one-sequence minus many-sequence difference with its (uncorrected) interval (B): "
+                       "where it excludes the dashed zero line, the two designs differ at this layer. in, pre, "
+                       "post, out = mlp.in, mlp.pre, mlp.post, mlp.out.")
 
 
 def _dimensionality_focus(result: MlpStagesResult) -> Figure:
@@ -151,19 +152,32 @@ def _dimensionality_focus(result: MlpStagesResult) -> Figure:
                        f"the seed's value + 1) of the items at layer {focus}, per stage.")
 
 
+def _band(ax, result, metric, index, color):
+    """The across-replicate band (mean's t interval) of ``metric`` at stage or pair ``index``, if any."""
+    if result.replicates > 1:
+        interval_band(ax, result.across(metric, "ci_low")[:, index], result.across(metric, "ci_high")[:, index],
+                       color=color)
+
+
 def _profiles(result: MlpStagesResult) -> Figure:
     labels, n_layers = [SITES[s] for s in STAGES], len(result.layers)
     pr, effdim = {w: result.dims("pr", w) for w in SETS}, {w: result.dims("effdim", w) for w in SETS}
     rsa, differs = {w: result.rsa(w) for w in SETS}, result.differs()
+    many = result.replicates > 1
     fig, axes = figure(3, 3, size=(14, 10))
     layers = np.arange(n_layers)
     for row, which in enumerate(SETS):
         for i in range(4):
+            _band(axes[row, 0], result, f"pr_{which}", i, COLORS[i])
+            _band(axes[row, 1], result, f"effdim_{which}", i, COLORS[i])
             layer_profile(axes[row, 0], pr[which][:, i], color=COLORS[i], marker=MARKERS[i])
             layer_profile(axes[row, 1], effdim[which][:, i], color=COLORS[i], marker=MARKERS[i])
         lo, hi = result.ci(which)
         for j in range(len(PAIR_NAMES)):
-            axes[row, 2].fill_between(layers, lo[:, j], hi[:, j], color=COLORS[j], alpha=0.15, linewidth=0)
+            if many:
+                _band(axes[row, 2], result, f"rsa_{which}", j, COLORS[j])
+            else:
+                axes[row, 2].fill_between(layers, lo[:, j], hi[:, j], color=COLORS[j], alpha=0.15, linewidth=0)
             layer_profile(axes[row, 2], rsa[which][:, j], significant=differs[:, j], color=COLORS[j],
                           marker=MARKERS[j])
         letters = "ABC" if row == 0 else "DEF"
@@ -188,8 +202,12 @@ def _profiles(result: MlpStagesResult) -> Figure:
     ax.plot(lims, lims, "k--", linewidth=0.6)
     ax.set(xlabel="RSA, one sequence", ylabel="RSA, many sequences", xlim=lims, ylim=lims, title="I) RSA comparison")
     layer_colorbar(ax, n_layers)
+    band = (f"bands: the {result.replicates} replicates' mean with its {CI_LEVEL:.0f}% t interval, at "
+            f"{result.n_per_replicate} items per set (participation ratio and effective dimensionality grow with "
+            "the number of items, so their bands lie below the pooled lines)" if many else
+            f"RSA with its {CI_LEVEL:.0f}% bootstrap band")
     return Figure(fig, ("Laminar profiles. Rows 1-2: participation ratio, effective dimensionality and RSA per layer "
-                        f"for each set; RSA with its {CI_LEVEL:.0f}% bootstrap band, filled markers where one and many "
-                        "sequences differ (interval of the difference excludes 0), hollow where not. Row 3: the two "
-                        "dimensionality measures against each other and RSA of one vs many sequences, coloured by "
-                        "layer (markers: stage or pair as in the legends above)."))
+                        f"for each set, all items pooled; {band}; filled RSA markers where one and many sequences "
+                        "differ (bootstrap test of one − many, Benjamini–Hochberg over every layer × pair), hollow "
+                        "where not. Row 3: the two dimensionality measures against each other and RSA of one vs "
+                        "many sequences, coloured by layer (markers: stage or pair as in the legends above)."))
