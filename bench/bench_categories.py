@@ -5,7 +5,7 @@
 Seed 004 has no permutation test (it reports a t statistic per layer); the reference here is
 the loop one would write in the seed's style: for each layer and each shuffle of the labels,
 build the within/across masks of the upper triangle and take the two means (NumPy, the same
-shuffles as lamina's). lamina's :func:`lamina.stats.selectivity.permutation_test` shares each
+shuffles as lamina's). lamina's :func:`lamina.stats.permutation.selectivity_permutation_test` shares each
 shuffle across layers and gets every within-sum from matrix products with one-hot label matrices.
 Default size: the seed's 34 words in 3 categories, SmolLM2's 31 hidden entries, 1000 shuffles.
 With ``--loop-layers K`` the loop is timed on K layers and scaled to all of them.
@@ -44,7 +44,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     common.setup()
-    from lamina.stats.selectivity import label_codes, permutation_test
+    from lamina.stats.permutation import selectivity_permutation_test
+    from lamina.stats.selectivity import label_codes
 
     rng = np.random.default_rng(0)
     labels = np.arange(args.items) % args.categories
@@ -55,7 +56,7 @@ def main() -> None:
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        res = permutation_test(S, labels, args.permutations, np.random.default_rng(1))
+        res = selectivity_permutation_test(S, labels, args.permutations, np.random.default_rng(1))
         times.append(time.perf_counter() - t0)
     # The same shuffles lamina drew (same generator, same call).
     codes = label_codes(labels)

@@ -84,9 +84,10 @@ class Runner:
         else:
             out["attn_kl"] = {"skipped": "bench/bench_attn_kl.py or lamina.stats.permutation is not in the tree yet"}
         try:
-            from lamina.stats.selectivity import permutation_test  # noqa: F401
+            from lamina.stats.permutation import selectivity_permutation_test  # noqa: F401
         except ImportError:
-            out["categories"] = {"skipped": "lamina.stats.selectivity.permutation_test is not in the tree yet"}
+            out["categories"] = {
+                "skipped": "lamina.stats.permutation.selectivity_permutation_test is not in the tree yet"}
         else:
             out["categories"] = self.script("bench_categories.py")
             out["categories_300"] = self.script("bench_categories.py", "--items", 300, "--loop-layers", 4)

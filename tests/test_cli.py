@@ -46,3 +46,21 @@ def test_record_without_loss(capsys, smollm2, tmp_path, data_dir):
     assert "recorded 1 sequences, 32 tokens" in printed and "mean next-token loss" not in printed
     rec = Recording.load(out)
     assert rec.info["loss"] is False and "loss" not in rec.tokens and rec["hidden"].shape == (1, 1, 32, 576)
+
+
+def test_experiments_lists_settings_and_presentation_options(capsys):
+    assert main(["experiments", "--names"]) == 0
+    names = capsys.readouterr().out.split()
+    assert names == ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories"]
+    assert main(["experiments", "-v"]) == 0
+    out = capsys.readouterr().out
+    for name in names:
+        assert f"{name} settings (lamina run --set key=value): " in out
+        assert f"{name} presentation options (lamina run or lamina report --set key=value): " in out
+    assert "seqlen=6" in out and "density_bins=10" in out and "clip_percentiles=(2.0, 98.0)" in out
+
+
+def test_report_needs_a_run_directory(capsys, tmp_path):
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a run directory (no manifest.json)" in err

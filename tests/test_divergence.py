@@ -11,8 +11,8 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr
 
 from lamina import LaminaError
-from lamina.stats.divergence import (SEED_EPSILON, bin_edges, bin_index, check_groups, group_histograms,
-                                     js_divergence, js_noise_floor, kl, probabilities, seed_symmetric_kl,
+from lamina.stats.divergence import (SEED_EPSILON, bin_edges, bin_index, check_groups, group_divergences,
+                                     group_histograms, js_divergence, js_noise_floor, kl, probabilities,
                                      symmetric_kl_to_mixture, unsupported_bins)
 from lamina.stats.permutation import binned, js_by_labels, js_permutation_null, permuted_labels
 from seed_code import symmetric_KL as seed_symmetric_KL
@@ -82,16 +82,23 @@ def test_bin_index_counts_like_numpy_histogram(values, n_bins):
 
 @given(st.integers(0, 10_000), st.integers(3, 52))
 @settings(max_examples=60, deadline=None)
-def test_seed_symmetric_kl_equals_seed_function(seed, nbins):
+def test_mixture_kl_over_bins_equals_seed_function(seed, nbins):
+    """The seed's symmetric_KL(d1, d2, nbins) (nbins = edges) is group_divergences' mixture_kl / (nbins - 1):
+    'batchmean' divides ½[KL(M‖P) + KL(M‖Q)] by the number of bins. attn-kl reports this value."""
     rng = np.random.default_rng(seed)
     d1 = rng.normal(0, 1, rng.integers(2, 200)).astype(np.float32)
     d2 = rng.normal(rng.normal(0, 1), rng.uniform(0.3, 3), rng.integers(2, 200)).astype(np.float32)
     ref = seed_symmetric_KL(torch.from_numpy(d1), torch.from_numpy(d2), nbins).item()
-    assert seed_symmetric_kl(d1, d2, nbins) == pytest.approx(ref, rel=1e-4, abs=1e-7)
-    # batchmean: the seed's value times the number of bins is ½[KL(M‖P) + KL(M‖Q)]
-    values = np.concatenate([d1, d2])
-    p, q = probabilities(group_histograms(values, np.arange(len(values)) < len(d1), bin_edges(values, nbins - 1)))
-    assert seed_symmetric_kl(d1, d2, nbins) * (nbins - 1) == pytest.approx(symmetric_kl_to_mixture(p, q), rel=1e-12)
+    values = np.concatenate([d1, d2]).astype(np.float64)
+    labels = np.arange(len(values)) < len(d1)
+    ours = group_divergences(values, labels, nbins - 1)
+    assert ours["mixture_kl"] / (nbins - 1) == pytest.approx(ref, rel=1e-4, abs=1e-7)
+    p, q = probabilities(group_histograms(values, labels, bin_edges(values, nbins - 1)))
+    assert ours["mixture_kl"] == pytest.approx(symmetric_kl_to_mixture(p, q), rel=1e-12)
+    np.testing.assert_array_equal(ours["probs"], np.stack([p, q]))
+    assert ours["js"] == pytest.approx(js_divergence(p, q), abs=1e-15)
+    assert ours["kl_true_false"] == kl(p, q, SEED_EPSILON) and ours["kl_false_true"] == kl(q, p, SEED_EPSILON)
+    assert ours["unsupported_true_false"] == unsupported_bins(p, q)
 
 
 def test_check_groups_names_the_empty_group():

@@ -79,7 +79,7 @@ def test_killed_recording_resumes(tiny_gpt2, tmp_path):
 
 
 def test_failed_run_leaves_no_directory(tiny_gpt2, tmp_path, monkeypatch, data_dir):
-    import lamina.runner
+    import lamina.rundir
 
     calls = []
 
@@ -89,7 +89,7 @@ def test_failed_run_leaves_no_directory(tiny_gpt2, tmp_path, monkeypatch, data_d
             raise OSError("disk full")
         return []
 
-    monkeypatch.setattr(lamina.runner, "save", failing_save)
+    monkeypatch.setattr(lamina.rundir, "save", failing_save)
     out = tmp_path / "run"
     with pytest.raises(OSError, match="disk full"):
         lamina.run("position", model=tiny_gpt2, out=out, n_samples=20, test_start=100, progress=False)

@@ -1,6 +1,5 @@
 """Loading: embedded model, adapters, BOS policy, and clear errors for bad input."""
 
-import time
 
 import pytest
 import torch
@@ -21,9 +20,13 @@ def test_embedded_smollm2(smollm2):
     table = smollm2.sites()
     assert table.set_index("site").loc["hidden", "entries"] == 31
     assert table.set_index("site").loc["mlp.pre", "width"] == 1536
-    start = time.perf_counter()
-    lamina.load("smollm2-135m")
-    assert time.perf_counter() - start < 10  # cached conversion; ~1 s normally, generous for CI load
+    # A second load reads the cached conversion: it never converts the GGUF again (speed is measured in
+    # benchmarks, not here).
+    from lamina.models import embedded
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embedded, "_convert", lambda *a, **k: pytest.fail("converted the GGUF again"))
+        assert lamina.load("smollm2-135m").n_layers == 30
 
 
 def test_family_bos_defaults_and_override(tiny_gpt2, tiny_llama, tiny_neox, gpt2_tokenizer):
@@ -32,14 +35,14 @@ def test_family_bos_defaults_and_override(tiny_gpt2, tiny_llama, tiny_neox, gpt2
     assert forced.prepend_bos and forced.bos_id == gpt2_tokenizer.bos_token_id
 
 
-def test_unsupported_architecture(gpt2_tokenizer):
-    from transformers import OPTConfig, OPTForCausalLM
+def test_refused_architectures_say_why(gpt2_tokenizer):
+    from lamina.models.tiny import tiny_model
 
-    hf = OPTForCausalLM(OPTConfig(num_hidden_layers=1, hidden_size=16, ffn_dim=32, num_attention_heads=2,
-                                  vocab_size=100, word_embed_proj_dim=16))
-    with pytest.raises(LaminaError, match=r"unsupported architecture 'opt'.*gpt2.*gpt_neox.*llama"):
-        lamina.wrap(hf, gpt2_tokenizer)
-    with pytest.raises(LaminaError, match="unsupported architecture 'bert'"):
+    with pytest.raises(LaminaError, match=r"layer 0 of 'mamba'.* has no attention sublayer .*state-space"):
+        lamina.wrap(tiny_model("mamba"), gpt2_tokenizer)
+    with pytest.raises(LaminaError, match=r"unsupported architecture 'rwkv': RWKV blocks mix tokens with a linear"):
+        lamina.wrap(tiny_model("rwkv"), gpt2_tokenizer)
+    with pytest.raises(LaminaError, match="unsupported architecture 'bert': an encoder"):
         adapter_for("bert")
 
 

@@ -106,9 +106,9 @@ def test_non_finite_activation_is_named(gpt2_tokenizer):
     from conftest import make_tiny_gpt2
 
     hf = make_tiny_gpt2(gpt2_tokenizer, seed=3)
+    model = lamina.wrap(hf, gpt2_tokenizer)  # weights broken after loading: the load-time self-check passed
     with torch.no_grad():
         hf.transformer.h[1].mlp.c_fc.weight[0, 0] = float("nan")
-    model = lamina.wrap(hf, gpt2_tokenizer)
     with pytest.raises(LaminaError, match=r"site 'mlp.pre', layer 1"):
         lamina.record(model, ragged(2), sites=["mlp.pre"], progress=False)
 

@@ -1,5 +1,6 @@
 """report.html: every figure loads in headless Chromium; user strings are escaped."""
 
+import dataclasses
 import os
 import re
 import shutil
@@ -41,7 +42,7 @@ def test_every_figure_loads_in_chromium(small_run, tmp_path):
     title = re.search(r"<title>IMAGES (\d+) (\d+)</title>", result.stdout)
     assert title, result.stderr[-2000:]
     total, loaded = map(int, title.groups())
-    assert total == len(small_run.result.figures) == 5 and loaded == total
+    assert total == len(list((small_run.path / "figures").glob("*.png"))) == 6 and loaded == total  # 5 + replicates
     shot = tmp_path / "report.png"
     subprocess.run([chromium(), *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--hide-scrollbars",
                     "--window-size=1200,4000", f"--screenshot={shot}", f"file://{small_run.path / 'report.html'}"],
@@ -50,11 +51,10 @@ def test_every_figure_loads_in_chromium(small_run, tmp_path):
 
 
 def test_user_strings_are_escaped(small_run, tmp_path):
-    result = small_run.result
-    result.notes.append("<script>alert(1)</script> & <b>bold</b>")
-    small_run.manifest["model"]["name"] = "<img src=x onerror=alert(2)>"
-    page = render(experiment=small_run.experiment, config=small_run.config, result=result,
-                  manifest=small_run.manifest, figure_dir=small_run.path / "figures", tables=["a<b>.csv"])
+    text = dataclasses.replace(small_run.text, notes=small_run.notes + ("<script>alert(1)</script> & <b>bold</b>",))
+    manifest = {**small_run.manifest, "model": {**small_run.manifest["model"], "name": "<img src=x onerror=alert(2)>"}}
+    page = render(experiment=small_run.experiment, config=small_run.config, text=text, figures=small_run.figures(),
+                  manifest=manifest, figure_dir=small_run.path / "figures", tables=["a<b>.csv"])
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
     assert "a&lt;b&gt;.csv" in page

@@ -64,3 +64,24 @@ def test_early_stop_on_an_offloaded_model(saved_gpt2, tmp_path):
     for site in SITES:
         np.testing.assert_array_equal(again[site], full[site])
     np.testing.assert_array_equal(again.tokens.loss.to_numpy(), full.tokens.loss.to_numpy())
+
+
+def test_derived_adapter_and_self_check_with_disk_offload(gpt2_tokenizer, tmp_path):
+    """A derived adapter (Gemma-3: post-norms, gated MLP) is derived and self-checked on a model whose
+    second block lives on disk, and records every site like the plain load."""
+    from lamina.models.tiny import tiny_embedded
+
+    path = tmp_path / "tiny-gemma3"
+    tiny_embedded("gemma3-270m").save_pretrained(path)
+    gpt2_tokenizer.save_pretrained(path)
+    device_map = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.norm": "cpu", "lm_head": "cpu",
+                  **{f"model.layers.{i}": "disk" if i % 2 else "cpu" for i in range(6)}}
+    offloaded = lamina.load(str(path), device_map=device_map, offload_folder=str(tmp_path / "offload"))
+    assert offloaded.adapter.derived and offloaded.hf.hf_device_map["model.layers.1"] == "disk"
+    plain = lamina.load(str(path))
+    sites = ["hidden", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
+    stimuli = Stimuli([np.arange(1, 8), np.arange(20, 25)])
+    a = lamina.record(plain, stimuli, sites=sites, batch_size=2, progress=False)
+    b = lamina.record(offloaded, stimuli, sites=sites, batch_size=2, progress=False)
+    for site in sites:
+        np.testing.assert_allclose(b[site], a[site], atol=1e-5, rtol=1e-5)

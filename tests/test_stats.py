@@ -9,7 +9,7 @@ from hypothesis.extra.numpy import arrays
 from lamina import LaminaError
 from lamina.stats import (benjamini_hochberg, cosine_matrix, max_statistic_pvalue, ols, permutation_pvalue, rsa,
                           upper)
-from lamina.stats.norms import log_norms
+from lamina.stats.norms import layer_log_norms, log_norms
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=64)
 
@@ -108,3 +108,85 @@ def test_ols_input_errors():
         ols([1.0, 2.0, np.nan, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0])
     with pytest.raises(LaminaError, match="rows"):
         ols([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_layer_log_norms_name_layer_and_position_of_a_zero_vector():
+    acts = np.ones((3, 4, 8), np.float32)
+    acts[2, 1] = 0
+    with pytest.raises(LaminaError, match=r"1 attention outputs have zero norm \(first at layer 2, position 11\)"):
+        layer_log_norms(acts, np.arange(10, 14), what="attention outputs")
+    np.testing.assert_allclose(layer_log_norms(acts[:2], np.arange(4)), np.log(np.sqrt(8)))
+    assert layer_log_norms(acts[:2]).shape == (2, 4)
+
+
+# ---- functions that moved down from the experiments -------------------------------------------
+def test_lagged_ols_equals_one_ols_per_series():
+    """attn-autoregression's per-layer loop: each row's fit is ols(y[t] on y[t-1], y[t-2])."""
+    from lamina.stats.regression import lagged_design, lagged_ols
+
+    rng = np.random.default_rng(0)
+    series = np.cumsum(rng.normal(size=(4, 60)), axis=1)
+    fits = lagged_ols(series, lags=(1, 2), first=3)
+    assert fits["beta"].shape == fits["se"].shape == fits["p"].shape == (4, 2) and fits["r2"].shape == (4,)
+    for i, y in enumerate(series):
+        one = ols(*lagged_design(y, lags=(1, 2), first=3), names=["a", "b"])
+        assert fits["intercept"][i] == one["params"]["const"] and fits["r2"][i] == one["r2"]
+        assert fits["beta"][i].tolist() == [one["params"]["a"], one["params"]["b"]]
+        assert fits["se"][i].tolist() == [one["bse"]["a"], one["bse"]["b"]]
+        assert fits["p"][i].tolist() == [one["pvalues"]["a"], one["pvalues"]["b"]]
+    with pytest.raises(LaminaError, match="n_series, T"):
+        lagged_ols(series[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 15))
+def test_rsa_pairs_is_pearson_of_upper_triangles(seed, n):
+    """mlp-stages' RSA of stage pairs: the same r as rsa() on the data, with its guards."""
+    from lamina.stats.similarity import rsa_pairs
+
+    rng = np.random.default_rng(seed)
+    X = [rng.normal(size=(n, d)) for d in (3, 5, 4)]
+    mats = np.stack([cosine_matrix(x) for x in X])
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    got = rsa_pairs(mats, pairs)
+    expected = [np.corrcoef(upper(mats[a]), upper(mats[b]))[0, 1] for a, b in pairs]
+    np.testing.assert_array_equal(got, expected)
+    assert got[0] == pytest.approx(rsa(X[0], X[1]), abs=1e-15)
+
+
+def test_rsa_pairs_guards():
+    from lamina.stats.similarity import rsa_pairs
+
+    rng = np.random.default_rng(0)
+    mats = np.stack([cosine_matrix(rng.normal(size=(5, 3))), np.ones((5, 5))])
+    with pytest.raises(LaminaError, match="every pairwise similarity in one set is the same"):
+        rsa_pairs(mats, [(0, 1)])
+    assert np.isfinite(rsa_pairs(np.stack([mats[0], mats[0]]), [(0, 1)])).all()
+    with pytest.raises(LaminaError, match="at least 3 items"):
+        rsa_pairs(mats[:, :2, :2], [(0, 1)])
+    with pytest.raises(LaminaError, match=r"\(k, n, n\)"):
+        rsa_pairs(mats[0], [(0, 1)])
+
+
+def test_central_range_ignores_the_extremes():
+    from lamina.stats.ranges import central_range
+
+    values = np.concatenate([np.linspace(-1, 1, 1001), [1e6, np.nan]])
+    low, high = central_range([values], 99.0)
+    assert -1.1 < low < -1.0 and 1.0 < high < 1.1  # the central 99% padded by 5%; 1e6 outside, NaN ignored
+    low, high = central_range([np.array([0.0, 1.0, 2.0])], 100.0, symmetric=True)
+    assert low == -high and high == pytest.approx(2.2)
+    assert central_range([np.zeros(5)]) == (-0.05, 0.05)  # no spread: padded by 5% of 1
+    with pytest.raises(LaminaError, match="percentage"):
+        central_range([values], 0)
+
+
+def test_confusion_percent_is_row_normalised():
+    from lamina.stats.regression import classification, confusion_percent
+
+    cm = np.array([[3, 1], [0, 0]])
+    pct = confusion_percent(cm)
+    np.testing.assert_allclose(pct[0], [75.0, 25.0])
+    assert np.isnan(pct[1]).all()  # a class without samples
+    scores = classification([0, 0, 1, 1], [0, 1, 1, 1], 2)
+    np.testing.assert_array_equal(scores["confusion_pct"], confusion_percent(scores["confusion"]))

@@ -1,18 +1,17 @@
-"""``lamina.run``: one experiment end to end, and its run directory.
+"""``lamina.run``: one experiment end to end; :class:`Run`, also read back from its run directory.
 
-A run directory holds ``config.json``, ``results.json``, ``tables/*.csv``,
-``figures/*.png`` and ``*.svg``, ``manifest.json`` and ``report.html``. It is written
-under a temporary name and renamed when complete, and never replaces an existing
-directory unless ``force=True``.
+A run directory (see :mod:`lamina.rundir`) holds the settings, the typed result (results.json,
+details.json, arrays.npz), tables, figures, the manifest and report.html. It is written under a
+temporary name and renamed when complete, and never replaces an existing directory unless
+``force=True``. ``Run.load(path)`` gives the same typed result back; ``run.redraw(...)`` and
+``lamina report`` draw its figures and report again without the model.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
+import functools
 import platform
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -22,37 +21,75 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from . import rundir
+from ._version import __version__
 from .errors import LaminaError
-from .experiments import Context, Experiment, Result, get
-from .experiments.base import jsonable
+from .experiments import Context, Experiment, get
+from .experiments.typed import summary
 from .models import Model, load
 from .models.fingerprint import weights_sha256
-from .plots import save
-from .report import render
 
 
 @dataclass
 class Run:
-    """A finished run: the experiment, its config, its result, the manifest, and where it was written."""
+    """A finished run: the experiment, its config, typed result, presentation options, manifest and directory."""
 
     experiment: Experiment
     config: object
-    result: Result
+    result: object
     manifest: dict
     path: Path | None
+    options: object = None
+
+    @classmethod
+    def load(cls, path) -> Run:
+        """A run read back from its directory (no model needed): ``Run.load(path).result`` equals the
+        result of the run that wrote it."""
+        exp, config, options, result, manifest = rundir.read(path)
+        return cls(exp, config, result, manifest, Path(path), options)
 
     @property
     def summary(self) -> dict:
-        return self.result.summary
+        """results.json's content."""
+        return summary(self.result)
+
+    @functools.cached_property
+    def tables(self) -> dict:
+        """name -> DataFrame (tables/<name>.csv)."""
+        return self.experiment.tables(self.result)
+
+    @functools.cached_property
+    def profiles(self):
+        """The laminar profiles: one row per layer and metric (site, layer, metric, value, ci_low, ci_high)."""
+        return self.experiment.profiles(self.result)
+
+    @functools.cached_property
+    def text(self):
+        """The report's text: ``.method``, ``.key_numbers``, ``.notes``."""
+        return self.experiment.report(self.result, self.config)
 
     @property
-    def tables(self):
-        return self.result.tables
+    def key_numbers(self):
+        return self.text.key_numbers
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.text.notes
+
+    def figures(self, **options) -> dict:
+        """name -> ``Figure(figure, caption)``, drawn now with the run's presentation options and ``options``."""
+        base = {} if self.options is None else dataclasses.asdict(self.options)
+        return self.experiment.figures(self.result, self.config, self.experiment.options({**base, **options}))
 
     @property
     def report(self) -> Path | None:
         return self.path / "report.html" if self.path else None
+
+    def redraw(self, out=None, *, force: bool = False, **options) -> Run:
+        """Draw figures/ and report.html again with presentation ``options`` (in place, or a copy at ``out``)."""
+        if self.path is None:
+            raise LaminaError("this run has no directory; run it with out=... first.")
+        return Run.load(rundir.redraw(self.path, options, out=out, force=force))
 
 
 def default_out(experiment: str, model_name: str) -> Path:
@@ -60,24 +97,30 @@ def default_out(experiment: str, model_name: str) -> Path:
     return Path("runs") / f"{experiment}-{slug}"
 
 
-def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, seed: int = 0, out=None,
-        force: bool = False, progress: bool | None = None, settings: dict | None = None, **kwargs) -> Run:
+def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust_remote_code: bool = False,
+        load_kwargs: dict | None = None, seed: int = 0, out=None, force: bool = False, progress: bool | None = None,
+        settings: dict | None = None, options: dict | None = None, **kwargs) -> Run:
     """Run ``experiment`` on ``model`` and (with ``out``) write its run directory.
+
+    Every setting is checked before the model loads.
 
     Args:
         experiment: a name from ``lamina experiments`` (e.g. ``"position"``).
         model: a ``Model`` or anything :func:`lamina.load` takes (default: the embedded SmolLM2).
-        device, dtype: passed to :func:`lamina.load` when ``model`` is a name.
-        seed: seeds every random choice (jitter, permutations, bootstrap), so a rerun is identical.
+        device, dtype, trust_remote_code: passed to :func:`lamina.load` when ``model`` is a name;
+            load_kwargs: any other :func:`lamina.load` arguments (``device_map``, ``revision``, ...).
+        seed: seeds every random choice (permutations, bootstrap, subsets), so a rerun is identical.
         out: run directory; None keeps everything in memory.
         force: replace an existing ``out``.
-        settings / kwargs: config overrides, e.g. ``seqlen=8`` (strings are converted).
+        settings / kwargs: compute settings, e.g. ``seqlen=8`` (strings are converted).
+        options: presentation options of the figures (e.g. ``{"density_bins": 20}``).
 
     Returns:
-        A :class:`Run` (``.summary``, ``.tables``, ``.result.figures``, ``.report``).
+        A :class:`Run` (``.result``, ``.summary``, ``.tables``, ``.figures()``, ``.report``).
     """
     exp = get(experiment)
     config = exp.config({**(settings or {}), **kwargs})
+    presentation = exp.options(options)
     out = Path(out) if out is not None else None
     if out is not None and out.exists() and not force:
         raise LaminaError(f"{out} already exists; pass --force (force=True) to replace it, or choose another --out.")
@@ -88,19 +131,18 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, seed:
     started = datetime.now(timezone.utc)
     wall = time.perf_counter()
     with ctx.stage("load"):
-        model = model if isinstance(model, Model) else load(model, device=device, dtype=dtype)
-    result = exp.run(model, config, ctx)
+        if not isinstance(model, Model):
+            model = load(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                         **(load_kwargs or {}))
+    result = exp.compute(model, config, ctx)
     manifest = _manifest(exp, model, seed, ctx, started)
     if out is not None:
-        with ctx.stage("write"):
-            _write(out, exp, config, result, manifest, force)
-    manifest["timings"] = dict(ctx.timings)
-    manifest["wall_seconds"] = round(time.perf_counter() - wall, 3)
-    if out is not None:
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    for fig, _caption in result.figures.values():
-        fig.clear()  # figures are saved; free their memory
-    return Run(exp, config, result, manifest, out)
+        rundir.write(out, rundir.Contents(exp, config, presentation, result, manifest), force=force, ctx=ctx,
+                     started=wall)
+    else:
+        manifest["timings"] = dict(ctx.timings)
+        manifest["wall_seconds"] = round(time.perf_counter() - wall, 3)
+    return Run(exp, config, result, manifest, out, presentation)
 
 
 def _manifest(exp, model, seed, ctx, started) -> dict:
@@ -117,29 +159,3 @@ def _manifest(exp, model, seed, ctx, started) -> dict:
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("lamina") else None,
         "timings": dict(ctx.timings),
     }
-
-
-def _write(out: Path, exp, config, result, manifest, force) -> None:
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "tables").mkdir(parents=True)
-    (tmp / "figures").mkdir()
-    try:
-        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
-        (tmp / "results.json").write_text(json.dumps(jsonable(result.summary), indent=1, allow_nan=False))
-        for name, table in result.tables.items():
-            table.to_csv(tmp / "tables" / f"{name}.csv", index=False)
-        for name, (fig, _caption) in result.figures.items():
-            save(fig, tmp / "figures" / name)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        page = render(experiment=exp, config=config, result=result, manifest=manifest, figure_dir=tmp / "figures",
-                      tables=[f"{name}.csv" for name in result.tables])
-        (tmp / "report.html").write_text(page, encoding="utf-8")
-        if out.exists():
-            if not force:
-                raise LaminaError(f"{out} appeared while the run was going; nothing was replaced.")
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)  # the directory appears complete or not at all
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from lamina.errors import LaminaError, closest
-from lamina.models.cache import cache_dir
+from ..cache import cache_dir
 
 from .local import data_dir, decode, normalize, read_text
 from .web import fetch, save_atomic

@@ -4,7 +4,7 @@ import json
 import urllib.parse
 
 from lamina.errors import LaminaError
-from lamina.models.cache import cache_dir
+from ..cache import cache_dir
 
 from .local import local_file, normalize, read_text
 from .web import fetch, save_atomic

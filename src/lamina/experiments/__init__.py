@@ -1,20 +1,22 @@
-"""Stage 7: one module per seed experiment, each defining ``EXPERIMENT``; found automatically.
+"""Stage 7: one folder per seed experiment, each defining ``EXPERIMENT``; found automatically.
 
-Adding an experiment is adding a module here with a module-level ``EXPERIMENT`` instance;
-``lamina experiments`` lists them in seed-notebook order.
+Adding an experiment is adding a folder here (see :mod:`lamina.experiments.base` for the files it
+holds) whose ``__init__.py`` defines ``EXPERIMENT``; ``lamina experiments`` lists them in
+seed-notebook order.
 """
 
 import importlib
 import pkgutil
 
 from ..errors import LaminaError, closest
-from .base import Context, Experiment, Result, parse_sets
+from .base import Context, Experiment, Figure, KeyNumber, ModelFacts, Report
+from .settings import parse_sets
 
 
 def _discover() -> dict[str, Experiment]:
     found = []
     for info in pkgutil.iter_modules(__path__):
-        if info.name == "base" or info.name.startswith("_"):
+        if not info.ispkg or info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         if isinstance(getattr(module, "EXPERIMENT", None), Experiment):
@@ -32,4 +34,5 @@ def get(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-__all__ = ["EXPERIMENTS", "Context", "Experiment", "Result", "get", "parse_sets"]
+__all__ = ["EXPERIMENTS", "Context", "Experiment", "Figure", "KeyNumber", "ModelFacts", "Report", "get",
+           "parse_sets"]

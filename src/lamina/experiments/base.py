@@ -1,48 +1,103 @@
-"""What an experiment is, and how its config is built from defaults and ``--set`` overrides.
+"""The contract every experiment follows: one folder, three modules, one :class:`Experiment`.
 
-An experiment is a config dataclass (defaults = the seed notebook's parameters) plus a
-``run(model, config, ctx)`` that composes stimuli, recording, statistics and figures and
-returns a :class:`Result`. It writes nothing itself: ``lamina.runner`` writes run directories.
+``experiments/<name>/``:
+
+* ``compute.py``: ``Config`` (compute settings; defaults = the seed notebook's parameters),
+  ``compute(model, config, ctx) -> Result`` and ``tables(result) -> {name: DataFrame}``. Composes
+  data, stimuli, recording and statistics; imports no matplotlib (an import-linter contract).
+* ``result.py``: the ``Result`` type, a frozen :class:`~lamina.experiments.typed.Typed` dataclass
+  whose plain fields are results.json, key for key.
+* ``figures.py``: ``Options`` (presentation options) and
+  ``figures(result, config, options) -> {name: Figure}``.
+* ``report.py``: ``report(result, config) -> Report`` (method text, key numbers, notes).
+* ``__init__.py``: ``EXPERIMENT = Experiment(...)`` wiring them together; found automatically.
+
+Nothing here writes files: :mod:`lamina.rundir` writes and reads run directories, so every figure
+and the report can be redrawn from a run directory without the model.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-import typing
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from ..errors import LaminaError, closest
+from .settings import build
+from .typed import Typed
 
 
-@dataclass
-class Result:
-    """What an experiment returns.
+class Figure(NamedTuple):
+    """A drawn figure (``matplotlib.figure.Figure``) and its caption."""
 
-    Attributes:
-        summary: the numbers, JSON-ready (written to results.json).
-        tables: name -> tidy DataFrame (written to tables/<name>.csv).
-        figures: name -> (matplotlib Figure, caption).
-        key_numbers: (label, value text, test text) rows for the report's key-number table.
-        notes: differences from the seed notebook, dropped items, caveats (shown in the report).
-        method: the method paragraph when it depends on what the run found (e.g. a passage's
-            length); None uses ``Experiment.method_text(config)``.
+    figure: object
+    caption: str
+
+
+class KeyNumber(NamedTuple):
+    """One row of the report's key-number table."""
+
+    label: str
+    value: str
+    test: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """The report's text: the method paragraph, key numbers with their tests, notes (differences from
+    the seed notebook, dropped items, caveats)."""
+
+    method: str
+    key_numbers: tuple[KeyNumber, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelFacts(Typed):
+    """What the report says about the model (kept in details.json: no model is needed to redraw)."""
+
+    name: str
+    n_layers: int
+    context_length: int
+    prepend_bos: bool
+
+    @classmethod
+    def of(cls, model) -> ModelFacts:
+        return cls(name=model.name, n_layers=model.n_layers, context_length=model.context_length,
+                   prepend_bos=bool(model.prepend_bos))
+
+
+PROFILE_COLUMNS = ("site", "layer", "metric", "value", "ci_low", "ci_high")
+
+
+def profile_table(*parts) -> pd.DataFrame:
+    """A laminar-profile table from parts ``(site, metric, values, ci)``, one row per layer and metric.
+
+    Columns :data:`PROFILE_COLUMNS`: the site whose entries the layers index (``hidden``: entries 0..n,
+    a block site: blocks 0..n-1; see :mod:`lamina.models.depth`), the layer, the metric's name, its
+    value, and the interval (NaN where the experiment gives none). Comparisons across models read
+    this table; every value in it is a number of results.json.
+
+    Args:
+        parts: ``(site, metric, values (n_layers,), ci (2, n_layers) or None)`` tuples.
     """
-
-    summary: dict
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, tuple] = field(default_factory=dict)
-    key_numbers: list[tuple[str, str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    method: str | None = None
+    frames = []
+    for site, metric, values, ci in parts:
+        values = np.asarray(values, dtype=float)
+        low, high = (np.full_like(values, np.nan),) * 2 if ci is None else np.asarray(ci, dtype=float)
+        frames.append(pd.DataFrame({"site": site, "layer": np.arange(len(values)), "metric": metric,
+                                    "value": values, "ci_low": low, "ci_high": high}))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=float if c in ("value", "ci_low", "ci_high") else object)
+                             for c in PROFILE_COLUMNS})
+    return pd.concat(frames, ignore_index=True)
 
 
 class Context:
-    """Per-run helpers handed to ``Experiment.run``: a seeded RNG and a stage timer."""
+    """Per-run helpers handed to ``compute``: a seeded RNG and a stage timer."""
 
     def __init__(self, seed: int, progress: bool | None = None):
         self.seed = seed
@@ -59,110 +114,44 @@ class Context:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
+@dataclass(frozen=True)
 class Experiment:
-    """Base class: subclasses set the class attributes and implement :meth:`run`."""
+    """One experiment: its names and texts, its three types and its four functions.
 
-    name: str = ""
-    title: str = ""
-    description: str = ""  # one line, for `lamina experiments`
-    question: str = ""  # the report's opening
-    method: str = ""  # the report's method paragraph (HTML-escaped when rendered)
-    seed_notebook: str = ""
-    Config: type = None
+    Attributes:
+        name: the CLI name (``lamina run NAME``); title: the report's heading;
+        description: one line for ``lamina experiments``; question: the report's opening;
+        seed_notebook: which seed notebook it reproduces (also the listing order).
+        Config: compute settings (dataclass with defaults and an optional ``check()``).
+        Options: presentation options (dataclass with defaults and an optional ``check()``).
+        Result: the typed result (:class:`~lamina.experiments.typed.Typed` dataclass).
+        compute: ``(model, config, ctx) -> Result``.
+        tables: ``(result) -> {name: DataFrame}`` (written as tables/<name>.csv).
+        profiles: ``(result) -> DataFrame`` of per-layer metrics (:func:`profile_table`; empty for an
+            experiment with no layers), what ``lamina compare`` lines up across models.
+        figures: ``(result, config, options) -> {name: Figure}``.
+        report: ``(result, config) -> Report``.
+    """
 
-    def run(self, model, config, ctx: Context) -> Result:
-        raise NotImplementedError
+    name: str
+    title: str
+    description: str
+    question: str
+    seed_notebook: str
+    Config: type
+    Options: type
+    Result: type
+    compute: Callable
+    tables: Callable
+    profiles: Callable
+    figures: Callable
+    report: Callable
 
-    def method_text(self, config) -> str:
-        """The method paragraph with this run's settings filled in."""
-        return self.method.format(**dataclasses.asdict(config))
-
-    # ---- config ----------------------------------------------------------------------
     def config(self, overrides: dict | None = None):
-        """The config with ``overrides`` (values or strings from ``--set``) applied and checked."""
-        fields = {f.name: f for f in dataclasses.fields(self.Config)}
-        hints = typing.get_type_hints(self.Config)
-        values = {}
-        for key, value in (overrides or {}).items():
-            if key not in fields:
-                raise LaminaError(f"unknown setting {key!r} for experiment {self.name!r}.{closest(key, fields)} "
-                                  f"Valid settings: {', '.join(fields)}.")
-            values[key] = coerce(key, value, hints[key])
-        config = self.Config(**values)
-        check = getattr(config, "check", None)
-        if check:
-            check()
-        return config
+        """The compute config with ``overrides`` (values or strings from ``--set``) applied and checked."""
+        return build(self.Config, overrides, experiment=self.name)
 
-
-def coerce(key: str, value, hint):
-    """Turn ``value`` (often a string from the command line) into the field's type, or explain."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
-        inner = [a for a in args if a is not type(None)]
-        errors = []
-        for candidate in inner:
-            try:
-                return coerce(key, value, candidate)
-            except LaminaError as err:
-                errors.append(str(err))
-        raise LaminaError(errors[-1])
-    if origin in (tuple, list):
-        items = value.split(",") if isinstance(value, str) else list(value)
-        item_type = args[0] if args else str
-        return origin(coerce(key, item.strip() if isinstance(item, str) else item, item_type) for item in items)
-    try:
-        if hint is bool:
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
-            return bool(value)
-        if hint is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if hint is float:
-            return float(value)
-        if hint is str:
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    else:
-        return value
-    kinds = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
-    raise LaminaError(f"setting {key!r} needs {kinds.get(hint, hint)}, not {value!r}.")
-
-
-def parse_sets(items) -> dict:
-    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}`` (types are applied per experiment)."""
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise LaminaError(f"--set takes key=value, not {item!r}.")
-        out[key.strip()] = value
-    return out
-
-
-def jsonable(value):
-    """numpy scalars/arrays and NaN -> plain JSON (NaN becomes null)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+    def options(self, overrides: dict | None = None):
+        """The presentation options with ``overrides`` applied; a compute setting is refused."""
+        return build(self.Options, overrides, experiment=self.name, kind="presentation option",
+                     refuse={f.name for f in fields(self.Config)})

@@ -1,12 +1,5 @@
-"""Where lamina keeps converted models and downloaded texts (``LAMINA_CACHE``)."""
+"""Kept for imports of ``lamina.models.cache``: the cache directory lives in :mod:`lamina.cache`."""
 
-import os
-from pathlib import Path
+from ..cache import cache_dir
 
-
-def cache_dir(*parts: str) -> Path:
-    """``$LAMINA_CACHE`` (default ``~/.cache/lamina``) joined with ``parts``; created on demand."""
-    root = Path(os.environ.get("LAMINA_CACHE") or Path.home() / ".cache" / "lamina")
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+__all__ = ["cache_dir"]

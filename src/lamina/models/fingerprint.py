@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .cache import cache_dir
+from ..cache import cache_dir
 from .embedded import file_sha256
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")

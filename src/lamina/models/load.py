@@ -11,9 +11,13 @@ import pandas as pd
 import torch
 
 from ..errors import LaminaError
-from .adapters import Adapter, adapter_for
+from . import bos
+from .adapters import Adapter, adapter_for_model
+from .derive import text_config
 from .embedded import EMBEDDED, converted_dir
-from .sites import SITES, n_entries, resolve, self_check
+from .scope import refusal
+from .selfcheck import self_check
+from .sites import SITES, n_entries, resolve
 
 DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
@@ -34,6 +38,7 @@ class Model:
         prepend_bos: whether recordings put the BOS token before every sequence.
         source: where the weights came from (kind, path, and a hash when known).
         bos_token: the token prepended when ``prepend_bos`` (None: the tokenizer's BOS, else EOS).
+        widths: each available site's feature width, as measured by the load-time self-check.
     """
 
     hf: torch.nn.Module
@@ -43,32 +48,49 @@ class Model:
     prepend_bos: bool
     source: dict = field(default_factory=dict)
     bos_token: str | None = None
+    widths: dict = field(default_factory=dict)
 
     @property
     def config(self):
         return self.hf.config
 
     @property
+    def text_config(self):
+        """The language model's config (a multimodal model's ``text_config``; ``config`` otherwise)."""
+        return text_config(self.config)
+
+    @property
     def n_layers(self) -> int:
-        return int(self.config.num_hidden_layers)
+        return int(self.text_config.num_hidden_layers)
 
     @property
     def d_model(self) -> int:
-        return int(self.config.hidden_size)
+        if "hidden" in self.widths:
+            return int(self.widths["hidden"])
+        return int(self.text_config.hidden_size)
 
     @property
     def d_mlp(self) -> int:
-        cfg = self.config
+        """Width of ``mlp.pre``/``mlp.post`` (measured at load; the config's MLP width where undefined)."""
+        if "mlp.post" in self.widths:
+            return int(self.widths["mlp.post"])
+        cfg = self.text_config
         width = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None)
         return int(width or 4 * self.d_model)
 
     @property
     def context_length(self) -> int:
-        return int(self.config.max_position_embeddings)
+        cfg = self.text_config
+        return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+                   or getattr(cfg, "seq_length", 2048))
 
     @property
     def vocab_size(self) -> int:
-        return int(self.config.vocab_size)
+        """Rows of the output embedding (the LM head), the ids the model can score."""
+        head = self.hf.get_output_embeddings()
+        if head is not None and getattr(head, "weight", None) is not None:
+            return int(head.weight.shape[0])
+        return int(self.text_config.vocab_size)
 
     @property
     def device(self) -> torch.device:
@@ -99,20 +121,28 @@ class Model:
         return [self.tokenizer.decode([int(i)]) for i in ids]
 
     def width(self, site: str) -> int:
+        if site in self.widths:
+            return int(self.widths[site])
         return self.d_mlp if SITES[site].width == "d_mlp" else self.d_model
 
     def sites(self) -> pd.DataFrame:
-        """One row per site: name, number of layer entries, feature width, hooked module at layer 0."""
+        """One row per site: name, number of layer entries, feature width, hooked module at layer 0
+        (and, for a site this family does not define, why)."""
         rows = []
         for name, site in SITES.items():
-            module, which = resolve(self.hf, self.adapter, name, 0, self.n_layers)
-            path = _module_name(self.hf, module)
+            why = self.adapter.why_unavailable(name)
+            if why is None:
+                module, which = resolve(self.hf, self.adapter, name, 0, self.n_layers)
+                hook = self.adapter.hook(name) if name != "hidden" else None
+                extra = "" if hook is None else "".join(
+                    [f" x {hook.scale}" if hook.scale else "", f" (half {hook.half})" if hook.half is not None else ""])
+                where = f"{which} of {_module_name(self.hf, module)}{extra}"
             rows.append({
                 "site": name,
                 "entries": n_entries(name, self.n_layers),
-                "width": self.width(name),
-                "hook (layer 0)": f"{which} of {path}",
-                "description": site.description,
+                "width": self.width(name) if why is None else "-",
+                "hook (layer 0)": where if why is None else "not recorded (see description)",
+                "description": site.description if why is None else why,
             })
         return pd.DataFrame(rows)
 
@@ -192,9 +222,10 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
         device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, ...
         dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
         prepend_bos: put the BOS token before every recorded sequence. ``None`` uses the
-            family's default (Llama family: yes; GPT-2 and GPT-NeoX: no). See docs/sites.md.
-        bos_token: which token to prepend (default: the tokenizer's BOS, else EOS; the embedded
-            SmolLM2 uses ``<|endoftext|>``, its pretraining document separator).
+            family's default (Llama family, Gemma: yes; GPT-2, GPT-NeoX: no; other families: whether
+            their tokenizer adds a BOS itself). See docs/sites.md and :mod:`lamina.models.bos`.
+        bos_token: which token to prepend (default: the tokenizer's BOS unless it is a chat-turn
+            marker such as SmolLM2's ``<|im_start|>``, then ``<|endoftext|>``; else EOS).
         trust_remote_code: run code shipped with a hub checkpoint. Off unless you say so.
         revision: a hub branch, tag or commit.
         device_map: spread a model that fits no single device over several, through accelerate:
@@ -228,7 +259,9 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
             f"({', '.join(EMBEDDED)}), not a local directory, and the Hugging Face hub or its local "
             f"cache did not provide it ({str(err).splitlines()[0]})."
         ) from None
-    adapter = adapter_for(config.model_type)
+    reason = refusal(config.model_type)
+    if reason is not None:  # before any weights are read
+        raise LaminaError(reason)
     try:
         with _quiet_weight_loading(source["kind"] != "hub"):
             hf = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype, **common, **placement)
@@ -249,8 +282,6 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
             raise LaminaError(f"could not place {name_or_path!r}: device_map names no module {unknown[:3]} "
                               f"(modules look like {next(iter(n for n in names if n.count('.') == 2), '')!r}).")
     hf.eval()
-    if bos_token is None and name_or_path in EMBEDDED:
-        bos_token = EMBEDDED[name_or_path].get("bos_token")
     # Enough to load the same model again elsewhere (a Ray worker, a later session); JSON-safe.
     source["load"] = {"name_or_path": source.get("path") if source["kind"] == "local" else name_or_path,
                       "dtype": str(torch_dtype).replace("torch.", ""), "prepend_bos": prepend_bos,
@@ -262,15 +293,23 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
 
 def wrap(hf, tokenizer, *, name: str | None = None, prepend_bos: bool | None = None,
          bos_token: str | None = None, source: dict | None = None) -> Model:
-    """Make a :class:`Model` from an HF model and tokenizer you already hold (e.g. a random one)."""
-    adapter = adapter_for(hf.config.model_type)
-    n_layers = int(hf.config.num_hidden_layers)
-    self_check(hf, adapter, n_layers)
+    """Make a :class:`Model` from an HF model and tokenizer you already hold (e.g. a random one).
+
+    The architecture's adapter is the hand-written one of its family, else derived from its
+    module tree; either way the self-check verifies every site on these weights first, and an
+    architecture lamina cannot verify is refused with one line saying why (docs/sites.md).
+    BOS: see :mod:`lamina.models.bos` (``prepend_bos`` / ``bos_token`` override it).
+    """
     hf.eval()
+    adapter = adapter_for_model(hf)
+    n_layers = int(text_config(hf.config).num_hidden_layers)
+    widths = self_check(hf, adapter, n_layers)
+    prepend = bos.default_prepend(adapter.family, adapter.prepend_bos, tokenizer)
     model = Model(hf=hf, tokenizer=tokenizer, adapter=adapter,
                   name=name or getattr(hf.config, "name_or_path", "") or type(hf).__name__,
-                  prepend_bos=adapter.prepend_bos if prepend_bos is None else bool(prepend_bos),
-                  source=source or {"kind": "object"}, bos_token=bos_token)
+                  prepend_bos=prepend if prepend_bos is None else bool(prepend_bos),
+                  source=source or {"kind": "object"},
+                  bos_token=bos_token if bos_token is not None else bos.default_token(tokenizer), widths=widths)
     if bos_token is not None and tokenizer.convert_tokens_to_ids(bos_token) in (None, tokenizer.unk_token_id) \
             and bos_token != tokenizer.unk_token:
         raise LaminaError(f"bos_token {bos_token!r} is not a token of {model.name!r}'s tokenizer.")

@@ -10,15 +10,21 @@ site       entries      what it is
 hidden     n_layers + 1 residual stream as HF ``output_hidden_states``: entry 0
                         is the embedding output (input of block 0), entry l the
                         input of block l, entry n the final norm's output.
-attn.out   n_layers     attention output after its output projection.
+attn.raw   n_layers     the attention module's own output (after its output
+                        projection), before any post-norm or residual scale.
+attn.out   n_layers     what attention adds to the residual stream.
 mlp.in     n_layers     input of the MLP (after the pre-MLP norm).
 mlp.pre    n_layers     expansion before the nonlinearity (gated: gate proj).
 mlp.post   n_layers     after the nonlinearity (gated: input of down proj).
-mlp.out    n_layers     output of the MLP (after its down projection).
+mlp.raw    n_layers     the MLP's own output (after its down projection),
+                        before any post-norm or residual scale.
+mlp.out    n_layers     what the MLP adds to the residual stream.
 ========== ============ ======================================================
 
-Token-level outputs (``loss``, ``correct``, ``predicted``) are not hooks; they
-are columns of every recording's token table.
+On most families ``attn.raw == attn.out`` and ``mlp.raw == mlp.out``; they differ where
+the block normalises or scales a sublayer's output before adding it (Gemma-2/3, OLMo-2,
+Granite, ...). Token-level outputs (``loss``, ``correct``, ``predicted``) are not hooks;
+they are columns of every recording's token table.
 """
 
 from __future__ import annotations
@@ -41,11 +47,14 @@ SITES: dict[str, Site] = {
     s.name: s
     for s in (
         Site("hidden", "residual stream (HF output_hidden_states)", "d_model", extra_entry=True),
-        Site("attn.out", "attention output after its output projection", "d_model"),
+        Site("attn.raw", "attention output after its output projection, before any post-norm or scale",
+             "d_model"),
+        Site("attn.out", "attention's contribution to the residual stream", "d_model"),
         Site("mlp.in", "MLP input (after the pre-MLP norm)", "d_model"),
         Site("mlp.pre", "MLP expansion before the nonlinearity (gated: gate projection)", "d_mlp"),
         Site("mlp.post", "MLP after the nonlinearity (gated: input of the down projection)", "d_mlp"),
-        Site("mlp.out", "MLP output (after the down projection)", "d_model"),
+        Site("mlp.raw", "MLP output after the down projection, before any post-norm or scale", "d_model"),
+        Site("mlp.out", "MLP's contribution to the residual stream", "d_model"),
     )
 }
 TOKEN_SITES = ("loss", "correct", "predicted")
@@ -112,33 +121,96 @@ def get_module(root, path: str):
     return module
 
 
+def _check_available(adapter: Adapter, site: str) -> Hook | None:
+    if site == "hidden":
+        return None
+    hook = adapter.hook(site)
+    if hook is None:
+        raise LaminaError(f"site {site!r} is not recorded on {adapter.family} models: "
+                          f"{adapter.why_unavailable(site)}")
+    return hook
+
+
+def available(adapter: Adapter) -> list[str]:
+    """The sites this family defines (all of :data:`SITES` but those in ``adapter.unavailable``)."""
+    return [s for s in SITES if s == "hidden" or adapter.hook(s) is not None]
+
+
 def resolve(hf_model, adapter: Adapter, site: str, layer: int, n_layers: int) -> tuple[object, str]:
     """The (module, "input"|"output") that holds ``site`` at ``layer``."""
     check_site(site)
+    hook = _check_available(adapter, site)
     blocks = get_module(hf_model, adapter.layers)
     if site == "hidden":
         if layer == n_layers:
             return get_module(hf_model, adapter.final_norm), "output"
         return blocks[layer], "input"
-    block = blocks[layer]
-    hook: Hook = {
-        "attn.out": adapter.attn_out,
-        "mlp.in": Hook(adapter.mlp, "input"),
-        "mlp.pre": adapter.mlp_pre,
-        "mlp.post": adapter.mlp_post,
-        "mlp.out": Hook(adapter.mlp, "output"),
-    }[site]
-    return get_module(block, hook.module), hook.which
+    return get_module(blocks[layer], hook.module), hook.which
 
 
-def self_check(hf_model, adapter: Adapter, n_layers: int) -> None:
-    """Fail at load time, naming the module, if an adapter path does not exist on this model."""
-    for site in SITES:
-        for layer in {0, n_entries(site, n_layers) - 1}:
-            try:
-                resolve(hf_model, adapter, site, layer, n_layers)
-            except (AttributeError, IndexError, TypeError) as err:
-                raise LaminaError(
-                    f"the {adapter.family} adapter cannot find the module for site {site!r} at layer {layer} "
-                    f"on this {type(hf_model).__name__} ({err}); this checkpoint's layout differs from the family's."
-                ) from None
+def transform(hf_model, adapter: Adapter, site: str, layer: int):
+    """What turns the hooked tensor into the site's value: None (the tensor itself) or a function.
+
+    A site's hook may need a residual scale (Granite multiplies each sublayer's output by the
+    block's ``residual_multiplier`` before adding it) or half of a fused projection's output.
+    """
+    hook = _check_available(adapter, site)
+    if hook is None or (hook.scale is None and hook.half is None and hook.bias is None and hook.plus is None):
+        return None
+    block = get_module(hf_model, adapter.layers)[layer]
+    scale = None if hook.scale is None else float(getattr(block, hook.scale))
+    bias = None if hook.bias is None else _optional(block, hook.bias)
+    if scale is None and bias is None and hook.half is None and hook.plus is None:
+        return None
+    half = hook.half
+
+    def apply(tensor, partner=None):
+        if partner is not None:  # the output of hook.plus, computed just before
+            tensor = tensor + partner
+        if half is not None:
+            tensor = tensor.chunk(2, dim=-1)[half]
+        if bias is not None:
+            tensor = tensor + bias.to(tensor.device)
+        return tensor * scale if scale is not None else tensor
+    return apply
+
+
+def _optional(root, path: str):
+    """``root.<path>``, or None where an attribute on the way is None."""
+    value = root
+    for part in path.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def partner(hf_model, adapter: Adapter, site: str, layer: int):
+    """The module whose output a site adds to its own (``Hook.plus``), or None."""
+    hook = _check_available(adapter, site)
+    if hook is None or hook.plus is None:
+        return None
+    return get_module(get_module(hf_model, adapter.layers)[layer], hook.plus)
+
+
+def hooked_input(args, kwargs):
+    """The tensor a pre-hook reads as a module's input: its first positional argument, else the
+    ``hidden_states`` keyword (blocks are often called with keywords only), else the first tensor."""
+    if args:
+        return args[0]
+    if "hidden_states" in kwargs:
+        return kwargs["hidden_states"]
+    return next(v for v in kwargs.values() if hasattr(v, "shape"))
+
+
+def as_tokens(tensor, batch_shape):
+    """``tensor`` as ``(batch, seq, width)``: some blocks (OPT's) flatten the tokens to ``(batch * seq,
+    width)`` around their MLP; ``batch_shape`` is the forward pass's ``(batch, seq)``."""
+    if tensor.dim() == 2 and batch_shape is not None and tensor.shape[0] == batch_shape[0] * batch_shape[1]:
+        return tensor.view(*batch_shape, tensor.shape[-1])
+    return tensor
+
+
+def hooked_output(output):
+    """The tensor a forward hook reads as a module's output (the first element of a tuple)."""
+    return output[0] if isinstance(output, (tuple, list)) else output

@@ -16,9 +16,10 @@ def accuracy_bars(ax, accuracy: np.ndarray, chance: float):
     ax.legend(fontsize=8, loc="upper center")
 
 
-def confusion_heatmap(ax, percent: np.ndarray):
-    """Row-normalised confusion matrix (percent, rows = true class) as an annotated heat map."""
+def confusion_heatmap(ax, percent: np.ndarray, *, value_range=(0.0, 100.0)):
+    """Row-normalised confusion matrix (percent, rows = true class) as an annotated heat map,
+    coloured over ``value_range`` (low, high)."""
     import seaborn as sns
 
     sns.heatmap(np.nan_to_num(percent), annot=True, fmt=".1f", cmap="Reds", annot_kws={"size": 11}, ax=ax,
-                vmin=0, vmax=100)
+                vmin=value_range[0], vmax=value_range[1])

@@ -45,9 +45,10 @@ def probability_lines(ax, edges, probs, names=("Correct", "Incorrect")):
     ax.legend(fontsize=9)
 
 
-def null_histogram(ax, null, observed: float, *, label="Observed"):
-    """Histogram of a permutation null (shape ``(n,)``) with the observed value as a thick line."""
-    ax.hist(null, bins="fd", edgecolor="k", linewidth=0.3, color=[0.5, 0.3, 0.3], label="$H_0$ distribution")
+def null_histogram(ax, null, observed: float, *, label="Observed", bins="fd"):
+    """Histogram of a permutation null (shape ``(n,)``) with the observed value as a thick line
+    (``bins``: a number, or a NumPy rule such as "fd", Freedman–Diaconis)."""
+    ax.hist(null, bins=bins, edgecolor="k", linewidth=0.3, color=[0.5, 0.3, 0.3], label="$H_0$ distribution")
     ax.axvline(observed, linewidth=4, color="k", label=label)
     ax.legend(fontsize=9)
 

@@ -26,3 +26,30 @@ def null_range(ax, null_min, null_max, null_mean, *, layers=None):
     layers = np.arange(len(null_mean)) if layers is None else np.asarray(layers)
     ax.vlines(layers, null_min, null_max, color="k", linewidth=0.5)
     ax.plot(layers, null_mean, "ks", markersize=3, label="null mean and range")
+
+
+def replicate_band(ax, mean, low, high, *, replicates=None, significant=None, label=None, color="C0", marker="o",
+                   level: float = 95.0, layers=None):
+    """The across-replicate profile: each replicate's values as thin lines, the mean across replicates with
+    its interval as a shaded band, filled markers where ``significant``.
+
+    Args:
+        mean, low, high: shape ``(n_layers,)``: the mean across replicates and its interval.
+        replicates: shape ``(R, n_layers)`` or None: one faint line per replicate.
+        significant: shape ``(n_layers,)`` bool, the across-replicate test's decision.
+        level: the interval's level, for the legend.
+    """
+    mean = np.asarray(mean, dtype=float)
+    layers = np.arange(len(mean)) if layers is None else np.asarray(layers)
+    if replicates is not None:
+        for row in np.atleast_2d(np.asarray(replicates, dtype=float)):
+            ax.plot(layers, row, color=color, linewidth=0.5, alpha=0.3)
+    ax.fill_between(layers, low, high, color=color, alpha=0.2, linewidth=0, label=f"{level:g}% interval")
+    layer_profile(ax, mean, significant=significant, label=label, color=color, marker=marker, layers=layers)
+
+
+def interval_band(ax, low, high, *, color="C0", label=None, layers=None, alpha: float = 0.15):
+    """The across-replicate band per layer: the replicates' mean's interval, ``low..high`` (each ``(n_layers,)``)."""
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    layers = np.arange(len(low)) if layers is None else np.asarray(layers)
+    ax.fill_between(layers, low, high, color=color, alpha=alpha, linewidth=0, label=label)

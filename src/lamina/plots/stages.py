@@ -27,18 +27,6 @@ def density_curve(ax, values, *, label=None, color=None, bins="fd"):
     ax.plot(edges[:-1], density, linewidth=2, label=label, color=color)
 
 
-def central_range(arrays, coverage: float = 99.0, *, symmetric: bool = False) -> tuple[float, float]:
-    """(low, high) holding the central ``coverage`` percent of all values in ``arrays``, for axis limits
-    that do not let a few extreme activations squeeze the bulk into one pixel."""
-    values = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
-    tail = (100 - coverage) / 2
-    low, high = np.nanpercentile(values, [tail, 100 - tail])
-    if symmetric:
-        low, high = -max(abs(low), abs(high)), max(abs(low), abs(high))
-    pad = 0.05 * (high - low or 1.0)
-    return float(low - pad), float(high + pad)
-
-
 def bars_with_ci(ax, values, low, high, labels, group_labels, *, colors=("tab:blue", "tab:orange")):
     """Grouped bars with interval whiskers.
 

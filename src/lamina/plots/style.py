@@ -22,10 +22,18 @@ def figure(ncols: int = 1, nrows: int = 1, size=(10, 4), **kwargs) -> tuple[Figu
     return fig, axes
 
 
+# Byte-reproducible files: SVG ids from a fixed salt instead of a random one, no creation date.
+_REPRODUCIBLE = {"svg.hashsalt": "lamina"}
+
+
 def save(fig: Figure, stem) -> list[str]:
-    """Write ``stem.png`` and ``stem.svg``; returns the two paths."""
+    """Write ``stem.png`` and ``stem.svg``; returns the two paths.
+
+    The same figure always gives the same bytes (no date, fixed SVG ids), so a figure redrawn
+    from a run directory, or by a rerun with the same seed, can be compared file for file.
+    """
     paths = [f"{stem}.png", f"{stem}.svg"]
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context({**STYLE, **_REPRODUCIBLE}):
         for path in paths:
-            fig.savefig(path)
+            fig.savefig(path, metadata={"Date": None} if path.endswith(".svg") else None)
     return paths

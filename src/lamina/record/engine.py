@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..errors import LaminaError
 from ..models.fingerprint import weights_sha256
 from ..models.sites import TOKEN_SITES, check_layers, split_sites

@@ -33,12 +33,19 @@ def _rows(pairs) -> str:
     return "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in pairs)
 
 
-def render(*, experiment, config, result, manifest: dict, figure_dir: Path, tables: list[str]) -> str:
+# Stages timed while the figures and this page are made: the page cannot know them yet, and
+# leaving them out lets `lamina report` rebuild the page byte for byte from manifest.json.
+_LATER_STAGES = ("figures", "write")
+
+
+def render(*, experiment, config, text, figures: dict, manifest: dict, figure_dir: Path, tables: list[str]) -> str:
     """The report page as one HTML string.
 
     Args:
-        experiment: the ``Experiment`` (title, question, method).
-        config: the run's config dataclass; result: its ``Result``; manifest: manifest.json's dict.
+        experiment: the ``Experiment`` (title, question, name, seed notebook).
+        config: the run's config dataclass; manifest: manifest.json's dict.
+        text: the experiment's ``Report`` (method, key numbers, notes).
+        figures: name -> ``Figure`` (the drawn figure, for its width, and its caption).
         figure_dir: where ``<name>.png`` of each figure was written (embedded as base64).
         tables: names of the CSV files under tables/ (linked relatively).
     """
@@ -50,31 +57,33 @@ def render(*, experiment, config, result, manifest: dict, figure_dir: Path, tabl
         f"{_e(experiment.seed_notebook)}) on <b>{_e(manifest['model']['name'])}</b> — "
         f"{_e(manifest['started'])}, seed {_e(manifest['seed'])}, device {_e(manifest['device'])}</p>",
         "<h2>Question</h2>", f"<p>{_e(experiment.question)}</p>",
-        "<h2>Method</h2>", f"<p>{_e(result.method or experiment.method_text(config))}</p>",
+        "<h2>Method</h2>", f"<p>{_e(text.method)}</p>",
     ]
-    if result.key_numbers:
+    if text.key_numbers:
         parts.append("<h2>Key numbers</h2><table><tr><th>quantity</th><th>value</th><th>test</th></tr>")
-        parts += [f"<tr><td>{_e(a)}</td><td>{_e(b)}</td><td>{_e(c)}</td></tr>" for a, b, c in result.key_numbers]
+        parts += [f"<tr><td>{_e(a)}</td><td>{_e(b)}</td><td>{_e(c)}</td></tr>" for a, b, c in text.key_numbers]
         parts.append("</table>")
     parts.append("<h2>Figures</h2>")
-    for name, (fig, caption) in result.figures.items():
+    for name, (fig, caption) in figures.items():
         png = base64.b64encode((Path(figure_dir) / f"{name}.png").read_bytes()).decode()
         width = int(fig.get_figwidth() * 90)  # keep small figures small on the page
         parts.append(f"<figure id='fig-{_e(name)}'><img width='{width}' alt='{_e(caption)}' "
                      f"src='data:image/png;base64,{png}'>"
                      f"<figcaption><b>{_e(name)}.</b> {_e(caption)}</figcaption></figure>")
-    if result.notes:
+    if text.notes:
         parts.append("<h2>Notes</h2><ul class='notes'>")
-        parts += [f"<li>{_e(note)}</li>" for note in result.notes]
+        parts += [f"<li>{_e(note)}</li>" for note in text.notes]
         parts.append("</ul>")
     parts.append("<h2>Run</h2><table>")
     parts.append(_rows([("config", json.dumps(dataclasses.asdict(config))), ("model", manifest["model"]["name"]),
                         ("weights sha256", manifest["model"].get("weights_sha256")),
                         ("versions", ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())),
-                        ("wall time per stage (s)", ", ".join(f"{k} {v}" for k, v in manifest["timings"].items()))]))
+                        ("wall time per stage (s)", ", ".join(f"{k} {v}" for k, v in manifest["timings"].items()
+                                                              if k not in _LATER_STAGES))]))
     parts.append("</table>")
     if tables:
         links = " · ".join(f"<a href='tables/{_e(t)}'>{_e(t)}</a>" for t in tables)
-        parts.append(f"<p>Tables: {links} · <a href='results.json'>results.json</a></p>")
+        parts.append(f"<p>Tables: {links} · <a href='results.json'>results.json</a> · "
+                     "<a href='arrays.npz'>arrays.npz</a></p>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -99,3 +99,26 @@ def percentile_ci(values, level: float = 95.0, axis: int = 0) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN slice gives NaN, on purpose
         return np.nanpercentile(values, [tail, 100 - tail], axis=axis)
+
+
+def bootstrap_pvalue(values, null: float = 0.0, axis: int = 0) -> np.ndarray:
+    """Two-sided bootstrap p-value of ``statistic = null``: the smallest alpha whose percentile interval
+    excludes ``null``, ``min(1, 2 min((1 + #{v <= null}), (1 + #{v >= null})) / (1 + B))``.
+
+    So ``p <= alpha`` when (up to the +1) the (1 − alpha) percentile interval of
+    :func:`percentile_ci` excludes ``null``; never 0. NaN resamples are left out (all NaN: NaN).
+
+    Args:
+        values: bootstrap replicates, B along ``axis``.
+
+    Returns:
+        The shape of ``values`` without ``axis``.
+    """
+    values = np.moveaxis(np.asarray(values, dtype=np.float64), axis, 0)
+    finite = np.isfinite(values)
+    b = finite.sum(axis=0)
+    below = ((values <= null) & finite).sum(axis=0)
+    above = ((values >= null) & finite).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.minimum(1.0, 2 * np.minimum(1 + below, 1 + above) / (1 + b))
+    return np.where(b > 0, p, np.nan)

@@ -13,7 +13,8 @@ Everything works on discrete distributions over the bins of one shared set of ed
 
 Seed 001's ``symmetric_KL`` is not JS: ``F.kl_div(log(P + eps), M, reduction='batchmean')`` is
 KL(M‖P) divided by the number of bins, so the seed's value is ``½[KL_eps(M‖P) + KL_eps(M‖Q)] / n_bins``
-(:func:`seed_symmetric_kl`). The permutation null of the JS divergence lives in
+(:func:`symmetric_kl_to_mixture` divided by the number of bins; tests/seed_code.py holds the seed's
+function itself). The permutation null of the JS divergence lives in
 :mod:`lamina.stats.permutation`.
 """
 
@@ -148,17 +149,26 @@ def symmetric_kl_to_mixture(p, q, eps: float = SEED_EPSILON) -> np.ndarray:
     return 0.5 * (kl(m, p, eps) + kl(m, q, eps))
 
 
-def seed_symmetric_kl(d1, d2, nbins: int = 31) -> float:
-    """Seed 001's ``symmetric_KL(d1, d2, nbins)``, reproduced in float64.
+def group_divergences(values, labels, n_bins: int, *, eps: float = SEED_EPSILON, what: str = "values") -> dict:
+    """Histograms of the True and False groups of ``values`` over shared edges, and their divergences.
 
-    ``nbins`` is the seed's argument: the number of *edges* given to linspace, so there are
-    ``nbins - 1`` bins. Returns ``symmetric_kl_to_mixture(P, Q) / (nbins - 1)``: the seed's
-    ``reduction='batchmean'`` divides each sum over bins by the number of bins.
+    Args:
+        values: shape ``(n,)``; labels: shape ``(n,)`` bool (True = first group).
+        n_bins: equal bins from the smallest to the largest of all ``values`` (:func:`bin_edges`).
+        eps: the smoothing of the KL values (seed 001's 1e-15).
+
+    Returns:
+        ``edges`` ``(n_bins + 1,)``; ``counts`` and ``probs`` ``(2, n_bins)`` (row 0 the True group);
+        in nats: ``js`` (Jensen–Shannon), ``kl_true_false`` = KL_eps(P_true ‖ P_false) and
+        ``kl_false_true``; ``unsupported_true_false`` / ``unsupported_false_true``: bins that make the
+        unsmoothed KL infinite (:func:`unsupported_bins`); ``mixture_kl``:
+        :func:`symmetric_kl_to_mixture` (seed 001's ``symmetric_KL`` times ``n_bins``).
     """
-    d1 = np.asarray(d1, dtype=np.float64).ravel()
-    d2 = np.asarray(d2, dtype=np.float64).ravel()
-    edges = bin_edges(np.concatenate([d1, d2]), nbins - 1)
-    values = np.concatenate([d1, d2])
-    labels = np.arange(len(values)) < len(d1)
-    p, q = probabilities(group_histograms(values, labels, edges))
-    return float(symmetric_kl_to_mixture(p, q) / (nbins - 1))
+    edges = bin_edges(values, n_bins, what)
+    counts = group_histograms(values, labels, edges)
+    p, q = probabilities(counts)
+    return {"edges": edges, "counts": counts, "probs": np.stack([p, q]), "js": float(js_divergence(p, q)),
+            "kl_true_false": float(kl(p, q, eps)), "kl_false_true": float(kl(q, p, eps)),
+            "unsupported_true_false": int(unsupported_bins(p, q)),
+            "unsupported_false_true": int(unsupported_bins(q, p)),
+            "mixture_kl": float(symmetric_kl_to_mixture(p, q, eps))}

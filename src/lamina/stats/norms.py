@@ -25,3 +25,16 @@ def log_norms(X, *, what: str = "vectors", where=None) -> np.ndarray:
         raise LaminaError(f"{int((norms == 0).sum())} {what} have zero norm (first at {place}); "
                           "their log norm is undefined.")
     return np.log(norms).astype(np.float64)
+
+
+def layer_log_norms(acts, positions=None, *, what: str = "vectors") -> np.ndarray:
+    """Shape ``(n_layers, n_tokens)``: :func:`log_norms` of one sequence's vectors at every layer.
+
+    Args:
+        acts: shape ``(n_layers, n_tokens, width)``, e.g. ``attn.out`` of one sequence.
+        positions: shape ``(n_tokens,)``, the tokens' positions, named (with the layer) in the
+            error for a zero vector; default ``0..n_tokens-1``.
+    """
+    acts = np.asarray(acts)
+    positions = np.arange(acts.shape[1]) if positions is None else np.asarray(positions)
+    return log_norms(acts, what=what, where=lambda i: f"layer {i[0]}, position {positions[i[1]]}")

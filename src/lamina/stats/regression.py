@@ -8,17 +8,23 @@ import pandas as pd
 from ..errors import LaminaError
 
 
-def ols(y, X, names=None) -> dict:
+def ols(y, X, names=None, *, groups=None, level: float = 95.0) -> dict:
     """Ordinary least squares with a constant, via statsmodels.
 
     Args:
         y: shape ``(n,)``, the dependent variable.
         X: shape ``(n,)`` or ``(n, k)``, predictors (a constant column is added).
         names: k predictor names (default ``x1..xk``).
+        groups: shape ``(n,)`` or None. Given, the standard errors are cluster-robust by group
+            (statsmodels ``cov_type="cluster"``, with its small-sample correction) and tests use t
+            with G − 1 degrees of freedom (G groups): observations of one group (the tokens of one
+            context) may depend on each other, groups may not. None: the classical iid errors.
+        level: interval level in percent.
 
     Returns:
-        ``params``, ``bse``, ``pvalues`` and ``tvalues`` (dicts keyed ``const`` and the names),
-        ``r2``, ``n``, and ``summary`` (statsmodels' text table).
+        ``params``, ``bse``, ``pvalues``, ``tvalues``, ``ci_low`` and ``ci_high`` (dicts keyed
+        ``const`` and the names), ``r2``, ``n``, ``n_groups`` (None without groups), ``cov_type``
+        and ``summary`` (statsmodels' text table).
     """
     import statsmodels.api as sm
 
@@ -31,16 +37,34 @@ def ols(y, X, names=None) -> dict:
         raise LaminaError(f"ols: {len(y)} observations are too few for {X.shape[1]} predictors and a constant.")
     if not (np.isfinite(y).all() and np.isfinite(X).all()):
         raise LaminaError("ols: the data contain NaN or inf.")
+    if not 0 < level < 100:
+        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
     names = list(names or [f"x{i + 1}" for i in range(X.shape[1])])
-    fit = sm.OLS(y, sm.add_constant(X, has_constant="add")).fit()
+    model = sm.OLS(y, sm.add_constant(X, has_constant="add"))
+    n_groups = None
+    if groups is None:
+        fit = model.fit()
+    else:
+        codes = np.unique(np.asarray(groups).reshape(-1), return_inverse=True)[1].reshape(-1)
+        if len(codes) != len(y):
+            raise LaminaError(f"ols: {len(codes)} groups for {len(y)} observations; give one group per row.")
+        n_groups = int(codes.max()) + 1
+        if n_groups < 2:
+            raise LaminaError("ols: cluster-robust standard errors need at least 2 groups.")
+        fit = model.fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)
     keys = ["const"] + names
+    ci = np.asarray(fit.conf_int(alpha=1 - level / 100))
     return {
         "params": dict(zip(keys, fit.params.tolist())),
         "bse": dict(zip(keys, fit.bse.tolist())),
         "tvalues": dict(zip(keys, fit.tvalues.tolist())),
         "pvalues": dict(zip(keys, fit.pvalues.tolist())),
+        "ci_low": dict(zip(keys, ci[:, 0].tolist())),
+        "ci_high": dict(zip(keys, ci[:, 1].tolist())),
         "r2": float(fit.rsquared),
         "n": int(len(y)),
+        "n_groups": n_groups,
+        "cov_type": "cluster" if groups is not None else "nonrobust",
         "summary": str(fit.summary()),
     }
 
@@ -64,6 +88,33 @@ def lagged_design(y, lags=(1, 2), first: int = 3) -> tuple[np.ndarray, np.ndarra
         raise LaminaError(f"{len(y)} values give only {len(t)} targets; the regression needs at least "
                           f"{len(lags) + 2}. Use a longer text.")
     return y[t], np.stack([y[t - lag] for lag in lags], axis=1)
+
+
+def lagged_ols(series, lags=(1, 2), first: int = 3) -> dict[str, np.ndarray]:
+    """Autoregression of each row of ``series`` on its own earlier values, one OLS fit per row.
+
+    Per row y (e.g. one layer's log norms), ``y[t] = b0 + sum_j b_j y[t - lags[j]]`` for
+    t = first..T-1 (:func:`lagged_design`, :func:`ols`: statsmodels' estimates and two-sided t-tests).
+
+    Args:
+        series: shape ``(n_series, T)``.
+        lags: which earlier steps predict ``y[t]``.
+        first: first target index.
+
+    Returns:
+        ``intercept`` ``(n_series,)``; ``beta``, ``se``, ``p`` ``(n_series, len(lags))`` (column j:
+        lag ``lags[j]``); ``r2`` ``(n_series,)``.
+    """
+    series = np.asarray(series, dtype=float)
+    if series.ndim != 2:
+        raise LaminaError(f"lagged_ols takes series of shape (n_series, T), not {series.shape}.")
+    names = [f"lag{lag}" for lag in lags]
+    fits = [ols(*lagged_design(y, lags=lags, first=first), names=names) for y in series]
+    return {"intercept": np.array([fit["params"]["const"] for fit in fits]),
+            "beta": np.array([[fit["params"][n] for n in names] for fit in fits]),
+            "se": np.array([[fit["bse"][n] for n in names] for fit in fits]),
+            "p": np.array([[fit["pvalues"][n] for n in names] for fit in fits]),
+            "r2": np.array([fit["r2"] for fit in fits])}
 
 
 def fit_logistic(x, y, seed: int = 0):
@@ -105,9 +156,15 @@ def classification(y_true, y_pred, n_classes: int) -> dict:
     support = cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = 100 * np.diag(cm) / support
-        pct = 100 * cm / support[:, None]
     return {"accuracy_by_class": acc, "accuracy": 100 * float((y_true == y_pred).mean()),
-            "confusion": cm, "confusion_pct": pct}
+            "confusion": cm, "confusion_pct": confusion_percent(cm)}
+
+
+def confusion_percent(cm) -> np.ndarray:
+    """Row-normalised confusion matrix in percent, shape ``(k, k)`` (NaN in a row with no samples)."""
+    cm = np.asarray(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 100 * cm / cm.sum(axis=1)[:, None]
 
 
 def confusion_table(cm: np.ndarray, label: str = "class") -> pd.DataFrame:

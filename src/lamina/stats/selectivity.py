@@ -6,12 +6,12 @@ Everything works on cosine-similarity matrices ``S`` of shape ``(n, n)``, or a s
 Pairs are unordered and counted once: the upper triangle ``i < j``. A pair is *within* when both
 items share a label and *across* otherwise. For seed 004's labels 1, 2, 3 this is exactly the
 notebook's product coding ``np.triu(labels[:, None] * labels[None, :], 1)``: products 1, 4, 9 are
-the within pairs and 2, 3, 6 the across pairs (:func:`seed_pair_codes`). With four or more labels
+the within pairs and 2, 3, 6 the across pairs (tests/seed_code.py checks it). With four or more labels
 the products collide (1·4 = 2·2), which is why lamina builds the masks explicitly.
 
 The t statistic treats the pair similarities as independent samples. They are not (every word
-takes part in n−1 pairs), so t is descriptive; :func:`permutation_test` shuffles the labels across
-items instead, which keeps that dependence in the null distribution.
+takes part in n−1 pairs), so t is descriptive; :func:`lamina.stats.permutation.selectivity_permutation_test`
+shuffles the labels across items instead, which keeps that dependence in the null distribution.
 """
 
 from __future__ import annotations
@@ -22,11 +22,6 @@ import numpy as np
 from scipy.stats import ttest_ind
 
 from ..errors import LaminaError
-from .multiple import benjamini_hochberg, max_statistic_pvalue, permutation_pvalue
-
-# Permutations that give the same partition as the data tie with it up to summation order.
-_TIE = 1e-12
-
 
 def label_codes(labels) -> np.ndarray:
     """Labels of any hashable kind -> int codes ``0..k-1`` in order of first appearance, shape ``(n,)``."""
@@ -60,13 +55,7 @@ def between_mask(labels, group_a, group_b) -> np.ndarray:
     return pairs & np.triu(np.ones(pairs.shape, dtype=bool), 1)
 
 
-def seed_pair_codes(labels) -> np.ndarray:
-    """Seed 004's mask ``np.triu(labels[:, None] * labels[None, :], 1)`` for integer labels, shape ``(n, n)``."""
-    labels = np.asarray(labels, dtype=np.int64)
-    return np.triu(labels[:, None] * labels[None, :], 1)
-
-
-def _stack(S) -> np.ndarray:
+def stack_matrices(S) -> np.ndarray:
     S = np.asarray(S, dtype=np.float64)
     if S.ndim == 2:
         S = S[None]
@@ -75,7 +64,7 @@ def _stack(S) -> np.ndarray:
     return S
 
 
-def _check_pairs(within: np.ndarray, across: np.ndarray) -> None:
+def check_pairs(within: np.ndarray, across: np.ndarray) -> None:
     if not within.any():
         raise LaminaError("no within-label pairs: every label has one item. Give at least one label two items.")
     if not across.any():
@@ -112,87 +101,16 @@ def selectivity(S, labels) -> dict[str, np.ndarray]:
         ``within_mean``, ``across_mean``, ``delta`` (within − across), ``t`` (Welch),
         ``t_student`` (seed 004's), each shape ``(n_layers,)``; ``n_within``, ``n_across`` (ints).
     """
-    S = _stack(S)
+    S = stack_matrices(S)
     within_mask, across_mask = pair_masks(labels)
     if within_mask.shape != S.shape[1:]:
         raise LaminaError(f"{len(within_mask)} labels for {S.shape[1]} items; give one label per item.")
-    _check_pairs(within_mask, across_mask)
+    check_pairs(within_mask, across_mask)
     within, across = S[:, within_mask], S[:, across_mask]  # (n_layers, n_within), (n_layers, n_across)
     t, t_student = t_statistics(within, across)
     return {"within_mean": within.mean(axis=1), "across_mean": across.mean(axis=1),
             "delta": within.mean(axis=1) - across.mean(axis=1), "t": t, "t_student": t_student,
             "n_within": int(within_mask.sum()), "n_across": int(across_mask.sum())}
-
-
-def mean_difference(S, codes) -> np.ndarray:
-    """Within-minus-across mean similarity for many labellings at once, shape ``(n_labellings, n_layers)``.
-
-    Only the masks change between labellings, so the sums come from matrix products with one-hot
-    label matrices ``M`` (n × k): the within sum is ``(Σ_c M_cᵀ S M_c − trace S) / 2`` and the
-    across sum is the upper-triangle total minus it.
-
-    Args:
-        S: ``(n_layers, n, n)`` symmetric similarity matrices (or one ``(n, n)``).
-        codes: ``(n_labellings, n)`` int labels ``0..k-1``, or one labelling ``(n,)``.
-    """
-    S = _stack(S)
-    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
-    k = int(codes.max()) + 1
-    onehot = np.zeros(codes.shape + (k,))  # (P, n, k)
-    np.put_along_axis(onehot, codes[..., None], 1.0, axis=-1)
-    trace = np.trace(S, axis1=1, axis2=2)  # (L,)
-    total = (S.sum(axis=(1, 2)) - trace) / 2
-    sizes = onehot.sum(axis=1)  # (P, k)
-    n_within = (sizes * (sizes - 1) / 2).sum(axis=1)  # (P,)
-    n_pairs = codes.shape[1] * (codes.shape[1] - 1) / 2
-    # (L, 1, n, n) @ (1, P, n, k) -> (L, P, n, k); summed against M gives Σ_c M_cᵀ S M_c.
-    quad = np.einsum("lpic,pic->pl", np.matmul(S[:, None], onehot[None]), onehot)
-    within_sum = (quad - trace[None]) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return within_sum / n_within[:, None] - (total[None] - within_sum) / (n_pairs - n_within)[:, None]
-
-
-def permutation_test(S, labels, n_permutations: int, rng: np.random.Generator, *,
-                     chunk: int = 100) -> dict[str, np.ndarray]:
-    """One-sided label-permutation test of within > across, per layer, corrected across layers.
-
-    The statistic is the within-minus-across mean similarity. Each permutation shuffles the
-    labels across items (category sizes kept) and is shared by all layers, so the maximum across
-    layers gives a family-wise correction.
-
-    Args:
-        S: ``(n_layers, n, n)`` similarity matrices; labels: ``(n,)``.
-        n_permutations: number of shuffles (>= 1).
-        rng: the run's generator (all randomness comes from it).
-        chunk: permutations per matrix product (bounds memory at n_layers·chunk·n·k floats).
-
-    Returns:
-        ``observed`` ``(n_layers,)``; ``null`` ``(n_permutations, n_layers)``;
-        ``p`` raw one-sided p = (1 + #{null ≥ observed}) / (1 + n_permutations);
-        ``p_maxstat``: family-wise corrected by the maximum across layers of the statistic
-        standardised by each layer's null mean and sd (layers differ in spread);
-        ``p_bh``: Benjamini–Hochberg adjusted ``p``.
-    """
-    S = _stack(S)
-    codes = label_codes(labels)
-    if len(codes) != S.shape[1]:
-        raise LaminaError(f"{len(codes)} labels for {S.shape[1]} items; give one label per item.")
-    _check_pairs(*pair_masks(codes))
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
-        raise LaminaError(f"n_permutations must be a positive integer, not {n_permutations!r}.")
-    observed = mean_difference(S, codes)[0]
-    shuffled = rng.permuted(np.tile(codes, (n_permutations, 1)), axis=1)
-    null = np.concatenate([mean_difference(S, shuffled[i:i + chunk]) for i in range(0, n_permutations, chunk)])
-    p = permutation_pvalue(observed - _TIE, null)
-    centre, spread = null.mean(axis=0), null.std(axis=0)
-    flat = spread <= _TIE  # a layer whose null has no spread cannot be standardised; it never wins the max
-    spread = np.where(flat, 1.0, spread)
-    # The tie margin is applied before standardising: the map is monotone per layer, so a null value
-    # counts for p_maxstat whenever it counts for p, and p_maxstat >= p always.
-    z_obs = np.where(flat, -np.inf, (observed - _TIE - centre) / spread)
-    z_null = np.where(flat[None], -np.inf, (null - centre) / spread)
-    p_maxstat = max_statistic_pvalue(z_obs, z_null)
-    return {"observed": observed, "null": null, "p": p, "p_maxstat": p_maxstat, "p_bh": benjamini_hochberg(p)}
 
 
 def common_edges(values, n_bins: int, *, step: float = 0.05, value_range=None) -> np.ndarray:

@@ -33,11 +33,30 @@ def rsa(X, Y) -> float:
     X ``(n, d1)`` and Y ``(n, d2)`` (the same n items)."""
     if len(X) != len(Y):
         raise LaminaError(f"RSA needs the same items in both sets: {len(X)} vs {len(Y)} rows.")
-    if len(X) < 3:
+    return float(rsa_pairs(np.stack([cosine_matrix(X), cosine_matrix(Y)]), [(0, 1)])[0])
+
+
+def rsa_pairs(matrices, pairs) -> np.ndarray:
+    """RSA between pairs of similarity matrices of the same items: Pearson r of their upper triangles.
+
+    Each matrix's triangle is taken once, however many pairs it is in.
+
+    Args:
+        matrices: shape ``(k, n, n)``, k similarity matrices over the same n >= 3 items.
+        pairs: ``[(a, b), ...]`` indices into the k matrices.
+
+    Returns:
+        Shape ``(len(pairs),)``.
+    """
+    matrices = np.asarray(matrices, dtype=np.float64)
+    if matrices.ndim != 3 or matrices.shape[1] != matrices.shape[2]:
+        raise LaminaError(f"similarity matrices must have shape (k, n, n), not {matrices.shape}.")
+    if matrices.shape[1] < 3:
         raise LaminaError("RSA needs at least 3 items.")
-    a, b = upper(cosine_matrix(X)), upper(cosine_matrix(Y))
+    triangles = [upper(m) for m in matrices]
     # All-equal similarities (e.g. identical items) have no structure to correlate; below this
     # spread the differences are rounding noise and r would be an artefact.
-    if np.ptp(a) <= 1e-12 or np.ptp(b) <= 1e-12:
+    flat = [i for i, t in enumerate(triangles) if np.ptp(t) <= 1e-12]
+    if any(a in flat or b in flat for a, b in pairs):
         raise LaminaError("RSA is undefined: every pairwise similarity in one set is the same.")
-    return float(np.corrcoef(a, b)[0, 1])
+    return np.array([np.corrcoef(triangles[a], triangles[b])[0, 1] for a, b in pairs])

@@ -18,7 +18,7 @@ from ._tokens import check_count, check_max_length, check_text, check_tokenizer,
 from .base import Stimuli
 from .words import word_token
 
-__all__ = ["first_tokens", "one_long_sequence", "passage", "window", "word_in_contexts"]
+__all__ = ["first_tokens", "one_long_sequence", "passage", "window", "windows", "word_in_contexts"]
 
 _WHERE = ("middle", "start")
 
@@ -77,22 +77,8 @@ def _span(tokens: np.ndarray, start: int, length: int) -> Stimuli:
     return Stimuli([tokens[start:end]], meta, np.array([next_id], dtype=np.int64))
 
 
-def window(text: str, tokenizer, length: int, *, where="middle", max_length=None) -> Stimuli:
-    """One window of ``length`` consecutive tokens from a text (seed 001).
-
-    Args:
-        text: the whole text; it is tokenized in one piece, then cut.
-        tokenizer: a lamina Model or an HF tokenizer.
-        length: tokens in the window (>= 1).
-        where: ``"middle"`` starts at ``n_tokens // 2`` (seed 001's
-            ``start_idx = len(allTokens)//2``), ``"start"`` at 0, an int at that token offset.
-        max_length: the model's context length; a longer window is an error.
-
-    Returns:
-        ``Stimuli`` with one sequence of shape ``(length,)`` = ``tokens[start:start+length]``.
-        ``meta``: ``start``, ``length``. ``next_ids``: ``tokens[start+length]`` (seed 001
-        takes the last position's target from the full text), or -1 at the end of the text.
-    """
+def _window_start(text, tokenizer, length, where, max_length) -> tuple[np.ndarray, int]:
+    """The text's tokens and the checked start of a ``length``-token window at ``where``."""
     check_tokenizer(tokenizer)
     length = check_count(length, "length")
     check_max_length(length, max_length, "a window")
@@ -122,7 +108,68 @@ def window(text: str, tokenizer, length: int, *, where="middle", max_length=None
         raise LaminaError(
             f"the text has {n_tokens} tokens; a window of {length} from token {start} needs {start + length}. "
             f"Use where <= {n_tokens - length} or length <= {max(n_tokens - start, 0)}.")
+    return tokens, start
+
+
+def window(text: str, tokenizer, length: int, *, where="middle", max_length=None) -> Stimuli:
+    """One window of ``length`` consecutive tokens from a text (seed 001).
+
+    Args:
+        text: the whole text; it is tokenized in one piece, then cut.
+        tokenizer: a lamina Model or an HF tokenizer.
+        length: tokens in the window (>= 1).
+        where: ``"middle"`` starts at ``n_tokens // 2`` (seed 001's
+            ``start_idx = len(allTokens)//2``), ``"start"`` at 0, an int at that token offset.
+        max_length: the model's context length; a longer window is an error.
+
+    Returns:
+        ``Stimuli`` with one sequence of shape ``(length,)`` = ``tokens[start:start+length]``.
+        ``meta``: ``start``, ``length``. ``next_ids``: ``tokens[start+length]`` (seed 001
+        takes the last position's target from the full text), or -1 at the end of the text.
+    """
+    tokens, start = _window_start(text, tokenizer, length, where, max_length)
     return _span(tokens, start, length)
+
+
+def windows(text: str, tokenizer, length: int, n: int, *, max_length=None) -> Stimuli:
+    """``n`` disjoint windows of ``length`` tokens from one text: replicates of seed 001's design.
+
+    Window 0 is :func:`window`'s ``where="middle"`` window (the seed's); the others are spread evenly
+    over the rest of the text, in text order: the span before the middle window and the span after
+    it are cut into equal slots, one window centred in each (slots shared in proportion to the two
+    spans' lengths).
+
+    Args:
+        text: the whole text (tokenized in one piece).
+        tokenizer: a lamina Model or an HF tokenizer.
+        length: tokens per window (>= 1).
+        n: number of windows (>= 1).
+        max_length: the model's context length; a longer window is an error.
+
+    Returns:
+        ``Stimuli`` with ``n`` sequences of shape ``(length,)``; ``meta``: ``replicate`` (0 = the
+        middle window), ``start``, ``length``. ``next_ids``: the token after each window (-1 at the
+        end of the text).
+    """
+    n = check_count(n, "n")
+    tokens, mid = _window_start(text, tokenizer, length, "middle", max_length)
+    before, after = mid, len(tokens) - (mid + length)
+    fit = before // length + after // length
+    if n - 1 > fit:
+        raise LaminaError(f"the text has room for {fit + 1} disjoint windows of {length} tokens, not {n}; "
+                          "use fewer replicates or shorter windows.")
+    # Share the other n - 1 windows between the two spans in proportion to their room.
+    n_before = min(before // length, max(n - 1 - after // length, round((n - 1) * before / max(before + after, 1))))
+    n_after = n - 1 - n_before
+    starts = [mid]
+    for span_start, span, k in ((0, before, n_before), (mid + length, after, n_after)):
+        slot = span / max(k, 1)
+        starts += [span_start + int(i * slot + (slot - length) / 2) for i in range(k)]
+    others = sorted(starts[1:])
+    spans = [_span(tokens, start, length) for start in [mid] + others]
+    meta = pd.concat([s.meta for s in spans], ignore_index=True)
+    meta.insert(0, "replicate", np.arange(n, dtype=np.int64))
+    return Stimuli([s.ids[0] for s in spans], meta, np.concatenate([s.next_ids for s in spans]))
 
 
 def passage(text: str, tokenizer, *, max_length=None) -> Stimuli:

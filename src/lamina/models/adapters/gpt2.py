@@ -12,6 +12,8 @@ ADAPTER = Adapter(
     mlp_pre=Hook("mlp.c_fc", "output"),  # seed 003 stage 2: c_fc(x)
     mlp_post=Hook("mlp.c_proj", "input"),  # seed 003 stage 3: act(c_fc(x))
     mlp_kind="gelu",
+    mlp_act="mlp.act",
+    resid_mid=Hook("ln_2", "input"),
     # The seeds feed GPT-2 raw text with no <|endoftext|> in front; keep that.
     prepend_bos=False,
     examples="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2",

@@ -13,6 +13,9 @@ ADAPTER = Adapter(
     mlp_pre=Hook("mlp.gate_proj", "output"),
     mlp_post=Hook("mlp.down_proj", "input"),
     mlp_kind="gated",
+    mlp_up=Hook("mlp.up_proj", "output"),
+    mlp_act="mlp.act_fn",
+    resid_mid=Hook("post_attention_layernorm", "input"),
     # These tokenizers either add BOS themselves or (SmolLM2) not at all; lamina always
     # tokenizes without special tokens and prepends BOS itself, so the first real token
     # is not the attention sink.

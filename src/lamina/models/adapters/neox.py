@@ -12,6 +12,7 @@ ADAPTER = Adapter(
     mlp_pre=Hook("mlp.dense_h_to_4h", "output"),
     mlp_post=Hook("mlp.dense_4h_to_h", "input"),
     mlp_kind="gelu",
+    mlp_act="mlp.act",
     # Pythia was trained on documents separated by <|endoftext|>, with no BOS.
     prepend_bos=False,
     parallel_residual="use_parallel_residual",

@@ -1,0 +1,408 @@
+"""``lamina.compare``: one experiment across several models, their untrained controls, profiles on relative depth.
+
+A comparison directory::
+
+    comparison.json     the manifest: experiment, config, seeds, and per member (model or control) its run
+                        directory, run key, weights sha256 (a control: its init identity), new/reused/failed
+                        and why, family, layers, device, dtype, seconds
+    profiles.csv        the tidy table: model, family, n_layers, site, layer, relative_depth, metric, value,
+                        ci_low, ci_high, control
+    key_numbers.csv     every member's report key numbers (model, control, label, quantity, value, test)
+    bands.csv           per trained model, metric and layer: whether it leaves its control's band (--controls)
+    differences.csv     differences of profiles on a common relative-depth grid, with intervals
+    figures/            profiles.png|svg, differences.png|svg
+    report.html         one self-contained page
+    runs/               the members' ordinary run directories (lamina.Run.load, lamina report), by run key
+
+Everything but ``runs/`` is rewritten by each comparison into the directory; runs are reused by key
+(:mod:`lamina.comparison.plan`), so adding a model to a comparison costs that model's run only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gc
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from .._version import __version__
+from ..errors import LaminaError
+from ..experiments import Experiment, get
+from ..models import Model, load
+from ..models.control import control_name, random_control
+from ..models.identity import random_control_identity, weights_identity
+from ..models.load import DTYPES
+from ..plots import save
+from ..report import render_comparison
+from ..runner import Run, run
+from . import tables
+from .figures import differences_figure, profiles_figure
+from .plan import Member, check_controls, parse_models, reusable, run_dir, run_key
+
+MANAGED = ("comparison.json", "profiles.csv", "key_numbers.csv", "bands.csv", "differences.csv", "figures",
+           "report.html")
+BOS_KEYS = ("prepend_bos", "bos_token", "revision")
+
+DEFINITIONS = (
+    "Relative depth: a model with n blocks has n + 1 hidden entries (residual-stream boundaries): entry e sits at "
+    "e/n, 0 = the embedding output, 1 = the final norm's output. A block site (attn.out, mlp.*) of block l sits at "
+    "(l + 0.5)/n, between the boundaries it reads from and writes to.",
+    "Untrained control: the same architecture built by transformers' own initialisation (from_config) under the "
+    "recorded init seed, with the trained model's tokenizer and BOS policy, run through the same experiment.",
+    "Leaves its control's band, per layer: when both have an interval, the intervals do not overlap; when only one "
+    "has one, the other's value lies outside it; with no interval on either side the layer is not tested.",
+    "Differences of profiles: each model's per-layer value and standard error (interval width / (2 × 1.96)) are "
+    "interpolated linearly onto a common grid over the relative depths both cover (as many points as the deeper "
+    "profile has layers); the difference's 95% interval is ± 1.96 √(se_a² + se_b²), pointwise. Both steps are "
+    "conservative (interpolated SEs are upper bounds; the models saw the same texts, so their errors correlate "
+    "positively); between layers the line is interpolated, not measured.",
+)
+
+
+def _dtype_name(dtype) -> str:
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).replace("torch.", "")
+    if str(dtype) not in DTYPES:
+        raise LaminaError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}.")
+    return str(DTYPES[str(dtype)]).replace("torch.", "")
+
+
+def _say(progress, message: str) -> None:
+    if progress is not False:
+        print(f"lamina compare: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Comparison:
+    """A finished comparison: its members (models and controls) with their runs, the tables and the report.
+
+    Attributes:
+        experiment, config: the experiment and its compute config (the same for every member).
+        seed: the runs' seed; control_seed: the controls' init seed; controls: the control kinds.
+        members: every :class:`~lamina.comparison.plan.Member` in order (a model, then its control).
+        path: the comparison directory (None: not written).
+    """
+
+    experiment: Experiment
+    config: object
+    seed: int
+    control_seed: int
+    controls: tuple
+    members: list
+    path: Path | None = None
+    grid_points: int | None = None
+    started: str = ""
+
+    @property
+    def completed(self) -> list:
+        return [m for m in self.members if m.status != "failed"]
+
+    @property
+    def runs(self) -> dict:
+        """label -> :class:`~lamina.runner.Run` of every member that ran (or was reused)."""
+        return {m.label: m.run for m in self.completed}
+
+    @property
+    def failures(self) -> dict:
+        """label -> why that member could not run."""
+        return {m.label: m.reason for m in self.members if m.status == "failed"}
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(m.model for m in self.members))
+
+    @functools.cached_property
+    def table(self):
+        """The tidy profile table (:data:`lamina.comparison.tables.TIDY_COLUMNS`)."""
+        return tables.tidy(self.completed)
+
+    @functools.cached_property
+    def key_numbers(self):
+        """Every member's report key numbers, long (model, control, label, quantity, value, test)."""
+        return tables.key_numbers(self.completed)
+
+    @functools.cached_property
+    def bands(self):
+        """Where each trained model leaves its control's band, per metric and layer."""
+        return tables.bands(self.table)
+
+    @functools.cached_property
+    def differences(self):
+        """Differences of profiles between trained models on a common relative-depth grid."""
+        return tables.differences(self.table, points=self.grid_points)
+
+    def band_statements(self) -> dict[str, dict[str, str]]:
+        """metric -> {trained model: where it leaves its control's band}."""
+        out: dict[str, dict[str, str]] = {}
+        if self.bands.empty:
+            return out
+        for site, metric in tables.metrics(self.bands):
+            rows = self.bands[(self.bands["site"] == site) & (self.bands["metric"] == metric)]
+            out[metric] = {model: tables.band_statement(rows[rows["model"] == model])
+                           for model in dict.fromkeys(rows["model"])}
+        return out
+
+    def difference_statements(self) -> list[str]:
+        if self.differences.empty:
+            return []
+        groups = self.differences.groupby(["site", "metric", "model_a", "model_b"], sort=False)
+        return [tables.difference_statement(rows) for _, rows in groups]
+
+    @property
+    def report(self) -> Path | None:
+        return self.path / "report.html" if self.path else None
+
+    @classmethod
+    def load(cls, path) -> Comparison:
+        """A comparison read back from its directory: its members' runs are loaded, no model is."""
+        path = Path(path)
+        if not (path / "comparison.json").is_file():
+            raise LaminaError(f"{path} is not a comparison directory (no comparison.json); give the directory "
+                              "`lamina compare` wrote.")
+        manifest = json.loads((path / "comparison.json").read_text())
+        exp = get(manifest["experiment"])
+        members = []
+        for m in manifest["members"]:
+            member = Member(model=m["model"], control=m["control"], label=m["label"], spec=m["model"],
+                            device=m.get("device"), identity=m.get("identity"), key=m.get("key"),
+                            path=(path / m["run"]) if m.get("run") else None, status=m["status"],
+                            reason=m.get("reason"), seconds=m.get("seconds", 0.0),
+                            facts={k: m.get(k) for k in ("family", "n_layers", "weights_sha256", "dtype")})
+            if member.status != "failed":
+                member.run = Run.load(member.path)
+            members.append(member)
+        return cls(exp, exp.config(manifest["config"]), manifest["seed"], manifest["control_seed"],
+                   tuple(manifest["controls"]), members, path, manifest.get("grid_points"), manifest["started"])
+
+    def manifest(self) -> dict:
+        def where(p):
+            return None if p is None else os.path.relpath(p, self.path) if self.path else str(p)
+
+        return {
+            "experiment": self.experiment.name, "config": json.loads(json.dumps(dataclasses.asdict(self.config),
+                                                                                 default=str)),
+            "seed": self.seed, "control_seed": self.control_seed, "controls": list(self.controls),
+            "grid_points": self.grid_points, "started": self.started, "lamina": __version__,
+            "members": [{"label": m.label, "model": m.model, "control": m.control, "status": m.status,
+                         "reason": m.reason, "run": where(m.path) if m.status != "failed" else None, "key": m.key,
+                         "identity": m.identity, "device": m.device, "seconds": round(m.seconds, 3),
+                         **{k: m.facts.get(k) for k in ("family", "n_layers", "weights_sha256", "dtype")},
+                         **({"error": m.facts["error"]} if m.facts.get("error") else {})}
+                        for m in self.members],
+        }
+
+    def write(self, path=None) -> Path:
+        """Write (or rewrite) the comparison's files in ``path`` (default: its own); ``runs/`` is left alone."""
+        self.path = Path(path) if path is not None else self.path
+        if self.path is None:
+            raise LaminaError("this comparison has no directory; give one (out=...).")
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".partial-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "figures").mkdir(parents=True)
+        try:
+            written = self._write_into(tmp)
+            for name in MANAGED:  # swap in what was written, drop what this comparison no longer has
+                target = self.path / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+                if name in written:
+                    (tmp / name).rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return self.path
+
+    def _write_into(self, tmp: Path) -> set[str]:
+        written = {"comparison.json", "profiles.csv", "key_numbers.csv", "figures", "report.html"}
+        (tmp / "comparison.json").write_text(json.dumps(self.manifest(), indent=1))
+        self.table.to_csv(tmp / "profiles.csv", index=False)
+        self.key_numbers.to_csv(tmp / "key_numbers.csv", index=False)
+        if not self.bands.empty:
+            self.bands.to_csv(tmp / "bands.csv", index=False)
+            written.add("bands.csv")
+        if not self.differences.empty:
+            self.differences.to_csv(tmp / "differences.csv", index=False)
+            written.add("differences.csv")
+        drawn = {"profiles": profiles_figure(self.table, self.bands, self.models),
+                 "differences": differences_figure(self.differences)}
+        figures = []
+        for name, fig in drawn.items():
+            if fig is None:
+                continue
+            save(fig.figure, tmp / "figures" / name)
+            figures.append((name, tmp / "figures" / f"{name}.png", fig.caption,
+                            int(min(fig.figure.get_figwidth(), 12) * 90)))
+        wide = tables.key_numbers_wide(self.key_numbers, [m.label for m in self.completed])
+        definitions = list(DEFINITIONS)
+        if self.table.empty:
+            definitions.insert(0, f"{self.experiment.name} has no per-layer metrics: its comparison is the key-number "
+                                  "table alone.")
+        page = render_comparison(
+            title=self.experiment.title, experiment=self.experiment.name, question=self.experiment.question,
+            started=self.started, seed=self.seed, config=json.dumps(dataclasses.asdict(self.config), default=str),
+            members=[{"label": m.label, "family": m.facts.get("family"), "n_layers": m.facts.get("n_layers"),
+                      "status": m.status, "reason": m.reason, "device": m.device,
+                      "run": os.path.relpath(m.path, self.path) if m.path and m.status != "failed" else None,
+                      "weights": m.identity if m.control else m.facts.get("weights_sha256") or m.identity}
+                     for m in self.members],
+            key_numbers=wide, figures=figures, bands=self.band_statements(),
+            differences=self.difference_statements(), definitions=definitions,
+            files=sorted(n for n in written if n.endswith((".csv", ".json"))))
+        (tmp / "report.html").write_text(page, encoding="utf-8")
+        for fig in drawn.values():
+            if fig is not None:
+                fig.figure.clear()
+        return written
+
+
+def default_out(experiment: str) -> Path:
+    return Path("runs") / f"compare-{experiment}"
+
+
+def compare(experiment: str, models, *, controls=None, seed: int = 0, control_seed: int = 0,
+            settings: dict | None = None, options: dict | None = None, device=None, dtype=None,
+            trust_remote_code: bool = False, load_kwargs: dict | None = None, out=None, runs_dir=None,
+            rerun: bool = False, grid_points: int | None = None, progress: bool | None = None,
+            **kwargs) -> Comparison:
+    """Run ``experiment`` on every model (and its untrained control), line the profiles up on relative depth.
+
+    Every setting is checked before any model loads. Each member's run is an ordinary run directory
+    under ``runs_dir``, reused when one with the same run key exists (:mod:`lamina.comparison.plan`):
+    a rerun of the same comparison loads no model, and adding a model costs only that model. A member
+    that cannot run (a LaminaError, or any other error) is named in the report with the reason and
+    the others go on; if none can run, a LaminaError says why after the directory is written.
+
+    Args:
+        experiment: a name from ``lamina experiments``.
+        models: names/paths as :func:`lamina.load` takes, or :class:`~lamina.models.Model` objects, as a list
+            or a comma-separated string. ``"name@cuda:1"`` places that model on its own device.
+        controls: ``"random"``: add each model's untrained control (same architecture, fresh init under
+            ``control_seed``, same tokenizer and BOS policy). None: no controls.
+        seed: every run's seed (permutations, bootstrap, subsets).
+        settings / kwargs: compute settings, the same for every model (``focus_layer=0.25`` is the same
+            relative depth in each); options: presentation options of the members' own reports.
+        device, dtype, trust_remote_code, load_kwargs: for models given by name (a Model stays as it is).
+        out: the comparison directory (default ``runs/compare-<experiment>``); runs_dir: where the members'
+            run directories live (default ``<out>/runs``; share one between comparisons to share runs).
+        rerun: run every member again even where a run with its key exists.
+        grid_points: points of the common grid of profile differences (default: the deeper profile's layers).
+        progress: False silences the per-member lines and progress bars.
+
+    Returns:
+        A :class:`Comparison` (``.table``, ``.key_numbers``, ``.bands``, ``.differences``, ``.runs``,
+        ``.failures``, ``.report``).
+    """
+    exp = get(experiment)
+    config = exp.config({**(settings or {}), **kwargs})
+    presentation = exp.options(options)
+    for name, value in (("seed", seed), ("control_seed", control_seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise LaminaError(f"{name} must be a non-negative integer, not {value!r}.")
+    if grid_points is not None and (isinstance(grid_points, bool) or not isinstance(grid_points, int)
+                                    or grid_points < 2):
+        raise LaminaError(f"grid_points must be an integer of at least 2, not {grid_points!r}.")
+    items = parse_models(models)
+    kinds = check_controls(controls)
+    load_kwargs = dict(load_kwargs or {})
+    unknown = set(load_kwargs) & {"device", "dtype", "trust_remote_code"}
+    if unknown:
+        raise LaminaError(f"give {sorted(unknown)[0]} as its own argument, not in load_kwargs.")
+    default_dtype = _dtype_name(dtype)
+    out = Path(out) if out is not None else default_out(exp.name)
+    runs_dir = Path(runs_dir) if runs_dir is not None else out / "runs"
+    bos = {k: load_kwargs[k] for k in BOS_KEYS if load_kwargs.get(k) is not None}
+
+    members = []
+    for spec, dev in items:
+        name = spec.name if isinstance(spec, Model) else spec
+        where = str(spec.device) if isinstance(spec, Model) else (dev or (str(device) if device else "cpu"))
+        members.append(Member(model=name, control=False, label=name, spec=spec, device=where))
+        if "random" in kinds:
+            members.append(Member(model=name, control=True, label=control_name(name, control_seed), spec=spec,
+                                  device=where))
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _say(progress, f"{exp.name} on {len(members)} runs ({', '.join(m.label for m in members)}) -> {out}")
+    for i, member in enumerate(members, 1):
+        wall = time.perf_counter()
+        spec = member.spec
+        member_dtype = _dtype_name(spec.dtype) if isinstance(spec, Model) else default_dtype
+        member_bos = ({"prepend_bos": spec.prepend_bos, "bos_token": spec.bos_token} if isinstance(spec, Model)
+                      else bos)
+        try:
+            if member.control:
+                member.identity = random_control_identity(spec, control_seed, trust_remote_code=trust_remote_code,
+                                                          revision=load_kwargs.get("revision"))
+            else:
+                member.identity = weights_identity(spec)
+            member.key = run_key(experiment=exp.name, config=config, seed=seed, identity=member.identity,
+                                 dtype=member_dtype, bos=member_bos)
+            member.path = run_dir(runs_dir, exp.name, member, control_seed)
+            if not rerun and reusable(member, experiment=exp.name, config=config, seed=seed, dtype=member_dtype):
+                member.run, member.status = Run.load(member.path), "reused"
+            else:
+                _say(progress, f"[{i}/{len(members)}] {member.label}: running")
+                model = _build(member, device=member.device if not isinstance(spec, Model) else None, dtype=dtype,
+                               trust_remote_code=trust_remote_code, load_kwargs=load_kwargs,
+                               control_seed=control_seed)
+                try:
+                    member.run = run(exp.name, model=model, seed=seed, out=member.path, force=True,
+                                     progress=progress, settings=dataclasses.asdict(config),
+                                     options=dataclasses.asdict(presentation))
+                finally:
+                    del model
+                    _free()
+                member.status = "new"
+            facts = member.run.manifest["model"]
+            member.facts = {"family": facts.get("family"), "n_layers": facts.get("n_layers"),
+                            "weights_sha256": facts.get("weights_sha256"), "dtype": member.run.manifest.get("dtype")}
+        except LaminaError as err:
+            member.status, member.reason, member.run = "failed", str(err), None
+        except Exception as err:  # a bug or an unexpected library error: named, traceback kept, the rest go on
+            member.status, member.run = "failed", None
+            member.reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")
+            member.facts = {"error": traceback.format_exc()}
+        member.seconds = time.perf_counter() - wall
+        where = f" ({member.path})" if member.status != "failed" else f": {member.reason}"
+        _say(progress, f"[{i}/{len(members)}] {member.label}: {member.status}{where} [{member.seconds:.1f} s]")
+    comparison = Comparison(exp, config, seed, control_seed, kinds, members, out, grid_points, started)
+    comparison.write()
+    if not comparison.completed:
+        reasons = list(dict.fromkeys(comparison.failures.values()))
+        said = reasons[0] if len(reasons) == 1 else "; ".join(
+            f"{label}: {reason}" for label, reason in comparison.failures.items())
+        raise LaminaError(f"no model could run {exp.name}: {said} (report: {comparison.report})")
+    return comparison
+
+
+def _build(member: Member, *, device, dtype, trust_remote_code, load_kwargs, control_seed):
+    """The member's model: loaded (a trained model by name), as given (a Model), or its untrained control."""
+    spec = member.spec
+    if member.control:
+        if isinstance(spec, Model):
+            return random_control(spec, seed=control_seed)
+        return random_control(spec, seed=control_seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                              revision=load_kwargs.get("revision"), prepend_bos=load_kwargs.get("prepend_bos"),
+                              bos_token=load_kwargs.get("bos_token"))
+    if isinstance(spec, Model):
+        return spec
+    return load(spec, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **load_kwargs)
+
+
+def _free() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

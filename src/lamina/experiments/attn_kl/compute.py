@@ -1,0 +1,243 @@
+"""Seed 001: do attention outputs differ in size for correctly and incorrectly predicted tokens? (compute)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from ... import data, stimuli
+from ...errors import LaminaError
+from ...models.depth import check_layer_setting, layer_at
+from ...record import record
+from ...stats.divergence import SEED_EPSILON, check_groups, group_divergences
+from ...stats.groups import permuted_within, strata_codes
+from ...stats.multiple import significant
+from ...stats.norms import layer_log_norms
+from ..base import Context, ModelFacts, profile_table
+from . import inference
+from .result import (AttnKLResult, LayerStats, Replicate, SweepEntry, TokenLength, Tokens,
+                     UnsupportedBins)
+
+DEFAULT_WINDOW_CAP = 1024  # SmolLM2's context is 8192 tokens: the seed's "whole context" is slow on a CPU
+DEFAULT_TOKENS = 2048  # the default windows share this many tokens: 1 × 1024 (the seed's design), 8 × 256, ...
+MIN_DEFAULT_WINDOW = 64
+BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
+CORRECTION_NAMES = {"max": "max-statistic", "bh": "Benjamini–Hochberg"}
+SHUFFLES = {"window": "within each window", "length": "within each window and next-token length"}
+
+
+@dataclass
+class AttnKLConfig:
+    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
+    # Tokens per window; None: min(context - BOS, 1024, max(64, 2048 // replicates)), i.e. the seed's
+    # whole context (capped at 1024) with one window, 8 windows of 256 tokens by default.
+    window: int | None = None
+    # Disjoint windows of the book (stimuli.windows): window 0 is the middle one (the seed's), the others
+    # spread over the rest. They are the unit of the tests across windows (replicates=1: the seed's design).
+    replicates: int = 8
+    # The layer of the single-layer figures: an index, or a relative depth (models/depth.py). The seed's
+    # layer 4 of gpt2-large's 36 is depth 0.125 (block 4 of 36, block 3 of SmolLM2's 30).
+    focus_layer: int | float = 0.125
+    bins: int = 30  # histogram bins (the seed's torch.linspace(min, max, 31): 31 edges)
+    bins_sweep: tuple[int, int] = (9, 49)  # bin counts swept, inclusive (the seed's nbins = 10..50 edges)
+    n_permutations: int = 1000
+    shuffle: str = "window"  # labels are shuffled within "window"s, or within windows and next-token "length"s
+    correction: str = "max"  # across layers: "max" (max-statistic, family-wise) or "bh" (Benjamini-Hochberg)
+    alpha: float = 0.05
+
+    def check(self):
+        check_layer_setting(self.focus_layer, setting="focus_layer")
+        if self.window is not None and self.window < 2 * 2:
+            raise LaminaError(f"window={self.window} is too short; two groups of at least 2 tokens need 4 or more.")
+        if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) or self.replicates < 1:
+            raise LaminaError(f"replicates must be a whole number of windows, at least 1, not {self.replicates!r}.")
+        if self.bins < 2:
+            raise LaminaError(f"bins must be at least 2, not {self.bins}.")
+        lo, hi = self.bins_sweep
+        if not 1 <= lo <= hi:
+            raise LaminaError(f"bins_sweep=({lo}, {hi}) needs 1 <= first <= last, e.g. --set bins_sweep=9,49.")
+        if self.n_permutations < 1:
+            raise LaminaError(f"n_permutations must be at least 1, not {self.n_permutations}.")
+        if self.shuffle not in SHUFFLES:
+            raise LaminaError(f"shuffle must be 'window' (labels shuffled within each window) or 'length' (within "
+                              f"each window and next-token length), not {self.shuffle!r}.")
+        if self.correction not in CORRECTION_NAMES:
+            raise LaminaError(f"correction must be 'max' (max-statistic) or 'bh' (Benjamini-Hochberg), "
+                              f"not {self.correction!r}.")
+        if not 0 < self.alpha < 1:
+            raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
+
+
+def default_window(replicates: int) -> int:
+    """The default window before the model's context caps it: 1024 for one window, else 2048 / replicates."""
+    return min(DEFAULT_WINDOW_CAP, max(MIN_DEFAULT_WINDOW, DEFAULT_TOKENS // replicates))
+
+
+def window_length(model, config: AttnKLConfig) -> int:
+    """Tokens per window: ``config.window``, or min(context length − BOS, :func:`default_window`)."""
+    room = model.context_length - int(model.prepend_bos)
+    if config.window is None:
+        return min(room, default_window(config.replicates))
+    if config.window > room:
+        bos = " minus 1 for the BOS token" if model.prepend_bos else ""
+        raise LaminaError(f"window={config.window} does not fit {model.name}'s context of {model.context_length} "
+                          f"tokens{bos}; use --set window={room} or less.")
+    return config.window
+
+
+def focus_index(model, layer: int | float) -> int:
+    """The block that ``focus_layer`` names on this model (an index, or a relative depth)."""
+    return layer_at(layer, "attn.out", model.n_layers, setting="focus_layer", model=model.name)
+
+
+def _record(model, config, length, ctx):
+    """Windows of the book in one recording: token table (known next token only), log norms, notes."""
+    with ctx.stage("data"):
+        stim = stimuli.windows(data.book(config.book), model, length, config.replicates,
+                               max_length=model.context_length - int(model.prepend_bos))
+    with ctx.stage("record"):
+        rec = record(model, stim, sites=["attn.out"], batch_size=max(1, BATCH_TOKENS // length),
+                     progress=ctx.progress)
+    tokens = rec.tokens
+    known = tokens["next_id"].to_numpy() >= 0  # only the book's last token has no next token
+    acts = rec["attn.out"]  # (n_layers, n_windows, length, width)
+    values = np.concatenate([layer_log_norms(acts[:, w], np.arange(length), what="attention outputs")
+                             for w in range(len(stim))], axis=1)[:, known]
+    notes = list(stim.notes)
+    if not known.all():
+        notes.append(f"the last window ends with the book, so its last token has no next token and is left out "
+                     f"({int(known.sum())} of {len(known)} tokens are used)")
+    return stim, tokens[known].reset_index(drop=True), values, notes
+
+
+def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
+    focus = focus_index(model, config.focus_layer)
+    length = window_length(model, config)
+    stim, tokens, values, notes = _record(model, config, length, ctx)
+    with ctx.stage("stats"):
+        correct = check_groups(tokens["correct"].to_numpy(dtype=bool))
+        window_of = tokens["sequence"].to_numpy()
+        next_texts = np.array(model.token_texts(tokens["next_id"]), dtype=str)
+        token_length = np.array([len(t) for t in next_texts], dtype=float)
+        many = config.replicates > 1
+        keys = ([window_of] if many else []) + ([token_length] if config.shuffle == "length" else [])
+        strata = strata_codes(*keys) if keys else None
+        device = model.device if model.device.type == "cuda" else None
+        # One set of shuffles (within windows, or within windows and lengths) for every layer and test.
+        sets = np.vstack([correct[None], permuted_within(correct, config.n_permutations, ctx.rng, strata)])
+        pooled = inference.label_tests(values, sets, strata, config.bins, device=device)
+        fixed = pooled.corrected(config.correction)
+        windows = inference.window_tests(values, window_of, sets, strata, config.bins, device=device)
+        diff_sig = significant(fixed["p_difference_corrected"], config.alpha)
+        across, same, agree = inference.across_windows(windows, pooled, diff_sig, values, window_of, correct,
+                                                       config.bins, config.correction, config.alpha, ctx.rng)
+        left_out = [r for r, w in enumerate(windows) if w is None]
+        if left_out:
+            notes.append(f"{len(left_out)} of {len(windows)} windows ({', '.join(map(str, left_out))}) have fewer "
+                         "than 2 correct or 2 incorrect predictions: they count in the pooled tests but have no "
+                         "tests of their own and are left out of the tests across windows")
+        focus_div = group_divergences(values[focus], correct, config.bins, what="log norms")
+        lo, hi = config.bins_sweep
+        sweep = [(b, group_divergences(values[focus], correct, b, what="log norms")) for b in range(lo, hi + 1)]
+        # the seed's value at every layer, for the documented relation to the JS divergence
+        seed_layers = [group_divergences(row, correct, config.bins)["mixture_kl"] / config.bins for row in values]
+        _, mw_p = mannwhitneyu(token_length[correct], token_length[~correct])
+        mean_correct, mean_incorrect = values[:, correct].mean(axis=1), values[:, ~correct].mean(axis=1)
+    sig = significant(fixed["p_corrected"], config.alpha)
+    null = pooled.js_null
+    layers = tuple(LayerStats(
+        layer=layer, mean_log_norm_correct=mean_correct[layer], mean_log_norm_incorrect=mean_incorrect[layer],
+        difference=pooled.difference[layer], difference_expected=pooled.expected[layer],
+        difference_ci_low=pooled.ci[0][layer], difference_ci_high=pooled.ci[1][layer],
+        p_difference=pooled.p_difference[layer], p_difference_corrected=fixed["p_difference_corrected"][layer],
+        difference_significant=diff_sig[layer], js=pooled.js[layer], js_z=pooled.js_z[layer],
+        p_value=pooled.p_js[layer], p_corrected=fixed["p_corrected"][layer], p_max=fixed["p_max"][layer],
+        p_bh=fixed["p_bh"][layer], significant=sig[layer], null_mean=null[:, layer].mean(),
+        null_sd=null[:, layer].std(), null_min=null[:, layer].min(), null_max=null[:, layer].max(),
+        seed_symmetric_kl=seed_layers[layer]) for layer in range(len(values)))
+    starts = stim.meta["start"].to_numpy()
+    replicates = tuple(Replicate(
+        replicate=r, start=int(starts[r]), n_tokens=int((window_of == r).sum()),
+        n_correct=int(correct[window_of == r].sum()), accuracy=float(correct[window_of == r].mean()),
+        tested=w is not None, **_window_arrays(w, len(values)), same_sign=k, agrees=a)
+        for r, (w, k, a) in enumerate(zip(windows, same, agree)))
+    return AttnKLResult(
+        n_tokens=len(correct), window=length, window_start=int(starts[0]), n_replicates=len(stim),
+        shuffle=config.shuffle, n_correct=int(correct.sum()), accuracy=float(correct.mean()),
+        token_length=TokenLength(correct_mean=token_length[correct].mean(),
+                                 incorrect_mean=token_length[~correct].mean(), p_mannwhitney=float(mw_p)),
+        focus_layer=focus, bins=config.bins, kl_correct_to_incorrect=focus_div["kl_true_false"],
+        kl_incorrect_to_correct=focus_div["kl_false_true"], kl_epsilon=SEED_EPSILON,
+        kl_unsupported_bins=UnsupportedBins(correct_to_incorrect=focus_div["unsupported_true_false"],
+                                            incorrect_to_correct=focus_div["unsupported_false_true"]),
+        js=pooled.js[focus], seed_symmetric_kl=focus_div["mixture_kl"] / config.bins,  # the tested value
+        bins_sweep=tuple(SweepEntry(bins=b, edges=b + 1, js=s["js"], seed_symmetric_kl=s["mixture_kl"] / b)
+                         for b, s in sweep),
+        n_permutations=config.n_permutations, correction=config.correction, alpha=config.alpha,
+        n_significant=int(sig.sum()), n_significant_uncorrected=int(significant(pooled.p_js, config.alpha).sum()),
+        n_significant_bh=int(significant(fixed["p_bh"], config.alpha).sum()),
+        n_significant_max=int(significant(fixed["p_max"], config.alpha).sum()),
+        n_significant_difference=int(diff_sig.sum()),
+        n_difference_positive=int((diff_sig & (pooled.difference > pooled.expected)).sum()),
+        layers=layers, replicates=replicates, across=across, model=ModelFacts.of(model), data_notes=tuple(notes),
+        tokens=Tokens(replicate=window_of, position=tokens["position"].to_numpy(),
+                      token=tokens["token"].to_numpy(dtype=str), next_token=next_texts,
+                      predicted=tokens["predicted"].to_numpy(dtype=str), correct=correct,
+                      next_token_length=token_length.astype(np.int64), loss=tokens["loss"].to_numpy(),
+                      focus_log_norm=values[focus], focus_null=null[:, focus], focus_edges=focus_div["edges"],
+                      focus_probs=focus_div["probs"]))
+
+
+def _window_arrays(tests, n_layers: int) -> dict[str, np.ndarray]:
+    """A window's per-layer statistics for :class:`Replicate`; NaN for a window without tests."""
+    if tests is None:
+        return dict.fromkeys(("difference", "difference_expected", "p_difference", "js", "js_z", "p_value"),
+                             np.full(n_layers, np.nan))
+    return dict(difference=tests.difference, difference_expected=tests.expected, p_difference=tests.p_difference,
+                js=tests.js, js_z=tests.js_z, p_value=tests.p_js)
+
+
+def tables(result: AttnKLResult) -> dict[str, pd.DataFrame]:
+    t = result.tokens
+    per_window = [pd.DataFrame({
+        "replicate": rep.replicate, "layer": np.arange(len(rep.js)), "difference": rep.difference,
+        "difference_expected": rep.difference_expected, "p_difference": rep.p_difference, "js": rep.js,
+        "js_z": rep.js_z, "p_value": rep.p_value}) for rep in result.replicates]
+    out = {
+        "tokens": pd.DataFrame({
+            "replicate": t.replicate, "position": t.position, "token": t.token, "next_token": t.next_token,
+            "predicted": t.predicted, "correct": t.correct, "next_token_length": t.next_token_length, "loss": t.loss,
+            f"log_norm_layer{result.focus_layer}": t.focus_log_norm}),
+        "layers": pd.DataFrame([vars(layer) for layer in result.layers]),
+        "windows": pd.concat(per_window, ignore_index=True),
+        "bins_sweep": pd.DataFrame([vars(entry) for entry in result.bins_sweep]),
+        "null_focus_layer": pd.DataFrame({"permutation": np.arange(result.n_permutations), "js": t.focus_null}),
+    }
+    if result.across is not None:
+        a = result.across
+        out["across_windows"] = pd.DataFrame({"layer": np.arange(len(result.layers)), **{
+            f"difference_{k}": getattr(a.difference, k) for k in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected",
+                                                                   "significant")}, **{
+            f"js_{k}": getattr(a.js, k) for k in ("mean", "ci_low", "ci_high", "mismatched", "p", "p_corrected",
+                                                  "significant")}})
+    return out
+
+
+def profiles(result: AttnKLResult) -> pd.DataFrame:
+    """Per block: the difference of mean log norms (correct − incorrect) and the JS divergence, as the mean
+    across windows with its t interval (one window: the pooled values, the difference with its shift
+    interval), and the pooled mean log norms by group (:func:`profile_table`)."""
+    a = result.across
+    if a is None:
+        diff = ("attn.out", "difference", result.column("difference"),
+                (result.column("difference_ci_low") + result.column("difference_expected"),
+                 result.column("difference_ci_high") + result.column("difference_expected")))
+        js = ("attn.out", "js", result.column("js"), None)
+    else:
+        diff = ("attn.out", "difference", a.difference.mean, (a.difference.ci_low, a.difference.ci_high))
+        js = ("attn.out", "js", a.js.mean, (a.js.ci_low, a.js.ci_high))
+    return profile_table(diff, js, *[("attn.out", name, result.column(name), None) for name in (
+        "mean_log_norm_correct", "mean_log_norm_incorrect")])

@@ -1,0 +1,136 @@
+"""The typed result of ``position``: results.json key for key, plus the arrays behind figures and tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..base import ModelFacts
+from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
+
+
+@dataclass(frozen=True, eq=False)
+class OLSFit(Typed):
+    """OLS of position on loss (statsmodels), standard errors cluster-robust by context."""
+
+    const: float
+    slope: float
+    se_slope: float  # cluster-robust by context
+    ci_low: float  # the slope's interval (t, G − 1 degrees of freedom)
+    ci_high: float
+    p_const: float  # cluster-robust
+    p_slope: float  # cluster-robust, two-sided
+    r2: float
+    n_contexts: int  # clusters (G)
+    se_slope_iid: float  # the seed's: every token independent
+    p_const_iid: float
+    p_slope_iid: float
+
+
+@dataclass(frozen=True, eq=False)
+class LogisticFit(Typed):
+    """Multinomial logistic regression: one intercept and one slope on loss per position."""
+
+    intercepts: FloatArray  # (k,)
+    coefs: FloatArray  # (k,)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainScores(Typed):
+    """Decoding on the training contexts (in sample: descriptive, not a test)."""
+
+    accuracy_by_position: FloatArray  # (k,) percent, NaN for a position without samples
+    confusion: IntArray  # (k, k) counts, rows = true position
+    accuracy: float  # percent
+
+
+@dataclass(frozen=True, eq=False)
+class HeldOutScores(Typed):
+    """Decoding on the held-out contexts, the context as the unit of the interval and the test."""
+
+    accuracy_by_position: FloatArray  # (k,) percent
+    confusion: IntArray  # (k, k)
+    accuracy: float  # percent
+    ci_low: float  # percent, t interval over contexts
+    ci_high: float
+    p_above_chance: float  # one-sided t test of the contexts' accuracies against chance
+    significant: bool  # p_above_chance <= alpha
+
+
+@dataclass(frozen=True, eq=False)
+class Subset(Typed):
+    """One replicate: a disjoint pair of HellaSwag row ranges, its own OLS and decoder."""
+
+    replicate: int
+    train_start: int  # first HellaSwag row of its training contexts
+    test_start: int
+    n_train: int
+    n_test: int
+    slope: float
+    slope_ci_low: float  # cluster-robust 95% interval
+    slope_ci_high: float
+    p_slope: float  # cluster-robust
+    test_accuracy: float  # percent
+    test_ci_low: float
+    test_ci_high: float
+    p_above_chance: float
+    significant: bool
+    agrees: bool  # its held-out decision (significant or not) is the pooled one
+
+
+@dataclass(frozen=True, eq=False)
+class AcrossMean(Typed):
+    """One value per replicate, replicates as the unit: mean, t interval, one-sample t test."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    t: float
+    p: float
+    significant: bool
+
+
+@dataclass(frozen=True, eq=False)
+class AcrossSubsets(Typed):
+    n: int
+    level: float  # percent
+    test_accuracy: AcrossMean  # percent, one-sided against chance
+    slope: AcrossMean  # two-sided against 0
+    n_agree: int
+
+
+@dataclass(frozen=True, eq=False)
+class Tokens(Typed):
+    """The recorded tokens of both splits of every replicate (k = seqlen - 1 positions with a loss)."""
+
+    train_losses: np.ndarray  # (n_train, k) float32, -log p(next token), nats
+    test_losses: np.ndarray  # (n_test, k) float32
+    train_tokens: np.ndarray  # (n_train, k) str, the token at each position
+    test_tokens: np.ndarray  # (n_test, k) str
+    train_text_index: np.ndarray  # (n_train,) int64, HellaSwag row of each context
+    test_text_index: np.ndarray  # (n_test,) int64
+    train_replicate: np.ndarray  # (n_train,) int64
+    test_replicate: np.ndarray  # (n_test,) int64
+
+
+@dataclass(frozen=True, eq=False)
+class PositionResult(Typed):
+    n_train: int  # all replicates
+    n_test: int
+    seqlen: int
+    n_replicates: int
+    alpha: float
+    loss_by_position: FloatArray  # (k,) mean training loss per position
+    test_loss_by_position: FloatArray
+    ols: OLSFit
+    logistic: LogisticFit
+    chance_percent: float
+    train: TrainScores
+    test: HeldOutScores
+    replicates: tuple[Subset, ...]
+    across: AcrossSubsets | None  # None with one replicate
+    ols_t_slope: float = detail_field()  # t statistic of the slope (cluster-robust), for the report
+    model: ModelFacts = detail_field()
+    data_notes: tuple[str, ...] = detail_field()
+    tokens: Tokens = array_field()

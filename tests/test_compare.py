@@ -1,0 +1,271 @@
+"""lamina compare: one experiment across tiny random GPT-2 / Llama / NeoX models and their untrained controls.
+
+The tidy table holds each member's own run numbers; a rerun reuses every run and loads no model;
+adding a model runs only that model; a model that cannot run is named with its reason and leaves
+the others' runs intact; the CLI's exit codes; the report in headless Chromium.
+"""
+
+import json
+import re
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import lamina
+from lamina.cli import main
+from lamina.comparison import core
+from lamina.comparison.tables import TIDY_COLUMNS
+from lamina.models.control import random_control
+from lamina.models.identity import random_control_identity
+from lamina.rundir import DATA_FILES
+from test_experiments import FAST
+from test_report import BROWSER_FLAGS, chromium
+
+EXP = "attn-autoregression"  # the fastest experiment with per-layer intervals (the lags' t intervals)
+
+
+def _numbers(path) -> set:
+    found = set()
+
+    def collect(value):
+        if isinstance(value, dict):
+            [collect(v) for v in value.values()]
+        elif isinstance(value, list):
+            [collect(v) for v in value]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            found.add(round(float(value), 9))
+
+    collect(json.loads((path / "results.json").read_text()))
+    return found
+
+
+@pytest.fixture(scope="module")
+def three(tiny_gpt2, tiny_llama, tiny_neox, tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("cmp") / "three"
+    return lamina.compare(EXP, [tiny_gpt2, tiny_llama, tiny_neox], controls="random", control_seed=1, out=out,
+                          progress=False, settings=FAST[EXP])
+
+
+def test_tidy_table_numbers_are_each_runs_results(three):
+    table = three.table
+    assert tuple(table.columns) == TIDY_COLUMNS
+    assert [m.status for m in three.members] == ["new"] * 6 and not three.failures
+    assert set(zip(table["model"], table["control"])) == {(m, c) for m in ("tiny-gpt2", "tiny-llama", "tiny-neox")
+                                                         for c in (False, True)}
+    saved = pd.read_csv(three.path / "profiles.csv")
+    pd.testing.assert_frame_equal(saved, table, check_dtype=False)
+    for member in three.members:
+        run = lamina.Run.load(member.path)  # the member's ordinary run directory, read back
+        rows = table[(table["model"] == member.model) & (table["control"] == member.control)]
+        own = run.profiles
+        np.testing.assert_array_equal(rows["value"].to_numpy(), own["value"].to_numpy())
+        np.testing.assert_array_equal(rows["ci_low"].to_numpy(), own["ci_low"].to_numpy())
+        assert list(rows["layer"]) == list(own["layer"]) and list(rows["metric"]) == list(own["metric"])
+        assert rows["value"].round(9).isin(_numbers(member.path)).all()  # numbers of results.json itself
+        n = run.manifest["model"]["n_layers"]
+        assert (rows["n_layers"] == n).all() and (rows["family"] == run.manifest["model"]["family"]).all()
+        np.testing.assert_allclose(rows["relative_depth"], (rows["layer"] + 0.5) / n)  # attn.out: mid-block
+    key_numbers = pd.read_csv(three.path / "key_numbers.csv")
+    assert set(key_numbers["label"]) == {m.label for m in three.members}
+
+
+def test_bands_and_differences(three):
+    """Bands are tested exactly where an interval exists; differences exist for metrics with intervals on
+    both sides, for every pair of trained models, on the grid over the depths both cover."""
+    table, bands = three.table, three.bands
+    assert set(bands["model"]) == {"tiny-gpt2", "tiny-llama", "tiny-neox"}
+    with_ci = set(table.loc[table["ci_low"].notna(), "metric"])
+    assert with_ci  # attn-autoregression's betas have t intervals
+    for metric, rows in bands.groupby("metric"):
+        assert rows["tested"].all() == (metric in with_ci) and rows["tested"].any() == (metric in with_ci), metric
+        assert not (rows["outside"] & ~rows["tested"]).any()
+    statements = three.band_statements()
+    for metric in statements:
+        expected = ("within its control", "leaves its control") if metric in with_ci else ("not tested",)
+        assert all(s.startswith(expected) for s in statements[metric].values()), metric
+    diffs = three.differences
+    pairs = set(zip(diffs["model_a"], diffs["model_b"]))
+    assert pairs == {("tiny-gpt2", "tiny-llama"), ("tiny-gpt2", "tiny-neox"), ("tiny-llama", "tiny-neox")}
+    assert set(diffs["metric"]) == with_ci
+    one = diffs[(diffs["metric"] == sorted(with_ci)[0]) & (diffs["model_b"] == "tiny-llama")]
+    assert len(one) == 3  # the deeper profile's 3 layers, over the depths both cover: [0.25, 0.75]
+    np.testing.assert_allclose(one["relative_depth"], [0.25, 0.5, 0.75])
+    assert (one["ci_low"] <= one["difference"]).all() and (one["difference"] <= one["ci_high"]).all()
+
+
+def test_comparison_directory_reads_back(three):
+    again = lamina.Comparison.load(three.path)
+    pd.testing.assert_frame_equal(again.table, three.table)
+    assert [m.status for m in again.members] == [m.status for m in three.members]
+    manifest = json.loads((three.path / "comparison.json").read_text())
+    member = manifest["members"][1]
+    assert member["control"] and member["label"] == "tiny-gpt2 (untrained, seed 1)" and member["identity"]
+    assert {"profiles.csv", "key_numbers.csv", "bands.csv", "differences.csv", "report.html"} <= {
+        p.name for p in three.path.iterdir()}
+
+
+def test_control_is_the_architectures_own_init_under_its_seed(tiny_gpt2):
+    """The tiny GPT-2 fixture is GPT2LMHeadModel(config) under torch.manual_seed(0): its control at seed 0 is
+    the very same weights, at seed 1 different ones; tokenizer and BOS policy are the model's."""
+    state = torch.random.get_rng_state()
+    same, other = random_control(tiny_gpt2, seed=0), random_control(tiny_gpt2, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is left alone
+    for (name, a), b, c in zip(tiny_gpt2.hf.state_dict().items(), same.hf.state_dict().values(),
+                               other.hf.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(tiny_gpt2.hf.transformer.h[0].attn.c_attn.weight, other.hf.transformer.h[0].attn.c_attn.weight)
+    assert other.tokenizer is tiny_gpt2.tokenizer and other.prepend_bos == tiny_gpt2.prepend_bos
+    assert other.name == "tiny-gpt2 (untrained, seed 1)" and other.source["init_seed"] == 1
+    assert other.source["identity"] == random_control_identity(tiny_gpt2, 1) != random_control_identity(tiny_gpt2, 0)
+
+
+def _save(model, path):
+    model.hf.save_pretrained(path)
+    model.tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def _no_models(monkeypatch):
+    """Make every way of getting a model fail loudly."""
+    from transformers import AutoModelForCausalLM
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded or built")
+
+    monkeypatch.setattr(core, "load", refuse)
+    monkeypatch.setattr(core, "random_control", refuse)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_config", refuse)
+
+
+def test_rerun_reuses_every_run_and_loads_no_model(tiny_gpt2, tiny_llama, tiny_neox, tmp_path, monkeypatch, data_dir):
+    gpt2, llama = _save(tiny_gpt2, tmp_path / "gpt2"), _save(tiny_llama, tmp_path / "llama")
+    out = tmp_path / "cmp"
+    first = lamina.compare(EXP, f"{gpt2},{llama}", controls="random", out=out, progress=False,
+                           settings=FAST[EXP])
+    assert [m.status for m in first.members] == ["new"] * 4
+    stamps = {m.label: (m.path / "results.json").stat().st_mtime_ns for m in first.members}
+    with monkeypatch.context() as patched:
+        _no_models(patched)
+        again = lamina.compare(EXP, [gpt2, llama], controls="random", out=out, progress=False, settings=FAST[EXP])
+    assert [m.status for m in again.members] == ["reused"] * 4
+    assert {m.label: (m.path / "results.json").stat().st_mtime_ns for m in again.members} == stamps
+    pd.testing.assert_frame_equal(again.table, first.table)
+    # Adding a model costs that model only; another setting is another run (a new key).
+    grown = lamina.compare(EXP, [gpt2, llama, tiny_neox], out=out, progress=False, settings=FAST[EXP])
+    assert [m.status for m in grown.members] == ["reused", "reused", "new"]
+    changed = lamina.compare(EXP, [gpt2], out=out, progress=False, settings={**FAST[EXP], "alpha": 0.01})
+    assert changed.members[0].status == "new" and changed.members[0].path != first.members[0].path
+    assert not (out / "bands.csv").exists()  # this comparison has no controls: the old file is gone
+    rerun = lamina.compare(EXP, [gpt2], out=out, progress=False, settings=FAST[EXP], rerun=True)
+    assert rerun.members[0].status == "new" and rerun.members[0].path == first.members[0].path
+
+
+def test_a_failing_model_leaves_the_others_intact(tiny_gpt2, tiny_llama, tmp_path, data_dir):
+    """focus_layer=2 names block 2: the 3-block GPT-2 has it, the 2-block Llama does not; a path that does not
+    exist cannot load. Both are named with their reason; GPT-2's run (made earlier) is reused untouched."""
+    settings = {**FAST["attn-kl"], "focus_layer": 2}
+    out = tmp_path / "cmp"
+    alone = lamina.compare("attn-kl", [tiny_gpt2], out=out, progress=False, settings=settings)
+    before = {name: (alone.members[0].path / name).read_bytes() for name in DATA_FILES}
+    mixed = lamina.compare("attn-kl", [tiny_gpt2, tiny_llama, str(tmp_path / "no-such-model")], out=out,
+                           progress=False, settings=settings)
+    status = {m.label: (m.status, m.reason) for m in mixed.members}
+    assert status["tiny-gpt2"] == ("reused", None)
+    assert status["tiny-llama"][0] == "failed" and "focus_layer=2 is not a layer of tiny-llama" in status["tiny-llama"][1]
+    assert status[str(tmp_path / "no-such-model")][0] == "failed"
+    assert "no model directory or file" in status[str(tmp_path / "no-such-model")][1]
+    assert {name: (mixed.members[0].path / name).read_bytes() for name in DATA_FILES} == before
+    assert set(mixed.table["model"]) == {"tiny-gpt2"}
+    page = (out / "report.html").read_text()
+    assert "Models that could not run" in page and "focus_layer=2 is not a layer of tiny-llama" in page
+    manifest = json.loads((out / "comparison.json").read_text())
+    assert [m["status"] for m in manifest["members"]] == ["reused", "failed", "failed"]
+    with pytest.raises(lamina.LaminaError, match="no model could run attn-kl: focus_layer=2 is not a layer"):
+        lamina.compare("attn-kl", [tiny_llama], out=tmp_path / "none", progress=False, settings=settings)
+    assert (tmp_path / "none" / "report.html").is_file()  # written anyway, naming the failure
+
+
+def test_position_compares_key_numbers_only(tiny_gpt2, tiny_neox, tmp_path, data_dir):
+    done = lamina.compare("position", [tiny_gpt2, tiny_neox], out=tmp_path / "cmp", progress=False,
+                          settings=FAST["position"])
+    assert done.table.empty and list(done.table.columns) == list(TIDY_COLUMNS)
+    assert not (tmp_path / "cmp" / "figures" / "profiles.png").exists()
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    assert "Key numbers side by side" in page and "no per-layer metrics" in page
+
+
+def test_cli(tiny_gpt2, tiny_llama, tmp_path, capsys, data_dir):
+    gpt2, llama = _save(tiny_gpt2, tmp_path / "gpt2"), _save(tiny_llama, tmp_path / "llama")
+    sets = [x for k, v in FAST[EXP].items() for x in ("--set", f"{k}={v}")]
+    out = tmp_path / "cmp"
+    assert main(["compare", EXP, "--models", f"{gpt2},{llama}", "--controls", "random", "--out", str(out), *sets]) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report.html'}" in printed and printed.count(" new ") == 4
+    assert main(["compare", EXP, "--models", f"{gpt2},{tmp_path / 'missing'}", "--out", str(out), *sets]) == 1
+    captured = capsys.readouterr()
+    assert "reused" in captured.out and "1 of 2 runs failed" in captured.err
+    for argv, message in [
+        (["compare", "no-such-experiment", "--models", gpt2], "unknown experiment"),
+        (["compare", EXP, "--models", gpt2, "--set", "no_such_setting=1"], "unknown setting 'no_such_setting'"),
+        (["compare", EXP, "--models", f"{gpt2},{gpt2}"], "named twice"),
+        (["compare", EXP, "--models", gpt2, "--grid-points", "1"], "grid_points must be an integer of at least 2"),
+    ]:
+        assert main(argv + ["--out", str(tmp_path / "x")]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", EXP, "--models", gpt2, "--controls", "trained"])
+    assert exit_info.value.code == 2
+
+
+def test_report_loads_in_chromium(three, tmp_path):
+    page = (three.path / "report.html").read_text()
+    links = re.findall(r"href='([^']+)'", page)
+    assert links and all((three.path / link).is_file() for link in links)  # runs' pages and the CSVs
+    probe = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+             " document.title = 'IMAGES ' + imgs.length + ' ' +"
+             " imgs.filter(i => i.complete && i.naturalWidth > 0).length; });</script></body>")
+    (tmp_path / "probe.html").write_text(page.replace("</body>", probe), encoding="utf-8")
+    result = subprocess.run([chromium(), *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                             "--virtual-time-budget=5000", "--dump-dom", f"file://{tmp_path / 'probe.html'}"],
+                            capture_output=True, text=True, timeout=120)
+    title = re.search(r"<title>IMAGES (\d+) (\d+)</title>", result.stdout)
+    assert title, result.stderr[-2000:]
+    total, loaded = map(int, title.groups())
+    assert total == 2 == loaded  # profiles and differences
+
+
+def test_report_escapes_model_names(tiny_gpt2, tmp_path, data_dir):
+    import dataclasses
+
+    evil = dataclasses.replace(tiny_gpt2, name="<img src=x onerror=alert(1)>")
+    done = lamina.compare(EXP, [evil], out=tmp_path / "cmp", progress=False, settings=FAST[EXP])
+    page = done.report.read_text()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_model_lists_and_devices(tiny_gpt2, tmp_path, data_dir):
+    from lamina.comparison.plan import parse_models
+
+    assert parse_models("a, b@cuda:1,c@cpu") == [("a", None), ("b", "cuda:1"), ("c", "cpu")]
+    assert parse_models(["org/model@v2"]) == [("org/model@v2", None)]  # not a device: part of the name
+    with pytest.raises(lamina.LaminaError, match="not ''"):
+        parse_models("a,,b")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the unavailable-device case needs a machine without one")
+    path = _save(tiny_gpt2, tmp_path / "gpt2")
+    done = lamina.compare(EXP, [f"{path}@cuda", tiny_gpt2], out=tmp_path / "cmp", progress=False,
+                          settings=FAST[EXP])
+    failed, ok = done.members
+    assert failed.status == "failed" and "torch sees no CUDA GPU" in failed.reason and failed.device == "cuda"
+    assert ok.status == "new"
+
+
+def test_face_names_the_function_and_the_class():
+    import lamina.comparison
+
+    assert lamina.compare is lamina.comparison.compare and lamina.Comparison is lamina.comparison.Comparison
