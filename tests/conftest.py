@@ -75,6 +75,15 @@ def tiny_neox(gpt2_tokenizer):
 
 
 @pytest.fixture(scope="session")
+def tiny_gemma3(gpt2_tokenizer):
+    """A random 6-layer Gemma-3 (post-sublayer norms, gated MLP, derived adapter) with the GPT-2 tokenizer."""
+    import lamina
+    from lamina.models.tiny import tiny_embedded
+
+    return lamina.wrap(tiny_embedded("gemma3-270m"), gpt2_tokenizer, name="tiny-gemma3")
+
+
+@pytest.fixture(scope="session")
 def smollm2():
     """The real embedded SmolLM2-135M-Instruct (converted once into the lamina cache)."""
     import lamina

@@ -14,9 +14,9 @@ from lamina.record import store
 from lamina.record.capture import Capture
 from lamina.record.engine import _Chunk
 
-ALL_SITES = ["hidden", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.out"]
+ALL_SITES = ["hidden", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
 ID_COLUMNS = ["sequence", "position", "slot", "token_id", "token", "next_id"]
-FAMILIES = ["tiny_gpt2", "tiny_llama", "tiny_neox"]
+FAMILIES = ["tiny_gpt2", "tiny_llama", "tiny_neox", "tiny_gemma3"]  # Gemma-3: post-norms, derived adapter
 
 
 def ragged(n=7, seed=0, lo=3, hi=15):
