@@ -39,7 +39,7 @@ def bench_ray(n_seq: int, length: int) -> dict:
 
 def write_synthetic(path: Path, gib: float, width: int = 1536, layers: int = 4, tokens_per_seq: int = 64):
     """A recording directory of random activations, written shard by shard through lamina's store."""
-    from lamina.record import store
+    from lamina.recording import store
 
     per_seq = layers * tokens_per_seq * width * 4
     shard_size = max(1, (256 << 20) // per_seq)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from lamina.models import architectures as arch  # noqa: E402
 from lamina.models.tiny import EMBEDDED_CONFIGS  # noqa: E402
-from lamina.record.verify import check_recording  # noqa: E402
+from lamina.recording.verify import check_recording  # noqa: E402
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ import torch
 
 from lamina.models import architectures as arch
 from lamina.models.tiny import EMBEDDED_CONFIGS
-from lamina.record.verify import check_recording
+from lamina.recording.verify import check_recording
 
 VERSION, SHIPPED = arch.load_table()
 SHIPPED = {s.model_type: s for s in SHIPPED}

@@ -10,9 +10,9 @@ import torch
 import lamina
 from lamina import LaminaError, Recording, Stimuli
 from lamina.models.sites import resolve
-from lamina.record import store
-from lamina.record.capture import Capture
-from lamina.record.engine import _Chunk
+from lamina.recording import store
+from lamina.recording.capture import Capture
+from lamina.recording.engine import _Chunk
 
 ALL_SITES = ["hidden", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
 ID_COLUMNS = ["sequence", "position", "slot", "token_id", "token", "next_id"]

@@ -20,7 +20,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import numpy as np, lamina
     from conftest import make_tiny_gpt2
-    from lamina.record import store
+    from lamina.recording import store
     from transformers import GPT2Tokenizer
     tok = GPT2Tokenizer(vocab={vocab!r}, merges={merges!r})
     model = lamina.wrap(make_tiny_gpt2(tok), tok)

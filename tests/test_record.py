@@ -8,7 +8,7 @@ import torch
 
 import lamina
 from lamina import LaminaError, Recording, Stimuli
-from lamina.record import store
+from lamina.recording import store
 
 SITES = ["hidden", "attn.out", "mlp.pre"]
 

@@ -12,15 +12,11 @@ Experiments: ``lamina.run("position", model)``; across models with untrained con
 The names below are imported on first use (PEP 562), so ``import lamina`` loads neither torch nor
 matplotlib, and the runner and the experiments only when a run needs them.
 
-``lamina.record`` is the recording package (``lamina.record.Recording``, ``lamina.record.store``,
-``import lamina.record.engine``), and calling it records: ``lamina.record(model, stimuli, ...)`` is
-``lamina.record.record(model, stimuli, ...)``. The function does not shadow the package, whatever
-is imported first.
+``lamina.record`` is the function; the recording stage is the package ``lamina.recording``
+(``Recording``, ``store``, ``engine``, ``hooks``).
 """
 
 import importlib
-import sys
-import types
 
 from ._version import __version__
 from .errors import LaminaError
@@ -33,8 +29,8 @@ _LAZY = {
     "Model": (".models", "Model"),
     "load": (".models", "load"),
     "wrap": (".models", "wrap"),
-    "Recording": (".record", "Recording"),
-    "record": (".record", None),
+    "Recording": (".recording", "Recording"),
+    "record": (".recording", "record"),
     "Run": (".runner", "Run"),
     "run": (".runner", "run"),
     "compare": (".comparison", "compare"),
@@ -59,23 +55,3 @@ def __getattr__(name: str):
 def __dir__():
     return sorted(set(globals()) | set(__all__))
 
-
-class _RecordPackage(types.ModuleType):
-    """The recording package, callable: ``lamina.record(...)`` runs ``lamina.record.record(...)``."""
-
-    def __call__(self, *args, **kwargs):
-        return self.record(*args, **kwargs)
-
-
-class _Face(types.ModuleType):
-    """lamina's own module type. Python attaches every subpackage to its parent with ``setattr``
-    once it is imported (by ``import lamina.record.store`` as much as by ``lamina.record``), so
-    this is the one place that sees the recording package arrive, whoever imports it first."""
-
-    def __setattr__(self, name, value):
-        if name == "record" and type(value) is types.ModuleType:
-            value.__class__ = _RecordPackage
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Face

@@ -39,7 +39,7 @@ def cmd_architectures(args) -> int:
     from .models import architectures as arch
 
     if args.verify:
-        from .record.verify import check_recording
+        from .recording.verify import check_recording
 
         import transformers
 
@@ -81,7 +81,7 @@ def _stimuli(args, model):
 
 def cmd_record(args) -> int:
     from .models.sites import split_sites
-    from .record import record
+    from .recording import record
 
     split_sites(args.sites.split(","))  # fail on a bad site before loading anything
     model = _load(args)

@@ -238,7 +238,7 @@ def markdown(version: str, statuses, embedded=()) -> str:
         "model of the type (2 layers of width 64, the GPT-2 vocabulary; vector parameters drawn away from "
         "their 0/1 initial values) gets its adapter (hand-written, else derived from its module tree) and "
         "the load-time self-check, and then every site it defines is recorded with `lamina.record` and "
-        "checked against the model's own outputs (`lamina.record.verify`). The test suite re-runs every "
+        "checked against the model's own outputs (`lamina.recording.verify`). The test suite re-runs every "
         "row (`tests/test_architectures.py`); `lamina architectures` prints this table, "
         "`lamina architectures --verify` re-runs it against the installed transformers.",
         "",

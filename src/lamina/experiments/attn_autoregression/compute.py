@@ -18,7 +18,7 @@ from scipy.stats import t as t_dist
 
 from ... import data, stimuli
 from ...errors import LaminaError
-from ...record import record
+from ...recording import record
 from ...stats.autoregression import SE_KINDS, ljung_box, lagged_fits, newey_west_lags
 from ...stats.multiple import benjamini_hochberg, significant
 from ...stats.norms import log_norms

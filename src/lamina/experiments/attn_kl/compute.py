@@ -11,7 +11,7 @@ from scipy.stats import mannwhitneyu
 from ... import data, stimuli
 from ...errors import LaminaError
 from ...models.depth import check_layer_setting, layer_at
-from ...record import record
+from ...recording import record
 from ...stats.divergence import SEED_EPSILON, check_groups, group_divergences
 from ...stats.groups import permuted_within, strata_codes
 from ...stats.multiple import significant

@@ -21,7 +21,7 @@ import pandas as pd
 from ... import data
 from ...errors import LaminaError
 from ...models.depth import check_layer_setting, layer_at
-from ...record import record
+from ...recording import record
 from ...stats.multiple import benjamini_hochberg, significant
 from ...stats.permutation import selectivity_permutation_test
 from ...stats.selectivity import between_mask, common_edges, label_codes, layer_histograms, pair_masks, selectivity

@@ -26,7 +26,7 @@ from ... import data, stimuli
 from ...data.local import read_text
 from ...errors import LaminaError
 from ...models.depth import check_layer_setting, layer_at
-from ...record import record
+from ...recording import record
 from ...stats.dimensionality import check_threshold, one_blas_thread
 from ...stimuli import Stimuli
 from ...stimuli.words import word_token

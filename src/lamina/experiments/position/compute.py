@@ -9,7 +9,7 @@ import pandas as pd
 
 from ... import data, stimuli
 from ...errors import LaminaError
-from ...record import record
+from ...recording import record
 from ...stats import classification, confusion_table, fit_logistic, ols
 from ...stats.clusters import cluster_mean
 from ...stats.multiple import significant
