@@ -14,5 +14,5 @@ EXPERIMENT = Experiment(
     seed_notebook="001",
     Config=compute.AttnKLConfig, Options=figures.AttnKLOptions, Result=AttnKLResult,
     compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
-    report=report.report,
+    report=report.report, control_settings=compute.control_settings,
 )

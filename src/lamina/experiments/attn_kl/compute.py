@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,6 +49,10 @@ class AttnKLConfig:
     shuffle: str = "window"  # labels are shuffled within "window"s, or within windows and next-token "length"s
     correction: str = "max"  # across layers: "max" (max-statistic, family-wise) or "bh" (Benjamini-Hochberg)
     alpha: float = 0.05
+    # An attn-kl run directory whose correct/incorrect labels (the predictions of its model) are used
+    # instead of this model's: same book, windows and tokenizer. lamina compare sets it for untrained
+    # controls, which predict (almost) nothing correctly. None: this model's own predictions.
+    labels_from: str | None = None
 
     def check(self):
         check_layer_setting(self.focus_layer, setting="focus_layer")
@@ -69,6 +75,54 @@ class AttnKLConfig:
                               f"not {self.correction!r}.")
         if not 0 < self.alpha < 1:
             raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
+        if self.labels_from is not None:
+            path = Path(self.labels_from)
+            if not (path / LABELS_TABLE).is_file() or not (path / "config.json").is_file():
+                raise LaminaError(f"labels_from={self.labels_from!r} is not an attn-kl run directory "
+                                  f"(no config.json and {LABELS_TABLE} in it).")
+
+
+LABELS_TABLE = "tables/tokens.csv"
+LABEL_KEYS = ["replicate", "position", "token", "next_token"]  # a token is the same token in both runs
+SAME_WINDOWS = ("book", "window", "replicates")  # settings that decide the windows
+
+
+def control_settings(trained_run: str | Path) -> dict:
+    """An untrained control's settings in ``lamina compare``: its trained model's labels."""
+    return {"labels_from": str(Path(trained_run).resolve())}
+
+
+def labels_from(path: str | Path, config: "AttnKLConfig", tokens: pd.DataFrame, texts: np.ndarray) -> pd.DataFrame:
+    """The labelling run's ``predicted``, ``correct`` and ``loss`` columns for this run's tokens.
+
+    Args:
+        path: the labelling run's directory (``config.labels_from``).
+        tokens: this run's token table (known next token only), rows in recording order, ``n`` rows.
+        texts: shape ``(n,)``: this run's next-token texts.
+    Returns:
+        A DataFrame of ``n`` rows: predicted (str), correct (bool), loss (float).
+    """
+    path = Path(path)
+    try:
+        theirs = json.loads((path / "config.json").read_text())
+        table = pd.read_csv(path / LABELS_TABLE, keep_default_na=False, dtype={"token": str, "next_token": str,
+                                                                                 "predicted": str})
+    except (OSError, ValueError) as err:
+        raise LaminaError(f"labels_from={str(path)!r}: cannot read its labels ({err}).") from err
+    differ = [k for k in SAME_WINDOWS if theirs.get(k) != getattr(config, k)]
+    if differ:
+        raise LaminaError(f"labels_from={str(path)!r} was run with other windows ("
+                          + ", ".join(f"{k}={theirs.get(k)!r}, here {getattr(config, k)!r}" for k in differ) + ").")
+    mine = pd.DataFrame({"replicate": tokens["sequence"].to_numpy(), "position": tokens["position"].to_numpy(),
+                         "token": tokens["token"].to_numpy(dtype=str), "next_token": texts})
+    missing = [c for c in LABEL_KEYS + ["predicted", "correct", "loss"] if c not in table.columns]
+    if missing or len(table) != len(mine) or not (table[LABEL_KEYS].astype(str).to_numpy()
+                                                  == mine.astype(str).to_numpy()).all():
+        raise LaminaError(f"labels_from={str(path)!r} labels other tokens than this run (a different tokenizer, "
+                          "book text or lamina version); its labels cannot be used here.")
+    return pd.DataFrame({"predicted": table["predicted"].to_numpy(dtype=str),
+                         "correct": table["correct"].astype(str).str.lower().eq("true").to_numpy(),
+                         "loss": table["loss"].to_numpy(dtype=float)})
 
 
 def default_window(replicates: int) -> int:
@@ -99,8 +153,9 @@ def _record(model, config, length, ctx):
         stim = stimuli.windows(data.book(config.book), model, length, config.replicates,
                                max_length=model.context_length - int(model.prepend_bos))
     with ctx.stage("record"):
+        # Labels from another run: this model's own predictions are not needed, so no LM head runs.
         rec = record(model, stim, sites=["attn.out"], batch_size=max(1, BATCH_TOKENS // length),
-                     progress=ctx.progress)
+                     progress=ctx.progress, loss=config.labels_from is None)
     tokens = rec.tokens
     known = tokens["next_id"].to_numpy() >= 0  # only the book's last token has no next token
     acts = rec["attn.out"]  # (n_layers, n_windows, length, width)
@@ -117,10 +172,16 @@ def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
     focus = focus_index(model, config.focus_layer)
     length = window_length(model, config)
     stim, tokens, values, notes = _record(model, config, length, ctx)
+    next_texts = np.array(model.token_texts(tokens["next_id"]), dtype=str)
+    if config.labels_from is not None:
+        labels = labels_from(config.labels_from, config, tokens, next_texts)
+        tokens = tokens.assign(**{k: labels[k].to_numpy() for k in labels})
+        notes.append(f"correct and incorrect are the predictions of the model that made the run in "
+                     f"{config.labels_from} (labels_from), not {model.name}'s own; the token table's predicted, "
+                     "correct and loss columns are that model's")
     with ctx.stage("stats"):
         correct = check_groups(tokens["correct"].to_numpy(dtype=bool))
         window_of = tokens["sequence"].to_numpy()
-        next_texts = np.array(model.token_texts(tokens["next_id"]), dtype=str)
         token_length = np.array([len(t) for t in next_texts], dtype=float)
         many = config.replicates > 1
         keys = ([window_of] if many else []) + ([token_length] if config.shuffle == "length" else [])
