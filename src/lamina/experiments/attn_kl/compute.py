@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +17,7 @@ from ...stats.groups import permuted_within, strata_codes
 from ...stats.multiple import significant
 from ...stats.norms import layer_log_norms
 from ..base import Context, ModelFacts, profile_table
-from . import inference
+from . import inference, labels
 from .result import (AttnKLResult, LayerStats, Replicate, SweepEntry, TokenLength, Tokens,
                      UnsupportedBins)
 
@@ -76,53 +74,7 @@ class AttnKLConfig:
         if not 0 < self.alpha < 1:
             raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
         if self.labels_from is not None:
-            path = Path(self.labels_from)
-            if not (path / LABELS_TABLE).is_file() or not (path / "config.json").is_file():
-                raise LaminaError(f"labels_from={self.labels_from!r} is not an attn-kl run directory "
-                                  f"(no config.json and {LABELS_TABLE} in it).")
-
-
-LABELS_TABLE = "tables/tokens.csv"
-LABEL_KEYS = ["replicate", "position", "token", "next_token"]  # a token is the same token in both runs
-SAME_WINDOWS = ("book", "window", "replicates")  # settings that decide the windows
-
-
-def control_settings(trained_run: str | Path) -> dict:
-    """An untrained control's settings in ``lamina compare``: its trained model's labels."""
-    return {"labels_from": str(Path(trained_run).resolve())}
-
-
-def labels_from(path: str | Path, config: "AttnKLConfig", tokens: pd.DataFrame, texts: np.ndarray) -> pd.DataFrame:
-    """The labelling run's ``predicted``, ``correct`` and ``loss`` columns for this run's tokens.
-
-    Args:
-        path: the labelling run's directory (``config.labels_from``).
-        tokens: this run's token table (known next token only), rows in recording order, ``n`` rows.
-        texts: shape ``(n,)``: this run's next-token texts.
-    Returns:
-        A DataFrame of ``n`` rows: predicted (str), correct (bool), loss (float).
-    """
-    path = Path(path)
-    try:
-        theirs = json.loads((path / "config.json").read_text())
-        table = pd.read_csv(path / LABELS_TABLE, keep_default_na=False, dtype={"token": str, "next_token": str,
-                                                                                 "predicted": str})
-    except (OSError, ValueError) as err:
-        raise LaminaError(f"labels_from={str(path)!r}: cannot read its labels ({err}).") from err
-    differ = [k for k in SAME_WINDOWS if theirs.get(k) != getattr(config, k)]
-    if differ:
-        raise LaminaError(f"labels_from={str(path)!r} was run with other windows ("
-                          + ", ".join(f"{k}={theirs.get(k)!r}, here {getattr(config, k)!r}" for k in differ) + ").")
-    mine = pd.DataFrame({"replicate": tokens["sequence"].to_numpy(), "position": tokens["position"].to_numpy(),
-                         "token": tokens["token"].to_numpy(dtype=str), "next_token": texts})
-    missing = [c for c in LABEL_KEYS + ["predicted", "correct", "loss"] if c not in table.columns]
-    if missing or len(table) != len(mine) or not (table[LABEL_KEYS].astype(str).to_numpy()
-                                                  == mine.astype(str).to_numpy()).all():
-        raise LaminaError(f"labels_from={str(path)!r} labels other tokens than this run (a different tokenizer, "
-                          "book text or lamina version); its labels cannot be used here.")
-    return pd.DataFrame({"predicted": table["predicted"].to_numpy(dtype=str),
-                         "correct": table["correct"].astype(str).str.lower().eq("true").to_numpy(),
-                         "loss": table["loss"].to_numpy(dtype=float)})
+            labels.check_run_dir(self.labels_from)
 
 
 def default_window(replicates: int) -> int:
@@ -174,8 +126,8 @@ def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
     stim, tokens, values, notes = _record(model, config, length, ctx)
     next_texts = np.array(model.token_texts(tokens["next_id"]), dtype=str)
     if config.labels_from is not None:
-        labels = labels_from(config.labels_from, config, tokens, next_texts)
-        tokens = tokens.assign(**{k: labels[k].to_numpy() for k in labels})
+        theirs = labels.labels_from(config.labels_from, config, tokens, next_texts)
+        tokens = tokens.assign(**{k: theirs[k].to_numpy() for k in theirs})
         notes.append(f"correct and incorrect are the predictions of the model that made the run in "
                      f"{config.labels_from} (labels_from), not {model.name}'s own; the token table's predicted, "
                      "correct and loss columns are that model's")
