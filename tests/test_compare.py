@@ -286,6 +286,7 @@ def test_attn_kl_controls_take_the_trained_models_labels(tiny_gpt2, tmp_path, da
     pd.testing.assert_frame_equal(mine[["replicate", "position", "token", "correct", "predicted"]],
                                   theirs[["replicate", "position", "token", "correct", "predicted"]])
     assert any("labels_from" in note for note in control.run.result.data_notes)
+    assert "labels_from" in control.run.key_numbers[0].value and "labels_from" not in trained.run.key_numbers[0].value
     # A rerun reuses both (the control's key holds the trained run's directory).
     again = lamina.compare("attn-kl", [tiny_gpt2], controls="random", out=tmp_path / "c", progress=False,
                            settings=settings)
