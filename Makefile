@@ -44,7 +44,7 @@ demo: model
 	$(BIN)/lamina record smollm2-135m --source alice --window 512 --sites hidden,attn.out --out runs/demo-recording --overwrite
 	@for e in $$($(BIN)/lamina experiments --names); do $(BIN)/lamina run $$e --force || exit 1; done
 	# One comparison across the two embedded models and their untrained controls (docs/compare.md).
-	$(BIN)/lamina compare attn-autoregression --models smollm2-135m,gemma3-270m --controls random --rerun
+	$(BIN)/lamina compare attn-kl --models smollm2-135m,gemma3-270m --controls random
 	@echo "reports:"; ls -1 runs/*/report.html
 
 test: model browser

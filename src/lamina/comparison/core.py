@@ -364,10 +364,12 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
                                                           revision=load_kwargs.get("revision"))
             else:
                 member.identity = weights_identity(spec)
-            member.key = run_key(experiment=exp.name, config=config, seed=seed, identity=member.identity,
+            member_config = _member_config(exp, config, member, members)
+            member.key = run_key(experiment=exp.name, config=member_config, seed=seed, identity=member.identity,
                                  dtype=member_dtype, bos=member_bos)
             member.path = run_dir(runs_dir, exp.name, member, control_seed)
-            if not rerun and reusable(member, experiment=exp.name, config=config, seed=seed, dtype=member_dtype):
+            if not rerun and reusable(member, experiment=exp.name, config=member_config, seed=seed,
+                                      dtype=member_dtype):
                 member.run, member.status = Run.load(member.path), "reused"
             else:
                 _say(progress, f"[{i}/{len(members)}] {member.label}: running")
@@ -376,7 +378,7 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
                                control_seed=control_seed)
                 try:
                     member.run = run(exp.name, model=model, seed=seed, out=member.path, force=True,
-                                     progress=progress, settings=dataclasses.asdict(config),
+                                     progress=progress, settings=dataclasses.asdict(member_config),
                                      options=dataclasses.asdict(presentation))
                 finally:
                     del model
@@ -402,6 +404,17 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
             f"{label}: {reason}" for label, reason in comparison.failures.items())
         raise LaminaError(f"no model could run {exp.name}: {said} (report: {comparison.report})")
     return comparison
+
+
+def _member_config(exp, config, member: Member, members: list[Member]):
+    """The member's settings: the comparison's, and for a control what its experiment takes from the trained
+    model's run (``Experiment.control_settings``; attn-kl: the trained model's labels)."""
+    if not member.control or exp.control_settings is None:
+        return config
+    trained = next(m for m in members if m.model == member.model and not m.control)
+    if trained.run is None:
+        raise LaminaError(f"{exp.name} runs a control with its trained model's run, and {trained.label} failed.")
+    return exp.config({**dataclasses.asdict(config), **exp.control_settings(trained.path)})
 
 
 def _build(member: Member, *, device, dtype, trust_remote_code, load_kwargs, control_seed):
