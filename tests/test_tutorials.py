@@ -49,8 +49,9 @@ def test_committed_without_outputs(name):
     nbformat.validate(read(name))
     for cell in read(name).cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, f"{name}: run `make tutorials` renders outputs "\
-                                                                        "into docs/tutorials/html; commit the notebook clean"
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{name} has outputs; commit it clean: .venv/bin/jupyter nbconvert --clear-output --inplace "
+                f"docs/tutorials/{name}.ipynb (make tutorials renders the outputs to docs/tutorials/html)")
 
 
 @pytest.mark.slow
