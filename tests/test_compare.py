@@ -246,6 +246,17 @@ def test_report_escapes_model_names(tiny_gpt2, tmp_path, data_dir):
     done = lamina.compare(EXP, [evil], out=tmp_path / "cmp", progress=False, settings=FAST[EXP])
     page = done.report.read_text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    view = done._repr_html_()  # the notebook view, same rule
+    assert "<img src=x" not in view and "&lt;img src=x onerror=alert(1)&gt;" in view
+
+
+def test_notebook_view(three):
+    view = three._repr_html_()
+    assert all(m.label in view for m in three.members)
+    assert f"{len(three.completed)} of {len(three.members)} runs complete" in view
+    assert view.count("data:image/png;base64,") == 2 - three.differences.empty  # profiles (and differences)
+    for metric in three.band_statements():
+        assert f"<b>{metric}</b>" in view
 
 
 def test_model_lists_and_devices(tiny_gpt2, tmp_path, data_dir):

@@ -44,6 +44,7 @@ from ..models.identity import random_control_identity, weights_identity
 from ..models.load import DTYPES
 from ..plots import save
 from ..report import render_comparison
+from ..report.notebook import comparison_html, png_base64
 from ..runner import Run, run
 from . import tables
 from .figures import differences_figure, profiles_figure
@@ -163,6 +164,21 @@ class Comparison:
     @property
     def report(self) -> Path | None:
         return self.path / "report.html" if self.path else None
+
+    @functools.cached_property
+    def _inline_figures(self) -> list[tuple[str, str, str]]:
+        """(name, caption, base64 PNG) of the profiles and differences figures, for :meth:`_repr_html_`."""
+        drawn = {"profiles": profiles_figure(self.table, self.bands, self.models),
+                 "differences": differences_figure(self.differences)}
+        return [(name, fig.caption, png_base64(fig.figure)) for name, fig in drawn.items() if fig is not None]
+
+    def _repr_html_(self) -> str:
+        """The notebook view: members and their status, band and difference statements, figures inline."""
+        members = [{"label": m.label, "status": m.status, "seconds": m.seconds, "reason": m.reason}
+                   for m in self.members]
+        return comparison_html(experiment=self.experiment, seed=self.seed, path=self.path, members=members,
+                               bands=self.band_statements(), differences=self.difference_statements(),
+                               figures=self._inline_figures)
 
     @classmethod
     def load(cls, path) -> Comparison:
