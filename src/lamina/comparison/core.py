@@ -44,6 +44,7 @@ from ..models.identity import random_control_identity, weights_identity
 from ..models.load import DTYPES, parse_device
 from ..plots import save
 from ..report import render_comparison
+from ..report.notebook import comparison_html, png_base64
 from ..runner import Run, run
 from . import tables
 from .figures import differences_figure, profiles_figure
@@ -163,6 +164,21 @@ class Comparison:
     @property
     def report(self) -> Path | None:
         return self.path / "report.html" if self.path else None
+
+    @functools.cached_property
+    def _inline_figures(self) -> list[tuple[str, str, str]]:
+        """(name, caption, base64 PNG) of the profiles and differences figures, for :meth:`_repr_html_`."""
+        drawn = {"profiles": profiles_figure(self.table, self.bands, self.models),
+                 "differences": differences_figure(self.differences)}
+        return [(name, fig.caption, png_base64(fig.figure)) for name, fig in drawn.items() if fig is not None]
+
+    def _repr_html_(self) -> str:
+        """The notebook view: members and their status, band and difference statements, figures inline."""
+        members = [{"label": m.label, "status": m.status, "seconds": m.seconds, "reason": m.reason}
+                   for m in self.members]
+        return comparison_html(experiment=self.experiment, seed=self.seed, path=self.path, members=members,
+                               bands=self.band_statements(), differences=self.difference_statements(),
+                               figures=self._inline_figures)
 
     @classmethod
     def load(cls, path) -> Comparison:
@@ -350,10 +366,12 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
                                                           revision=load_kwargs.get("revision"))
             else:
                 member.identity = weights_identity(spec)
-            member.key = run_key(experiment=exp.name, config=config, seed=seed, identity=member.identity,
+            member_config = _member_config(exp, config, member, members)
+            member.key = run_key(experiment=exp.name, config=member_config, seed=seed, identity=member.identity,
                                  dtype=member_dtype, bos=member_bos)
             member.path = run_dir(runs_dir, exp.name, member, control_seed)
-            if not rerun and reusable(member, experiment=exp.name, config=config, seed=seed, dtype=member_dtype):
+            if not rerun and reusable(member, experiment=exp.name, config=member_config, seed=seed,
+                                      dtype=member_dtype):
                 member.run, member.status = Run.load(member.path), "reused"
             else:
                 _say(progress, f"[{i}/{len(members)}] {member.label}: running")
@@ -362,7 +380,7 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
                                control_seed=control_seed)
                 try:
                     member.run = run(exp.name, model=model, seed=seed, out=member.path, force=True,
-                                     progress=progress, settings=dataclasses.asdict(config),
+                                     progress=progress, settings=dataclasses.asdict(member_config),
                                      options=dataclasses.asdict(presentation))
                 finally:
                     del model
@@ -388,6 +406,17 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
             f"{label}: {reason}" for label, reason in comparison.failures.items())
         raise LaminaError(f"no model could run {exp.name}: {said} (report: {comparison.report})")
     return comparison
+
+
+def _member_config(exp, config, member: Member, members: list[Member]):
+    """The member's settings: the comparison's, and for a control what its experiment takes from the trained
+    model's run (``Experiment.control_settings``; attn-kl: the trained model's labels)."""
+    if not member.control or exp.control_settings is None:
+        return config
+    trained = next(m for m in members if m.model == member.model and not m.control)
+    if trained.run is None:
+        raise LaminaError(f"{exp.name} runs a control with its trained model's run, and {trained.label} failed.")
+    return exp.config({**dataclasses.asdict(config), **exp.control_settings(trained.path)})
 
 
 def _build(member: Member, *, device, dtype, trust_remote_code, load_kwargs, control_seed):

@@ -131,6 +131,9 @@ class Experiment:
             experiment with no layers), what ``lamina compare`` lines up across models.
         figures: ``(result, config, options) -> {name: Figure}``.
         report: ``(result, config) -> Report``.
+        control_settings: ``(trained_run_dir) -> {setting: value}`` or None: settings an untrained control's run
+            takes from its trained model's run in ``lamina compare`` (attn-kl: the trained model's
+            correct/incorrect labels, since an untrained model predicts nothing correctly).
     """
 
     name: str
@@ -146,6 +149,7 @@ class Experiment:
     profiles: Callable
     figures: Callable
     report: Callable
+    control_settings: Callable | None = None
 
     def config(self, overrides: dict | None = None):
         """The compute config with ``overrides`` (values or strings from ``--set``) applied and checked."""

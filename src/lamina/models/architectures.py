@@ -155,12 +155,12 @@ def _first_line(err) -> str:
 def survey(types=None, *, record_check=None, progress: bool = True) -> list[Status]:
     """:func:`survey_one` over ``types`` (default: every model type of the causal-LM mapping)."""
     import torch
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
     torch.manual_seed(0)
     names = list(types or causal_lm_types())
-    return [survey_one(t, record_check=record_check) for t in tqdm(names, desc="architectures", unit="type",
-                                                                    disable=not progress)]
+    return [survey_one(t, record_check=record_check)
+            for t in progress_bar(names, desc="architectures", unit="type", progress=progress)]
 
 
 def counts(statuses) -> dict[str, int]:

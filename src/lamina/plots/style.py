@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 from matplotlib.figure import Figure
 
@@ -14,10 +16,25 @@ STYLE = {
 }
 
 
+class NotebookFigure(Figure):
+    """A ``matplotlib.figure.Figure`` that shows itself as the value of a notebook cell.
+
+    lamina's figures are not registered with pyplot (no global state), and IPython's inline
+    backend only knows how to show ``Figure`` once pyplot has drawn something; ``_repr_png_``
+    makes ``run.figure("name")`` display in any notebook, before or after ``import pyplot``.
+    Everything else is the plain matplotlib Figure: restyle its ``.axes``, ``savefig`` it.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+
 def figure(ncols: int = 1, nrows: int = 1, size=(10, 4), **kwargs) -> tuple[Figure, object]:
-    """A new ``Figure`` with an ``(nrows, ncols)`` grid of axes in the seed style."""
+    """A new ``Figure`` (:class:`NotebookFigure`) with an ``(nrows, ncols)`` grid of axes in the seed style."""
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=size, layout="constrained")
+        fig = NotebookFigure(figsize=size, layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=True, **kwargs)
     return fig, axes
 

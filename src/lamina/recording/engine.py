@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from .._version import __version__
 from ..errors import LaminaError, check_output_dir
 from ..models.fingerprint import weights_sha256
@@ -220,8 +220,8 @@ def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch
     manifest["shards"] = sorted(done.values(), key=lambda e: e["index"])
     store.write_json(out / "manifest.json", manifest)
     todo = [k for k in range(n_shards) if k not in done]
-    bar = tqdm(total=n, initial=n - sum(min(shard_size, n - k * shard_size) for k in todo),
-               desc="recording", unit="seq", disable=_disable(progress))
+    bar = progress_bar(total=n, initial=n - sum(min(shard_size, n - k * shard_size) for k in todo),
+                       desc="recording", unit="seq", progress=progress)
     started = time.perf_counter()
     job = dict(stimuli=stimuli, plan=plan, kept=kept, n_slots=n_slots, dtype=dtype, batch_size=batch_size,
                out=str(out), shard_size=shard_size, loss=loss)
@@ -246,10 +246,6 @@ def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch
     return Recording.load(out)
 
 
-def _disable(progress) -> bool | None:
-    return None if progress is None else not progress
-
-
 def _vocab_texts(model, ids: np.ndarray, texts: dict[int, str]) -> None:
     for i in np.unique(ids):
         if int(i) >= 0 and int(i) not in texts:
@@ -267,7 +263,7 @@ def _run(model, stimuli, plan, kept, chunk: _Chunk, batch_size, progress, texts,
     device = model.device
     own_bar = bar is None
     if own_bar:
-        bar = tqdm(total=total, desc="recording", unit="seq", disable=_disable(progress))
+        bar = progress_bar(total=total, desc="recording", unit="seq", progress=progress)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]

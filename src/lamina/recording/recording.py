@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -101,6 +102,14 @@ class Recording:
             return self._arrays[site][slot]
         return np.concatenate([store.read_activations(self.path, e, site, slot) for e in self._shards], axis=0)
 
+    def shape(self, site: str) -> tuple[int, int, int, int]:
+        """``(layer, sequence, slot, width)`` of ``site`` without reading its activations."""
+        self._check(site)
+        if self._arrays is not None:
+            return tuple(self._arrays[site].shape)
+        width = store.read_manifest(self.path)["sites"][site]["width"]
+        return len(self.layers[site]), self.n_sequences, int(self._n_slots.max()), int(width)
+
     def flat(self, site: str, layer: int) -> np.ndarray:
         """Shape ``(n_tokens, width)``: real positions only, in the row order of :attr:`tokens`."""
         return self.layer(site, layer)[self.valid]
@@ -144,7 +153,45 @@ class Recording:
         for entry in self._shards or []:
             store.check_shard(self.path, entry, full=True)
 
+    def _repr_html_(self) -> str:
+        """The notebook view: model and settings, one row per site (layers, shape), the token table's head."""
+        e = html.escape
+        info = self.info
+        where = f"<code>{e(str(self.path))}</code>" if self.path else "in memory"
+        rows = "".join(f"<tr><td><code>{e(s)}</code></td><td>{e(_layer_ranges(self.layers[s]))}</td>"
+                       f"<td>{e(str(self.shape(s)))}</td></tr>" for s in self.sites)
+        settings = {k: info.get(k) for k in ("positions", "dtype", "loss", "prepend_bos", "device") if k in info}
+        setting_text = ", ".join(f"{k} {v}" for k, v in settings.items())
+        notes = "".join(f"<li>{e(str(n))}</li>" for n in info.get("notes") or [])
+        head = self.tokens.head(10).to_html(index=False, escape=True, border=0, na_rep="—")
+        return (
+            "<div class='lamina-nb' style='font-family:system-ui,sans-serif;line-height:1.4'>"
+            f"<b>Recording</b>: {_count(self.n_sequences, 'sequence')}, {_count(len(self.tokens), 'token')} from "
+            f"<b>{e(str(info.get('model', '?')))}</b> ({e(str(info.get('n_layers', '?')))} layers) — {where}<br>"
+            f"<span style='color:#666'>{e(setting_text)}</span>"
+            "<table><tr><th>site</th><th>layers</th><th>shape (layer, sequence, slot, width)</th></tr>"
+            f"{rows}</table>"
+            + (f"<details><summary>Stimuli notes</summary><ul>{notes}</ul></details>" if notes else "")
+            + f"<details open><summary>Tokens (<code>rec.tokens</code>, first 10 of {len(self.tokens)} rows)</summary>"
+            f"{head}</details></div>")
+
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path else ""
         sites = ", ".join(f"{s}[{len(v)} layers]" for s, v in self.layers.items())
         return f"Recording({self.n_sequences} sequences, {len(self.tokens)} tokens, sites: {sites}{where})"
+
+
+def _layer_ranges(layers: list[int]) -> str:
+    """``[0, 1, 2, 3, 7]`` -> ``'0–3, 7'``: the recorded layers, compactly."""
+    spans, start = [], None
+    for i, layer in enumerate(layers):
+        if start is None:
+            start = layer
+        if i + 1 == len(layers) or layers[i + 1] != layer + 1:
+            spans.append(f"{start}" if start == layer else f"{start}–{layer}")
+            start = None
+    return ", ".join(spans)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

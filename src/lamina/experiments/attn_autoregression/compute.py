@@ -128,7 +128,7 @@ def compute(model, config: AutoregressionConfig, ctx: Context) -> Autoregression
         texts, source = passage_texts(config, model)
         stim = _stimuli(texts, model)
     with ctx.stage("record"):
-        rec = record(model, stim, sites=["attn.out"], batch_size=len(stim), progress=ctx.progress)
+        rec = record(model, stim, sites=["attn.out"], batch_size=len(stim), progress=ctx.progress, loss=False)
     with ctx.stage("stats"):
         lengths = stim.lengths
         norms = [log_norms(rec["attn.out"][:, r, :n], what="attention outputs") for r, n in enumerate(lengths)]

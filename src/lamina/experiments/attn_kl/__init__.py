@@ -1,7 +1,7 @@
 """Seed 001: do attention outputs differ in size for correctly and incorrectly predicted tokens?"""
 
 from ..base import Experiment
-from . import compute, figures, report
+from . import compute, figures, labels, report
 from .result import AttnKLResult
 
 EXPERIMENT = Experiment(
@@ -14,5 +14,5 @@ EXPERIMENT = Experiment(
     seed_notebook="001",
     Config=compute.AttnKLConfig, Options=figures.AttnKLOptions, Result=AttnKLResult,
     compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
-    report=report.report,
+    report=report.report, control_settings=labels.control_settings,
 )

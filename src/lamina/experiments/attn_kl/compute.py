@@ -17,7 +17,7 @@ from ...stats.groups import permuted_within, strata_codes
 from ...stats.multiple import significant
 from ...stats.norms import layer_log_norms
 from ..base import Context, ModelFacts, profile_table
-from . import inference
+from . import inference, labels
 from .result import (AttnKLResult, LayerStats, Replicate, SweepEntry, TokenLength, Tokens,
                      UnsupportedBins)
 
@@ -47,6 +47,10 @@ class AttnKLConfig:
     shuffle: str = "window"  # labels are shuffled within "window"s, or within windows and next-token "length"s
     correction: str = "max"  # across layers: "max" (max-statistic, family-wise) or "bh" (Benjamini-Hochberg)
     alpha: float = 0.05
+    # An attn-kl run directory whose correct/incorrect labels (the predictions of its model) are used
+    # instead of this model's: same book, windows and tokenizer. lamina compare sets it for untrained
+    # controls, which predict (almost) nothing correctly. None: this model's own predictions.
+    labels_from: str | None = None
 
     def check(self):
         check_layer_setting(self.focus_layer, setting="focus_layer")
@@ -69,6 +73,8 @@ class AttnKLConfig:
                               f"not {self.correction!r}.")
         if not 0 < self.alpha < 1:
             raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
+        if self.labels_from is not None:
+            labels.check_run_dir(self.labels_from)
 
 
 def default_window(replicates: int) -> int:
@@ -99,8 +105,9 @@ def _record(model, config, length, ctx):
         stim = stimuli.windows(data.book(config.book), model, length, config.replicates,
                                max_length=model.context_length - int(model.prepend_bos))
     with ctx.stage("record"):
+        # Labels from another run: this model's own predictions are not needed, so no LM head runs.
         rec = record(model, stim, sites=["attn.out"], batch_size=max(1, BATCH_TOKENS // length),
-                     progress=ctx.progress)
+                     progress=ctx.progress, loss=config.labels_from is None)
     tokens = rec.tokens
     known = tokens["next_id"].to_numpy() >= 0  # only the book's last token has no next token
     acts = rec["attn.out"]  # (n_layers, n_windows, length, width)
@@ -117,10 +124,16 @@ def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
     focus = focus_index(model, config.focus_layer)
     length = window_length(model, config)
     stim, tokens, values, notes = _record(model, config, length, ctx)
+    next_texts = np.array(model.token_texts(tokens["next_id"]), dtype=str)
+    if config.labels_from is not None:
+        theirs = labels.labels_from(config.labels_from, config, tokens, next_texts)
+        tokens = tokens.assign(**{k: theirs[k].to_numpy() for k in theirs})
+        notes.append(f"correct and incorrect are the predictions of the model that made the run in "
+                     f"{config.labels_from} (labels_from), not {model.name}'s own; the token table's predicted, "
+                     "correct and loss columns are that model's")
     with ctx.stage("stats"):
         correct = check_groups(tokens["correct"].to_numpy(dtype=bool))
         window_of = tokens["sequence"].to_numpy()
-        next_texts = np.array(model.token_texts(tokens["next_id"]), dtype=str)
         token_length = np.array([len(t) for t in next_texts], dtype=float)
         many = config.replicates > 1
         keys = ([window_of] if many else []) + ([token_length] if config.shuffle == "length" else [])

@@ -95,13 +95,14 @@ def _across(r: AttnKLResult, corr: str) -> tuple[KeyNumber, ...]:
     )
 
 
-def key_numbers(r: AttnKLResult) -> tuple[KeyNumber, ...]:
+def key_numbers(r: AttnKLResult, config=None) -> tuple[KeyNumber, ...]:
     focus, layer, tl, unsup = r.focus_layer, r.layers[r.focus_layer], r.token_length, r.kl_unsupported_bins
     corr = CORRECTION_NAMES[r.correction]
     windows = f" in {r.n_replicates} windows" if r.n_replicates > 1 else ""
     pooled = f"pooled, labels shuffled {SHUFFLES[r.shuffle]}"
     return (
-        KeyNumber("Prediction accuracy", f"{100 * r.accuracy:.1f}% ({r.n_correct}/{r.n_tokens} tokens{windows})"),
+        KeyNumber("Prediction accuracy", f"{100 * r.accuracy:.1f}% ({r.n_correct}/{r.n_tokens} tokens{windows})"
+                  + (", another model's predictions (labels_from)" if getattr(config, "labels_from", None) else "")),
         KeyNumber("Next-token length, correct vs incorrect",
                   f"{tl.correct_mean:.2f} vs {tl.incorrect_mean:.2f} characters",
                   f"Mann–Whitney U, two-sided: p = {tl.p_mannwhitney:.2g}"),
@@ -192,4 +193,4 @@ def notes(r: AttnKLResult, config) -> tuple[str, ...]:
 
 
 def report(result: AttnKLResult, config) -> Report:
-    return Report(method=method(config), key_numbers=key_numbers(result), notes=notes(result, config))
+    return Report(method=method(config), key_numbers=key_numbers(result, config), notes=notes(result, config))

@@ -1,6 +1,6 @@
 """Seed 003: a token's geometry through the four MLP stages, one long sequence vs many short ones (compute).
 
-Two sets of n items each, at every layer and stage (mlp.in, mlp.pre, mlp.post, mlp.out):
+Two sets of n items each, at every layer and stage (mlp.in, mlp.pre, mlp.post, mlp.raw):
 
 - one: positions 1..n of the first n + 1 tokens of the text (different tokens, one context);
 - many: the last position of n short sequences ending in the target word (one token, n contexts).
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ... import data, stimuli
 from ...data.local import read_text
@@ -119,7 +118,7 @@ def _text(config: MlpStagesConfig) -> str:
 
 
 def _focus(config: MlpStagesConfig, model) -> int:
-    return layer_at(config.focus_layer, "mlp.out", model.n_layers, setting="focus_layer", model=model.name)
+    return layer_at(config.focus_layer, "mlp.raw", model.n_layers, setting="focus_layer", model=model.name)
 
 
 def _windows(tokens, positions, n_rep: int, config) -> np.ndarray:
@@ -170,9 +169,9 @@ def _record(model, items, config, ctx) -> dict:
     # sequences are one recording, the short ones another: one recording for both would pad every
     # short sequence to n_rep slots.
     one = record(model, items["one"], sites=sites, positions=[np.arange(1, n_rep + 1)] * r,
-                 batch_size=max(1, min(r, config.batch_size)), progress=ctx.progress)
+                 batch_size=max(1, min(r, config.batch_size)), progress=ctx.progress, loss=False)
     many = record(model, items["many"], sites=sites, positions="last", batch_size=config.batch_size,
-                  progress=ctx.progress)
+                  progress=ctx.progress, loss=False)
     return {"one": {s: one[SITES[s]].reshape(one[SITES[s]].shape[0], r * n_rep, -1) for s in STAGES},
             "many": {s: many[SITES[s]][:, :, 0] for s in STAGES}}
 

@@ -77,7 +77,7 @@ def figures(result: MlpStagesResult, config, options: MlpStagesOptions) -> dict[
         ax.set(title=title, ylabel="Participation ratio" if metric == "pr" else "Effective dim.", xlabel="Stage")
     out["dimensionality_violins"] = Figure(fig, f"Participation ratio and effective dimensionality over all "
                                                 f"{len(result.layers)} layers, per stage (in, pre, post, out = "
-                                                "mlp.in, mlp.pre, mlp.post, mlp.out).")
+                                                "mlp.in, mlp.pre, mlp.post, mlp.raw).")
     return out
 
 
@@ -94,12 +94,12 @@ def _stage_vs_stage(acts, focus, kind, coverage, bins) -> Figure:
             ax.set(xticks=[], yticks=[], xlabel=f"Items ({SITES[b]})", ylabel=f"Items ({SITES[a]})",
                    title=f"{letter}) {SET_TITLES[which]}: {SITES[a]} vs {SITES[b]}")
         ax = axes[row, 2]
-        density_curve(ax, in_out, label="mlp.in vs mlp.out", color=COLORS[0], bins=bins)
+        density_curve(ax, in_out, label="mlp.in vs mlp.raw", color=COLORS[0], bins=bins)
         density_curve(ax, pre_post, label="mlp.pre vs mlp.post", color=COLORS[1], bins=bins)
         ax.set(xlabel="Cosine similarity", ylabel="Density", title=f"{'CF'[row]}) Distributions")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
-    return Figure(fig, f"Cosine similarity between the items at two stages, layer {focus}: mlp.in vs mlp.out (both "
+    return Figure(fig, f"Cosine similarity between the items at two stages, layer {focus}: mlp.in vs mlp.raw (both "
                        "d_model wide) and mlp.pre vs mlp.post (both d_mlp wide); the diagonal pairs an item with "
                        f"itself. Colour limits cover the central {coverage:g}% of values. {kind}")
 
@@ -127,7 +127,7 @@ def _rsa_focus(result: MlpStagesResult) -> Figure:
                        f"{CI_LEVEL:.0f}% bootstrap intervals (blocks of tokens for one sequence, items for many), "
                        "and the one-sequence minus many-sequence difference with its (uncorrected) interval (B): "
                        "where it excludes the dashed zero line, the two designs differ at this layer. in, pre, "
-                       "post, out = mlp.in, mlp.pre, mlp.post, mlp.out.")
+                       "post, out = mlp.in, mlp.pre, mlp.post, mlp.raw.")
 
 
 def _dimensionality_focus(result: MlpStagesResult) -> Figure:

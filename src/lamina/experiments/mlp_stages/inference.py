@@ -16,8 +16,8 @@ layers × pairs by Benjamini–Hochberg.
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..._progress import progress_bar
 from ...stats.blocks import block_length, circular_block_counts
 from ...stats.bootstrap import bootstrap_pvalue, percentile_ci, resample_counts, rsa_bootstrap
 from ...stats.dimensionality import centred_gram, dimensionality, participation_ratio_bootstrap
@@ -60,8 +60,7 @@ def pooled(acts, config, ctx, windows=None) -> dict:
     block = np.ones(n_layers, dtype=np.int64)
     # The many-sequence items are independent short sequences: one set of item resamples for all layers.
     many_counts = resample_counts(ctx.rng, n, config.n_boot)
-    for layer in tqdm(range(n_layers), desc="mlp-stages stats", unit="layer",
-                      disable=None if ctx.progress is None else not ctx.progress):
+    for layer in progress_bar(range(n_layers), desc="mlp-stages stats", unit="layer", progress=ctx.progress):
         for which in SETS:
             X = {s: acts[which][s][layer] for s in STAGES}
             # The centred Gram matrix serves the spectrum, the PR resamples and the block length.

@@ -10,7 +10,7 @@ from .result import ALPHA, CI_LEVEL, PAIR_NAMES, SETS, SITES, STAGES, MlpStagesR
 
 METHOD = ("The text ({source}) is tokenized once. Every occurrence of {word!r} with at least {before} tokens "
           "before it gives one short sequence of {context} tokens that ends with it (more than {max_targets} "
-          "are thinned evenly). {design} mlp.in, mlp.pre, mlp.post and mlp.out are recorded at every layer, at "
+          "are thinned evenly). {design} mlp.in, mlp.pre, mlp.post and mlp.raw are recorded at every layer, at "
           "positions 1..n of each long sequence and at the last position of each short one, so both sets have "
           "the same number of items. Per layer, stage and set: the items' cosine-similarity matrix; "
           "participation ratio and effective dimensionality (components needed to pass {threshold}% variance) "

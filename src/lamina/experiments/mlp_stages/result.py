@@ -11,7 +11,10 @@ from ..base import ModelFacts
 from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
 
 STAGES = ("in", "pre", "post", "out")
-SITES = {stage: f"mlp.{stage}" for stage in STAGES}
+# The seed's fourth stage is the MLP's projection ("Proj"): mlp.raw, the down projection's output.
+# Where a block norms or scales it before the residual add (Gemma-2/3, OLMo-2, Granite), mlp.out is
+# that, not the MLP's own computation; elsewhere the two are the same tensor (docs/sites.md).
+SITES = {"in": "mlp.in", "pre": "mlp.pre", "post": "mlp.post", "out": "mlp.raw"}
 PAIRS = [(i, j) for i in range(4) for j in range(i + 1, 4)]  # the seed's order: 1v2, 1v3, 1v4, 2v3, 2v4, 3v4
 PAIR_NAMES = [f"{STAGES[i]}-{STAGES[j]}" for i, j in PAIRS]
 SETS = ("one", "many")

@@ -1,0 +1,66 @@
+"""Execute the tutorials and render them to HTML: `make tutorials` (docs/tutorials/README.md).
+
+Each notebook in docs/tutorials/ runs top to bottom in a fresh Jupyter kernel (this Python), in a
+temporary working directory, on the embedded model; the executed copy is rendered to
+docs/tutorials/html/<name>.html (git-ignored: the committed notebooks stay without outputs).
+A cell that raises stops the script with exit status 1, naming the notebook.
+
+    python scripts/tutorials.py                  # all of them
+    python scripts/tutorials.py 004-categories   # one (name without .ipynb)
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "docs" / "tutorials"
+HTML = TUTORIALS / "html"
+
+
+def execute(path: Path, workdir: Path, timeout: int = 600):
+    """The notebook at ``path``, executed in ``workdir``; raises ``CellExecutionError`` on a failing cell."""
+    nb = nbformat.read(path, as_version=4)
+    # coalesce_streams: a text progress bar's updates ('\r') become its final line, as Jupyter shows it.
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
+                   resources={"metadata": {"path": str(workdir)}}).execute()
+    return nb
+
+
+def main(names: list[str]) -> int:
+    paths = [TUTORIALS / f"{n.removesuffix('.ipynb')}.ipynb" for n in names] or sorted(TUTORIALS.glob("*.ipynb"))
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        print(f"no such tutorial: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    HTML.mkdir(exist_ok=True)
+    exporter = HTMLExporter()
+    total = 0.0
+    for path in paths:
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=f"lamina-{path.stem}-") as workdir:
+            try:
+                nb = execute(path, Path(workdir))
+            except CellExecutionError as err:
+                print(f"{path.name}: a cell failed\n{err}", file=sys.stderr)
+                return 1
+        seconds = time.perf_counter() - started
+        total += seconds
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        out = HTML / f"{path.stem}.html"
+        out.write_text(body, encoding="utf-8")
+        print(f"{path.name}: executed in {seconds:.1f} s -> {out.relative_to(ROOT)}", flush=True)
+    print(f"{len(paths)} tutorials in {total:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""attn-kl with another run's labels: tokens grouped by the predictions of the model that made that run.
+
+An untrained control predicts (almost) no token correctly, so in ``lamina compare`` its attn-kl run
+takes its trained model's correct/incorrect labels (``labels_from``), token for token.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import LaminaError
+
+LABELS_TABLE = "tables/tokens.csv"
+LABEL_KEYS = ["replicate", "position", "token", "next_token"]  # a token is the same token in both runs
+SAME_WINDOWS = ("book", "window", "replicates")  # settings that decide the windows
+
+
+def check_run_dir(path: str) -> None:
+    """A LaminaError unless ``path`` holds an attn-kl run's config and token table."""
+    if not (Path(path) / LABELS_TABLE).is_file() or not (Path(path) / "config.json").is_file():
+        raise LaminaError(f"labels_from={path!r} is not an attn-kl run directory "
+                          f"(no config.json and {LABELS_TABLE} in it).")
+
+
+def control_settings(trained_run: str | Path) -> dict:
+    """An untrained control's settings in ``lamina compare``: its trained model's labels."""
+    return {"labels_from": str(Path(trained_run).resolve())}
+
+
+def labels_from(path: str | Path, config, tokens: pd.DataFrame, texts: np.ndarray) -> pd.DataFrame:
+    """The labelling run's ``predicted``, ``correct`` and ``loss`` columns for this run's tokens.
+
+    Args:
+        path: the labelling run's directory (``config.labels_from``).
+        tokens: this run's token table (known next token only), rows in recording order, ``n`` rows.
+        texts: shape ``(n,)``: this run's next-token texts.
+    Returns:
+        A DataFrame of ``n`` rows: predicted (str), correct (bool), loss (float).
+    """
+    path = Path(path)
+    try:
+        theirs = json.loads((path / "config.json").read_text())
+        table = pd.read_csv(path / LABELS_TABLE, keep_default_na=False, dtype={"token": str, "next_token": str,
+                                                                                 "predicted": str})
+    except (OSError, ValueError) as err:
+        raise LaminaError(f"labels_from={str(path)!r}: cannot read its labels ({err}).") from err
+    differ = [k for k in SAME_WINDOWS if theirs.get(k) != getattr(config, k)]
+    if differ:
+        raise LaminaError(f"labels_from={str(path)!r} was run with other windows ("
+                          + ", ".join(f"{k}={theirs.get(k)!r}, here {getattr(config, k)!r}" for k in differ) + ").")
+    mine = pd.DataFrame({"replicate": tokens["sequence"].to_numpy(), "position": tokens["position"].to_numpy(),
+                         "token": tokens["token"].to_numpy(dtype=str), "next_token": texts})
+    missing = [c for c in LABEL_KEYS + ["predicted", "correct", "loss"] if c not in table.columns]
+    if missing or len(table) != len(mine) or not (table[LABEL_KEYS].astype(str).to_numpy()
+                                                  == mine.astype(str).to_numpy()).all():
+        raise LaminaError(f"labels_from={str(path)!r} labels other tokens than this run (a different tokenizer, "
+                          "book text or lamina version); its labels cannot be used here.")
+    return pd.DataFrame({"predicted": table["predicted"].to_numpy(dtype=str),
+                         "correct": table["correct"].astype(str).str.lower().eq("true").to_numpy(),
+                         "loss": table["loss"].to_numpy(dtype=float)})
