@@ -79,7 +79,8 @@ def passage_texts(config: AutoregressionConfig, model) -> tuple[list[str], str]:
     if config.text_file is not None:
         path = Path(config.text_file).expanduser()
         if not path.is_file():
-            raise LaminaError(f"text_file {config.text_file!r} is not a file.")
+            raise LaminaError(f"text_file {config.text_file!r} "
+                              + ("is a directory, not a text file." if path.is_dir() else "does not exist."))
         text = read_text(path).strip()  # UTF-8 (a clear error otherwise), BOM dropped
         if not text:
             raise LaminaError(f"text_file {config.text_file!r} is empty.")
