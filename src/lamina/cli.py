@@ -143,8 +143,16 @@ def _load(args):
 def cmd_prepare(args) -> int:
     from .models.embedded import EMBEDDED, converted_dir
 
+    # Every embedded model that is installed; one that is not is named with how to install it.
+    done = 0
     for name in EMBEDDED:
-        print(f"{name}: {converted_dir(name)}")
+        try:
+            print(f"{name}: {converted_dir(name)}")
+            done += 1
+        except LaminaError as err:
+            print(f"{name}: skipped: {err}")
+    if not done:
+        raise LaminaError("no embedded model is installed; run `make model`.")
     return 0
 
 

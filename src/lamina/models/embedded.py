@@ -108,7 +108,11 @@ def converted_dir(name: str) -> Path:
     """Directory holding the safetensors conversion of the embedded model; converts on first use."""
     # Keyed on the wheel's version and the file's size: a new release converts again,
     # a reinstall of the same one (new mtime) does not.
-    version = importlib.metadata.version(EMBEDDED[name]["package"].replace("_", "-"))
+    info = EMBEDDED[name]
+    try:
+        version = importlib.metadata.version(info["package"].replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        raise LaminaError(f"the embedded model {name!r} is not installed: run `{info['pip']}`.") from None
     target = cache_dir("models") / f"{name}-{version}-{_source_size(name):x}"
     if (target / "lamina.json").exists():
         return target
