@@ -82,7 +82,7 @@ def test_passage_sources_and_errors(tiny_gpt2, tmp_path, data_dir):
     from_file = lamina.run("attn-autoregression", model=tiny_gpt2, text_file=str(path), progress=False)
     from_text = lamina.run("attn-autoregression", model=tiny_gpt2, text=SEED_TEXT, progress=False)
     assert from_file.summary["layers"] == from_text.summary["layers"]
-    with pytest.raises(lamina.LaminaError, match="text is empty"):
+    with pytest.raises(lamina.LaminaError, match="'text' is empty"):
         lamina.run("attn-autoregression", model=tiny_gpt2, text="   ")
     with pytest.raises(lamina.LaminaError, match="targets"):
         lamina.run("attn-autoregression", model=tiny_gpt2, text="Too short a text.")

@@ -57,7 +57,7 @@ def test_experiments_lists_settings_and_presentation_options(capsys):
     for name in names:
         assert f"{name} settings (lamina run --set key=value): " in out
         assert f"{name} presentation options (lamina run or lamina report --set key=value): " in out
-    assert "seqlen=6" in out and "density_bins=10" in out and "clip_percentiles=(2.0, 98.0)" in out
+    assert "seqlen=6" in out and "density_bins=10" in out and "clip_percentiles=2.0,98.0" in out
 
 
 def test_report_needs_a_run_directory(capsys, tmp_path):

@@ -1,7 +1,11 @@
 """The ``lamina`` command line: ``run``, ``compare``, ``report``, ``experiments``, ``sites``, ``record``, ``prepare``.
 
-User mistakes print one line and exit 2; ``--debug`` shows the traceback instead. ``lamina compare``
-exits 1 when some models could not run (the report names them and why) and the others did.
+User mistakes print one line and exit 2; ``--debug`` shows the traceback instead. Every option's
+value is checked when the command line is read (its form: a count, an index, a device, a directory
+that can be written) or before any model loads (its meaning: a site, a text). An unexpected error
+is a bug in lamina: one line says so and how to see the traceback, and the exit status is 1.
+``lamina compare`` exits 1 when some models could not run (the report names them and why) and the
+others did.
 """
 
 from __future__ import annotations
@@ -9,14 +13,123 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import LaminaError
+from .errors import LaminaError, check_output_dir, one_line
+
+INT64 = 2 ** 63
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with lamina's error form: one line naming the option, exit status 2 (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"lamina: error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _integer(text: str) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"needs an integer, not {one_line(repr(text))}") from None
+    if not -INT64 < value < INT64:
+        raise argparse.ArgumentTypeError(f"{value} is too large (it must fit a 64-bit integer)")
+    return value
+
+
+def count(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (``.minimum`` tells the tests the rule)."""
+
+    def parse(text: str) -> int:
+        value = _integer(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    parse.minimum = minimum
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def output_dir(text: str):
+    """An argparse type: a directory that can be written (an existing one, or one that can be created)."""
+    try:
+        return check_output_dir(text, "the directory")
+    except LaminaError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+output_dir.path = True
+
+
+def positions(text: str):
+    """``all``, ``last`` or an index (negative counts from the end)."""
+    if text.strip() in ("all", "last"):
+        return text.strip()
+    try:
+        return _integer(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"takes all, last or an index, not {one_line(repr(text))}") from None
+
+
+def layer_list(text: str) -> list[int]:
+    """Comma-separated layer indices (negative counts from the end)."""
+    items = text.split(",")
+    try:
+        return [_integer(item) for item in items]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"takes comma-separated layer indices such as 0,6,-1, "
+                                         f"not {one_line(repr(text))}") from None
+
+
+def where(text: str):
+    """``middle``, ``start`` or a token offset (0 or more)."""
+    if text.strip() in ("middle", "start"):
+        return text.strip()
+    try:
+        value = _integer(text)
+    except argparse.ArgumentTypeError:
+        value = None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"takes middle, start or a token offset (0 or more), "
+                                         f"not {one_line(repr(text))}")
+    return value
+
+
+def device(text: str) -> str:
+    """A device name torch knows (cpu, cuda, cuda:1, mps); whether it is present is checked at load."""
+    from .models.load import parse_device
+
+    try:
+        parse_device(text)
+    except LaminaError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip()
+
+
+def model_dtype(text: str) -> str:
+    from .models.load import DTYPES
+
+    if text not in DTYPES:
+        raise argparse.ArgumentTypeError(f"takes one of {', '.join(DTYPES)}, not {one_line(repr(text))}")
+    return text
+
+
+def text_value(text: str) -> str:
+    """Any non-empty UTF-8 text (a name, a path, a comma-separated list)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"is not valid UTF-8: {one_line(repr(text))}") from None
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty")
+    return text
 
 
 def _add_model_args(parser):
-    parser.add_argument("model", nargs="?", default="smollm2-135m",
+    parser.add_argument("model", nargs="?", default="smollm2-135m", type=text_value,
                         help="embedded name, hub id, local directory or .gguf file (default: smollm2-135m)")
-    parser.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default=None, help="model dtype: float32 (default), bfloat16, float16")
+    parser.add_argument("--device", default=None, type=device, help="cpu (default), cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default=None, type=model_dtype,
+                        help="model dtype: float32 (default), bfloat16, float16")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run code shipped with a hub checkpoint (off unless given)")
 
@@ -73,32 +186,46 @@ def cmd_sites(args) -> int:
     return 0
 
 
-def _stimuli(args, model):
-    from . import data, stimuli
+def _source_text(args):
+    """The text (or HellaSwag contexts) of ``--source``, read before any model loads."""
+    from . import data
 
-    if args.source == "hellaswag":
-        table = data.hellaswag("validation").iloc[: args.n_texts]
-        return stimuli.first_tokens(table["ctx"].tolist(), model, args.first)
-    text = data.book(args.source)
-    if args.passage:
-        return stimuli.passage(text, model, max_length=model.context_length - int(model.prepend_bos))
-    where = int(args.where) if args.where.lstrip("-").isdigit() else args.where
-    return stimuli.window(text, model, args.window, where=where,
-                          max_length=model.context_length - int(model.prepend_bos))
+    try:
+        if args.source == "hellaswag":
+            return data.hellaswag("validation").iloc[: args.n_texts]["ctx"].tolist()
+        return data.book(args.source)
+    except LaminaError as err:
+        raise LaminaError(f"--source {one_line(repr(args.source))}: {err}") from None
+
+
+def _stimuli(args, model, text):
+    from . import stimuli
+
+    try:
+        if args.source == "hellaswag":
+            return stimuli.first_tokens(text, model, args.first)
+        if args.passage:
+            return stimuli.passage(text, model, max_length=model.context_length - int(model.prepend_bos))
+        return stimuli.window(text, model, args.window, where=args.where,
+                              max_length=model.context_length - int(model.prepend_bos))
+    except LaminaError as err:
+        options = ("--first" if args.source == "hellaswag" else "--passage" if args.passage
+                   else "--window/--where")
+        raise LaminaError(f"{options}: {err}") from None
 
 
 def cmd_record(args) -> int:
     from .models.sites import split_sites
-    from .recording import record
+    from . import recording
 
-    split_sites(args.sites.split(","))  # fail on a bad site before loading anything
+    sites = [site.strip() for site in args.sites.split(",")]
+    split_sites(sites)  # fail on a bad site before loading anything
+    text = _source_text(args)
     model = _load(args)
-    stim = _stimuli(args, model)
-    layers = None if args.layers is None else [int(x) for x in args.layers.split(",")]
-    positions = args.positions if args.positions in ("all", "last") else int(args.positions)
-    rec = record(model, stim, sites=args.sites.split(","), layers=layers, positions=positions,
-                 dtype=args.store_dtype, batch_size=args.batch_size, out=args.out, overwrite=args.overwrite,
-                 progress=True, loss=not args.no_loss)
+    stim = _stimuli(args, model, text)
+    rec = recording.record(model, stim, sites=sites, layers=args.layers, positions=args.positions,
+                           dtype=args.store_dtype, batch_size=args.batch_size, out=args.out,
+                           overwrite=args.overwrite, progress=True, loss=not args.no_loss)
     loss = rec.tokens.get("loss")
     print(f"recorded {rec.n_sequences} sequences, {len(rec.tokens)} tokens, sites {', '.join(rec.sites) or '-'} "
           f"-> {rec.path}")
@@ -118,6 +245,9 @@ def cmd_experiments(args) -> int:
     for name, exp in EXPERIMENTS.items():
         print(f"{name:<{width}}  {exp.description} (seed {exp.seed_notebook})")
     if args.verbose:
+        from .experiments.settings import LIST_FORMS
+
+        print(f"\n{LIST_FORMS} An empty value (--set key=) is refused: leave a setting out to keep its default.")
         for name, exp in EXPERIMENTS.items():
             print(f"\n{name} settings (lamina run --set key=value): {describe(exp.Config)}")
             print(f"{name} presentation options (lamina run or lamina report --set key=value): "
@@ -130,7 +260,7 @@ def cmd_run(args) -> int:
     from .runner import default_out, run
 
     settings, options = _split_sets(args.experiment, parse_sets(args.set))
-    out = args.out or default_out(args.experiment, args.model)
+    out = args.out or check_output_dir(default_out(args.experiment, args.model), "the default --out")
     result = run(args.experiment, args.model, device=args.device, dtype=args.dtype,
                  trust_remote_code=args.trust_remote_code, seed=args.seed, out=out, force=args.force,
                  progress=None, settings=settings, options=options)
@@ -181,20 +311,21 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lamina", description="Record and analyse a causal LM, layer by layer.")
+    parser = _Parser(prog="lamina", description="Record and analyse a causal LM, layer by layer.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     runp = sub.add_parser("run", help="run an experiment and write its run directory with report.html")
-    runp.add_argument("experiment", help="see `lamina experiments`")
-    runp.add_argument("--model", default="smollm2-135m",
+    runp.add_argument("experiment", type=text_value, help="see `lamina experiments`")
+    runp.add_argument("--model", default="smollm2-135m", type=text_value,
                       help="embedded name, hub id, local directory or .gguf file (default: smollm2-135m)")
-    runp.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
-    runp.add_argument("--dtype", default=None, help="model dtype: float32 (default), bfloat16, float16")
+    runp.add_argument("--device", default=None, type=device, help="cpu (default), cuda, cuda:1, ...")
+    runp.add_argument("--dtype", default=None, type=model_dtype,
+                      help="model dtype: float32 (default), bfloat16, float16")
     runp.add_argument("--trust-remote-code", action="store_true",
                       help="run code shipped with a hub checkpoint (off unless given)")
-    runp.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
-    runp.add_argument("--out", default=None, help="run directory (default runs/EXPERIMENT-MODEL)")
+    runp.add_argument("--seed", type=count(0), default=0, help="seed for every random choice (default 0)")
+    runp.add_argument("--out", default=None, type=output_dir, help="run directory (default runs/EXPERIMENT-MODEL)")
     runp.add_argument("--force", action="store_true", help="replace an existing run directory")
     runp.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="override a setting or presentation option (repeatable)")
@@ -202,34 +333,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser("compare", help="run one experiment across models (and untrained controls); "
                                           "profiles on relative depth in one report")
-    cmp.add_argument("experiment", help="see `lamina experiments`")
-    cmp.add_argument("--models", required=True,
+    cmp.add_argument("experiment", type=text_value, help="see `lamina experiments`")
+    cmp.add_argument("--models", required=True, type=text_value,
                      help="comma-separated models (embedded names, hub ids, directories, .gguf files); "
                           "NAME@cuda:1 places one model on its own device")
     cmp.add_argument("--controls", default=None, choices=["random"],
                      help="random: add each model's untrained control (same architecture, fresh init)")
-    cmp.add_argument("--control-seed", type=int, default=0, help="init seed of the untrained controls (default 0)")
-    cmp.add_argument("--device", default=None, help="device for every model: cpu (default), cuda, cuda:1, ...")
-    cmp.add_argument("--dtype", default=None, help="model dtype: float32 (default), bfloat16, float16")
+    cmp.add_argument("--control-seed", type=count(0), default=0,
+                     help="init seed of the untrained controls (default 0)")
+    cmp.add_argument("--device", default=None, type=device,
+                     help="device for every model: cpu (default), cuda, cuda:1, ...")
+    cmp.add_argument("--dtype", default=None, type=model_dtype,
+                     help="model dtype: float32 (default), bfloat16, float16")
     cmp.add_argument("--trust-remote-code", action="store_true",
                      help="run code shipped with a hub checkpoint (off unless given)")
-    cmp.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    cmp.add_argument("--seed", type=count(0), default=0, help="seed of every run (default 0)")
     cmp.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="a setting for every model (repeatable); layer settings take a relative depth, e.g. 0.25")
-    cmp.add_argument("--out", default=None, help="comparison directory (default runs/compare-EXPERIMENT)")
-    cmp.add_argument("--runs-dir", default=None,
+    cmp.add_argument("--out", default=None, type=output_dir,
+                     help="comparison directory (default runs/compare-EXPERIMENT)")
+    cmp.add_argument("--runs-dir", default=None, type=output_dir,
                      help="where the models' run directories live (default OUT/runs); shared dirs share runs")
     cmp.add_argument("--rerun", action="store_true", help="run every model again instead of reusing its run")
-    cmp.add_argument("--grid-points", type=int, default=None,
+    cmp.add_argument("--grid-points", type=count(2), default=None,
                      help="points of the common relative-depth grid of profile differences "
                           "(default: the deeper model's layers)")
     cmp.set_defaults(func=cmd_compare)
 
     rep = sub.add_parser("report", help="redraw the figures and report.html of a run directory (no model needed)")
-    rep.add_argument("run_dir", help="a directory written by `lamina run`")
+    rep.add_argument("run_dir", type=text_value, help="a directory written by `lamina run`")
     rep.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a presentation option (repeatable; see `lamina experiments -v`)")
-    rep.add_argument("--out", default=None, help="write a redrawn copy here instead of redrawing in place")
+    rep.add_argument("--out", default=None, type=output_dir,
+                     help="write a redrawn copy here instead of redrawing in place")
     rep.add_argument("--force", action="store_true", help="replace an existing --out directory")
     rep.set_defaults(func=cmd_report)
 
@@ -242,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep.set_defaults(func=cmd_prepare)
 
     archp = sub.add_parser("architectures", help="every model type: verified (which sites) or refused and why")
-    archp.add_argument("types", nargs="*", help="model types to show (default: all)")
+    archp.add_argument("types", nargs="*", type=text_value, help="model types to show (default: all)")
     archp.add_argument("--status", choices=["verified", "refused", "not decoder-only", "not built", "failing"],
                        help="show only this status")
     archp.add_argument("--verify", action="store_true",
@@ -255,19 +391,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("record", help="record sites on a text and write a recording directory")
     _add_model_args(rec)
-    rec.add_argument("--out", required=True, help="recording directory (resumes if interrupted)")
-    rec.add_argument("--source", default="alice",
+    rec.add_argument("--out", required=True, type=output_dir, help="recording directory (resumes if interrupted)")
+    rec.add_argument("--source", default="alice", type=text_value,
                      help="alice, gatsby, a Gutenberg id, a text file, or hellaswag (default: alice)")
-    rec.add_argument("--window", type=int, default=512, help="window length in tokens (default 512)")
-    rec.add_argument("--where", default="middle", help="window start: middle (default), start, or a token offset")
+    rec.add_argument("--window", type=count(1), default=512, help="window length in tokens (default 512)")
+    rec.add_argument("--where", default="middle", type=where,
+                     help="window start: middle (default), start, or a token offset")
     rec.add_argument("--passage", action="store_true", help="record the whole text as one sequence")
-    rec.add_argument("--first", type=int, default=6, help="hellaswag: first N tokens of each context")
-    rec.add_argument("--n-texts", type=int, default=500, help="hellaswag: number of contexts")
-    rec.add_argument("--sites", default="hidden,attn.out", help="comma-separated sites (default hidden,attn.out)")
-    rec.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
-    rec.add_argument("--positions", default="all", help="all (default), last, or an index")
-    rec.add_argument("--store-dtype", default="float32", help="float32 (default) or float16")
-    rec.add_argument("--batch-size", type=int, default=8)
+    rec.add_argument("--first", type=count(1), default=6, help="hellaswag: first N tokens of each context")
+    rec.add_argument("--n-texts", type=count(1), default=500, help="hellaswag: number of contexts")
+    rec.add_argument("--sites", default="hidden,attn.out", type=text_value,
+                     help="comma-separated sites (default hidden,attn.out)")
+    rec.add_argument("--layers", default=None, type=layer_list, help="comma-separated layers (default: all)")
+    rec.add_argument("--positions", default="all", type=positions,
+                     help="all (default), last, or an index (negative counts from the end)")
+    rec.add_argument("--store-dtype", default="float32", choices=["float32", "float16"],
+                     help="float32 (default) or float16")
+    rec.add_argument("--batch-size", type=count(1), default=8)
     rec.add_argument("--no-loss", action="store_true",
                      help="no loss/correct/predicted: the LM head never runs, each pass stops after the last recorded module")
     rec.add_argument("--overwrite", action="store_true", help="replace a directory holding another recording")
@@ -276,18 +416,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    0: done; 2: a user mistake (one line on stderr naming it); 1: a bug in lamina (one line saying
+    so; ``--debug`` shows the traceback), or ``lamina compare`` with some models failed; 130: interrupted.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or an option argparse refused (already printed, one line)
+        return done.code if isinstance(done.code, int) else 2
     try:
         return args.func(args)
     except LaminaError as err:
         if args.debug:
             raise
-        print(f"lamina: error: {err}", file=sys.stderr)
+        print(f"lamina: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lamina: interrupted; run the same command again to resume a recording.", file=sys.stderr)
         return 130
+    except MemoryError:
+        if args.debug:
+            raise
+        print("lamina: out of memory: the settings ask for more than this machine has; use smaller ones "
+              "(fewer permutations, items or tokens) or a machine with more memory.", file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - anything else is a bug: one line, the traceback on request
+        if args.debug:
+            raise
+        detail = str(err).strip().splitlines()
+        print(f"lamina: internal error, a bug in lamina ({type(err).__name__}"
+              f"{': ' + one_line(detail[0]) if detail else ''}); run the same command with `lamina --debug ...` "
+              "to see the traceback, and please report it.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 
 from . import rundir
 from ._version import __version__
-from .errors import LaminaError, closest
+from .errors import LaminaError, check_output_dir, closest, one_line
 from .experiments import Context, Experiment, get
 from .experiments.typed import summary
 from .models import Model, load
@@ -151,14 +151,24 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust
     Returns:
         A :class:`Run` (``.result``, ``.summary``, ``.tables``, ``.figures()``, ``.report``).
     """
+    if not isinstance(experiment, str):
+        raise LaminaError(f"experiment is a name from `lamina experiments`, not {one_line(repr(experiment))}.")
     exp = get(experiment)
-    config = exp.config({**(settings or {}), **kwargs})
+    if settings is not None and not isinstance(settings, dict):
+        raise LaminaError(f"settings are a dict {{name: value}}, not {type(settings).__name__}.")
+    given = {**(settings or {}), **kwargs}
+    config = exp.config(given)
     presentation = exp.options(options)
-    out = Path(out) if out is not None else None
+    out = check_output_dir(out, "out") if out is not None else None
     if out is not None and out.exists() and not force:
         raise LaminaError(f"{out} already exists; pass --force (force=True) to replace it, or choose another --out.")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise LaminaError(f"seed must be a non-negative integer, not {seed!r}.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 63:
+        raise LaminaError(f"seed must be an integer from 0 to 2**63 - 1, not {one_line(repr(seed))}.")
+    for flag, value in (("force", force), ("trust_remote_code", trust_remote_code)):
+        if not isinstance(value, bool):
+            raise LaminaError(f"{flag} must be True or False, not {one_line(repr(value))}.")
+    if load_kwargs is not None and not isinstance(load_kwargs, dict):
+        raise LaminaError(f"load_kwargs is a dict of lamina.load arguments, not {type(load_kwargs).__name__}.")
     torch.manual_seed(seed)
     ctx = Context(seed, progress=progress)
     started = datetime.now(timezone.utc)
@@ -167,7 +177,10 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust
         if not isinstance(model, Model):
             model = load(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                          **(load_kwargs or {}))
-    result = exp.compute(model, config, ctx)
+    try:
+        result = exp.compute(model, config, ctx)
+    except LaminaError as err:
+        raise _naming(err, given) from err
     manifest = _manifest(exp, model, seed, ctx, started)
     if out is not None:
         rundir.write(out, rundir.Contents(exp, config, presentation, result, manifest), force=force, ctx=ctx,
@@ -176,6 +189,17 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust
         manifest["timings"] = dict(ctx.timings)
         manifest["wall_seconds"] = round(time.perf_counter() - wall, 3)
     return Run(exp, config, result, manifest, out, presentation)
+
+
+def _naming(err: LaminaError, given: dict) -> LaminaError:
+    """``err`` naming the settings that were given, when it names none of them: an error found with the
+    model or the data (a window longer than the model's context, a word missing from the book) then
+    still says which ``--set`` led to it."""
+    message = str(err)
+    if not given or any(key in message for key in given):
+        return err
+    shown = ", ".join(f"{key}={one_line(value)}" for key, value in given.items())
+    return LaminaError(f"{message.rstrip('.')} (with {shown}).")
 
 
 def _manifest(exp, model, seed, ctx, started) -> dict:

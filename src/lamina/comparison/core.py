@@ -36,12 +36,12 @@ from pathlib import Path
 import torch
 
 from .._version import __version__
-from ..errors import LaminaError
+from ..errors import LaminaError, check_output_dir
 from ..experiments import Experiment, get
 from ..models import Model, load
 from ..models.control import control_name, random_control
 from ..models.identity import random_control_identity, weights_identity
-from ..models.load import DTYPES
+from ..models.load import DTYPES, parse_device
 from ..plots import save
 from ..report import render_comparison
 from ..report.notebook import comparison_html, png_base64
@@ -326,20 +326,22 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
     config = exp.config({**(settings or {}), **kwargs})
     presentation = exp.options(options)
     for name, value in (("seed", seed), ("control_seed", control_seed)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise LaminaError(f"{name} must be a non-negative integer, not {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 63:
+            raise LaminaError(f"{name} must be an integer from 0 to 2**63 - 1, not {value!r}.")
     if grid_points is not None and (isinstance(grid_points, bool) or not isinstance(grid_points, int)
                                     or grid_points < 2):
         raise LaminaError(f"grid_points must be an integer of at least 2, not {grid_points!r}.")
     items = parse_models(models)
     kinds = check_controls(controls)
+    if device is not None:
+        parse_device(device)  # its form now; whether it is present, per model when it loads
     load_kwargs = dict(load_kwargs or {})
     unknown = set(load_kwargs) & {"device", "dtype", "trust_remote_code"}
     if unknown:
         raise LaminaError(f"give {sorted(unknown)[0]} as its own argument, not in load_kwargs.")
     default_dtype = _dtype_name(dtype)
-    out = Path(out) if out is not None else default_out(exp.name)
-    runs_dir = Path(runs_dir) if runs_dir is not None else out / "runs"
+    out = check_output_dir(out, "out") if out is not None else default_out(exp.name)
+    runs_dir = check_output_dir(runs_dir, "runs_dir") if runs_dir is not None else out / "runs"
     bos = {k: load_kwargs[k] for k in BOS_KEYS if load_kwargs.get(k) is not None}
 
     members = []

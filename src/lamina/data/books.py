@@ -96,6 +96,8 @@ def book(name_or_id) -> str:
         path = Path(name_or_id).expanduser()
         if path.is_file():
             return read_text(path)
+        if path.is_dir() and (isinstance(name_or_id, os.PathLike) or os.sep in str(name_or_id)):
+            raise LaminaError(f"{path} is a directory, not a text file.")
         if isinstance(name_or_id, os.PathLike) or os.sep in str(name_or_id) or path.suffix:
             raise LaminaError(f"no such file: {path}.")
         raise LaminaError(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..errors import LaminaError
+from ..errors import LaminaError, one_line
 from . import bos
 from .adapters import Adapter, adapter_for_model
 from .derive import text_config
@@ -163,19 +163,55 @@ def _resolve_dtype(dtype) -> torch.dtype:
     if dtype is None:
         return torch.float32
     if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise LaminaError(f"dtype {dtype} is not a floating-point model dtype; use one of {', '.join(DTYPES)}.")
         return dtype
-    if str(dtype) not in DTYPES:
-        raise LaminaError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}.")
-    return DTYPES[str(dtype)]
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise LaminaError(f"unknown dtype {one_line(repr(dtype))}; use one of {', '.join(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def parse_device(device) -> torch.device:
+    """``device`` (``"cpu"``, ``"cuda:1"``, a ``torch.device``) as a torch.device, or a LaminaError.
+
+    Only the syntax and the device type are checked here (no GPU is needed to name one); see
+    :func:`_resolve_device` for availability.
+    """
+    if isinstance(device, torch.device):
+        parsed = device
+    elif isinstance(device, str) and device.strip():
+        try:
+            parsed = torch.device(device.strip())
+        except (RuntimeError, ValueError, TypeError):
+            raise LaminaError(f"unknown device {one_line(repr(device))}; use cpu, cuda, cuda:1, mps or xpu.") from None
+    else:
+        raise LaminaError(f"device must be a name such as 'cpu', 'cuda' or 'cuda:1', not {one_line(repr(device))}.")
+    if parsed.type not in DEVICE_TYPES:
+        raise LaminaError(f"device {str(parsed)!r} cannot run a model here; use cpu, cuda, cuda:1, mps or xpu.")
+    return parsed
 
 
 def _resolve_device(device) -> torch.device:
-    device = torch.device(device or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LaminaError("device 'cuda' was asked for, but torch sees no CUDA GPU here; use device='cpu'.")
+    device = torch.device("cpu") if device is None else parse_device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LaminaError("device 'cuda' was asked for, but torch sees no CUDA GPU here; use device='cpu'.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise LaminaError(f"device {str(device)!r} does not exist: torch sees {torch.cuda.device_count()} "
+                              f"CUDA GPU(s), cuda:0..cuda:{torch.cuda.device_count() - 1}.")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise LaminaError("device 'mps' was asked for, but it is not available here; use device='cpu'.")
+    if device.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise LaminaError("device 'xpu' was asked for, but it is not available here; use device='cpu'.")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise LaminaError(f"device {str(device)!r} does not exist; use device='cpu'.")
     return device
+
+
+MODEL_FILES = ("config.json",)
 
 
 def _locate(name_or_path: str) -> tuple[str, dict, dict]:
@@ -188,9 +224,18 @@ def _locate(name_or_path: str) -> tuple[str, dict, dict]:
     path = Path(name_or_path).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return str(path.parent), {"gguf_file": path.name}, {"kind": "gguf", "path": str(path)}
+    if path.is_file():
+        raise LaminaError(f"{name_or_path!r} is a file, not a model: give a .gguf file or the directory holding "
+                          "config.json and the weights.")
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            ggufs = sorted(p.name for p in path.glob("*.gguf"))
+            hint = f" (it holds {ggufs[0]!r}: give that file's path)" if ggufs else ""
+            raise LaminaError(f"the model directory {name_or_path!r} has no config.json{hint}; give a directory "
+                              "saved with save_pretrained, or a .gguf file.")
         return str(path), {"local_files_only": True}, {"kind": "local", "path": str(path.resolve())}
-    if name_or_path.startswith((".", "/", "~")) or path.suffix in {".gguf", ".safetensors", ".bin"}:
+    if name_or_path.startswith((".", "/", "~")) or path.suffix in {".gguf", ".safetensors", ".bin"} \
+            or name_or_path.count("/") > 1 or "\\" in name_or_path:
         raise LaminaError(f"no model directory or file at {name_or_path!r}.")
     return name_or_path, {}, {"kind": "hub", "hub_id": name_or_path}
 
@@ -239,9 +284,43 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if not isinstance(name_or_path, str) or not name_or_path.strip():
-        raise LaminaError("a model name or path is needed, e.g. 'smollm2-135m' or 'gpt2'.")
+        raise LaminaError(f"a model name or path is needed, e.g. 'smollm2-135m' or 'gpt2', not "
+                          f"{one_line(repr(name_or_path))}.")
+    try:
+        name_or_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LaminaError(f"model {one_line(repr(name_or_path))} is not valid UTF-8; give an embedded name, a hub "
+                          "id or a path.") from None
+    if "\x00" in name_or_path:
+        raise LaminaError(f"model {one_line(repr(name_or_path))} holds a NUL character.")
     if device_map is not None and device is not None:
         raise LaminaError("give either device or device_map, not both.")
+    if revision is not None and (not isinstance(revision, str) or not revision.strip()):
+        raise LaminaError(f"revision must be a branch, tag or commit name, not {one_line(repr(revision))}.")
+    for flag, value in (("trust_remote_code", trust_remote_code),) + (
+            () if prepend_bos is None else (("prepend_bos", prepend_bos),)):
+        if not isinstance(value, bool):
+            raise LaminaError(f"{flag} must be True or False, not {one_line(repr(value))}.")
+    if bos_token is not None and (not isinstance(bos_token, str) or not bos_token):
+        raise LaminaError(f"bos_token must be a token string such as '<|endoftext|>', not {one_line(repr(bos_token))}.")
+    if device_map is not None and not isinstance(device_map, (str, dict)):
+        raise LaminaError(f"device_map must be 'auto' or a dict module name -> device, not {one_line(repr(device_map))}.")
+    if isinstance(device_map, dict):
+        if not device_map:
+            raise LaminaError("device_map is empty; give 'auto' or a dict module name -> device.")
+        for key, where in device_map.items():
+            named = where in ("cpu", "disk") or (isinstance(where, str) and where.startswith(("cuda", "mps", "xpu")))
+            if not isinstance(key, str) or not (named or (isinstance(where, int) and not isinstance(where, bool)
+                                                          and where >= 0)):
+                raise LaminaError(f"device_map maps module names to a GPU index, 'cuda:N', 'cpu' or 'disk'; "
+                                  f"not {key!r}: {where!r}.")
+    if max_memory is not None and not isinstance(max_memory, dict):
+        raise LaminaError(f"max_memory must be a dict device -> budget such as {{0: '20GiB', 'cpu': '60GiB'}}, "
+                          f"not {one_line(repr(max_memory))}.")
+    if offload_folder is not None:
+        from ..errors import check_output_dir
+
+        check_output_dir(offload_folder, "offload_folder")
     torch_dtype, torch_device = _resolve_dtype(dtype), _resolve_device(device)
     target, kwargs, source = _locate(name_or_path)
     common = dict(kwargs, trust_remote_code=trust_remote_code)
@@ -251,13 +330,16 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
         placement = {k: v for k, v in placement.items() if v is not None}
     if revision:
         common["revision"] = revision
+    local = source["kind"] in ("local", "gguf")
     try:
         config = AutoConfig.from_pretrained(target, **common)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - transformers, gguf and safetensors raise many types for a bad file
+        if local:
+            raise LaminaError(f"could not read the model at {name_or_path!r}: {_damaged(err)}") from None
         raise LaminaError(
             f"could not load model {name_or_path!r}: it is not an embedded model "
             f"({', '.join(EMBEDDED)}), not a local directory, and the Hugging Face hub or its local "
-            f"cache did not provide it ({str(err).splitlines()[0]})."
+            f"cache did not provide it ({_first_line(err)})."
         ) from None
     reason = refusal(config.model_type)
     if reason is not None:  # before any weights are read
@@ -267,11 +349,18 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
             hf = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype, **common, **placement)
         tokenizer = AutoTokenizer.from_pretrained(target, **common)
     except OSError as err:
-        raise LaminaError(f"could not load the weights or tokenizer of {name_or_path!r}: {err}") from None
+        raise LaminaError(f"could not load the weights or tokenizer of {name_or_path!r}: {_first_line(err)}") from None
     except ValueError as err:  # e.g. a device map that names no module of this model
-        if device_map is None:
+        if device_map is not None:
+            raise LaminaError(f"could not place {name_or_path!r} with device_map={device_map!r}: "
+                              f"{_first_line(err)}") from None
+        if not local:
             raise
-        raise LaminaError(f"could not place {name_or_path!r} with device_map={device_map!r}: {err}") from None
+        raise LaminaError(f"could not read the model at {name_or_path!r}: {_damaged(err)}") from None
+    except Exception as err:  # noqa: BLE001 - a damaged local file reaches parsers far below
+        if not local:
+            raise
+        raise LaminaError(f"could not read the model at {name_or_path!r}: {_damaged(err)}") from None
     if device_map is None:
         hf.to(torch_device)
     elif isinstance(device_map, dict):
@@ -289,6 +378,18 @@ def load(name_or_path: str, *, device=None, dtype=None, prepend_bos: bool | None
                       "device_map": device_map if isinstance(device_map, (str, type(None))) else dict(device_map),
                       "max_memory": max_memory, "offload_folder": offload_folder}
     return wrap(hf, tokenizer, name=name_or_path, prepend_bos=prepend_bos, bos_token=bos_token, source=source)
+
+
+def _first_line(err) -> str:
+    lines = str(err).strip().splitlines()
+    return one_line(lines[0] if lines else type(err).__name__)
+
+
+def _damaged(err) -> str:
+    """Why a local model could not be read, in one line: a truncated or damaged file is the usual cause."""
+    kind = type(err).__name__ if type(err).__module__ == "builtins" else f"{type(err).__module__}.{type(err).__name__}"
+    return (f"the file is damaged, truncated or not a model ({kind}: {_first_line(err)}); "
+            "save or download it again.")
 
 
 def wrap(hf, tokenizer, *, name: str | None = None, prepend_bos: bool | None = None,

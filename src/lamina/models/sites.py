@@ -75,7 +75,12 @@ def split_sites(sites) -> list[str]:
     table always holds them); unknown names raise with suggestions."""
     if isinstance(sites, str):
         sites = [sites]
+    if isinstance(sites, (bytes, dict)) or not hasattr(sites, "__iter__"):
+        raise LaminaError(f"sites must be a site name or a list of them ({', '.join(SITES)}), not {sites!r}.")
     sites = list(sites)
+    bad = [s for s in sites if not isinstance(s, str)]
+    if bad:
+        raise LaminaError(f"sites are names such as 'hidden' or 'attn.out', not {bad[0]!r}.")
     if not sites:
         raise LaminaError(f"no sites given; choose from {', '.join(SITES)}.")
     out = []
@@ -98,6 +103,8 @@ def check_layers(site: str, layers, n_layers: int) -> list[int]:
     total = n_entries(site, n_layers)
     if layers is None:
         return list(range(total))
+    if isinstance(layers, (str, bytes, dict, float)) or not (isinstance(layers, int) or hasattr(layers, "__iter__")):
+        raise LaminaError(f"layers must be an integer or a list of integers, not {layers!r}.")
     chosen = [layers] if isinstance(layers, int) else list(layers)
     if not chosen:
         raise LaminaError(f"empty layer selection for site {site!r}.")

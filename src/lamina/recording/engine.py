@@ -14,7 +14,7 @@ import torch
 
 from .._progress import progress_bar
 from .._version import __version__
-from ..errors import LaminaError
+from ..errors import LaminaError, check_output_dir
 from ..models.fingerprint import weights_sha256
 from ..models.sites import TOKEN_SITES, check_layers, split_sites
 from . import store
@@ -110,9 +110,9 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         raise LaminaError("record() needs a lamina Model; get one with lamina.load(...) or lamina.wrap(hf, tok).")
     if not hasattr(stimuli, "ids"):
         raise LaminaError("record() needs a lamina Stimuli; build one with a lamina.stimuli builder.")
-    if dtype not in STORE_DTYPES:
+    if not isinstance(dtype, str) or dtype not in STORE_DTYPES:
         raise LaminaError(f"dtype must be one of {', '.join(STORE_DTYPES)}, not {dtype!r}.")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise LaminaError(f"batch_size must be a positive integer, not {batch_size!r}.")
     if backend not in ("local", "ray"):
         raise LaminaError(f"backend must be 'local' or 'ray', not {backend!r}.")
@@ -120,6 +120,13 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         raise LaminaError("backend='ray' writes shards from several processes: give a directory with out=.")
     if not isinstance(loss, bool):
         raise LaminaError(f"loss must be True or False, not {loss!r}.")
+    if not isinstance(overwrite, bool):
+        raise LaminaError(f"overwrite must be True or False, not {overwrite!r}.")
+    if shard_size is not None and (isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1):
+        raise LaminaError(f"shard_size must be a positive integer (sequences per shard), not {shard_size!r}.")
+    if out is not None:
+        out = check_output_dir(out, "out")
+    split_sites(sites)  # names and form first: a clear error for anything that is not a list of sites
     asked = [s for s in ([sites] if isinstance(sites, str) else sites) if s in TOKEN_SITES]
     if asked and not loss:
         raise LaminaError(f"sites lists {', '.join(map(repr, asked))}, which come from the LM head; drop "
@@ -147,7 +154,7 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         return Recording(layers=plan, tokens=token_table(chunk.token_columns(), texts), meta=stimuli.meta,
                          n_slots=n_slots, info=info, arrays=chunk.acts)
 
-    return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, Path(out),
+    return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
                            overwrite, shard_size, progress, loss, backend, workers, ray_address)
 
 

@@ -27,12 +27,23 @@ def kept_positions(positions, lengths: np.ndarray) -> list[np.ndarray]:
             return [np.array([length - 1], dtype=np.int64) for length in lengths]
         raise LaminaError(f"positions must be 'all', 'last', an int or one index per sequence, not {positions!r}.")
     if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool):
+        if not -2 ** 63 <= int(positions) < 2 ** 63:
+            raise LaminaError(f"positions={positions} is out of range.")
         per_seq = [np.array([positions], dtype=np.int64)] * n
     else:
+        if isinstance(positions, (bytes, dict, bool, float)) or not hasattr(positions, "__iter__"):
+            raise LaminaError(f"positions must be 'all', 'last', an int or one index per sequence, not {positions!r}.")
         items = list(positions)
         if len(items) != n:
             raise LaminaError(f"positions has {len(items)} entries for {n} sequences; give one per sequence.")
-        per_seq = [np.atleast_1d(np.asarray(item, dtype=np.int64)) for item in items]
+        per_seq = []
+        for i, item in enumerate(items):
+            array = np.atleast_1d(np.asarray(item, dtype=object))
+            if array.ndim != 1 or not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in array):
+                raise LaminaError(f"positions of sequence {i} must be integer indices, not {item!r}.")
+            if any(not -2 ** 63 <= int(x) < 2 ** 63 for x in array):
+                raise LaminaError(f"positions of sequence {i} are out of range: {item!r}.")
+            per_seq.append(array.astype(np.int64))
     out = []
     for i, (pos, length) in enumerate(zip(per_seq, lengths)):
         if pos.size == 0:

@@ -42,12 +42,14 @@ def first_tokens(texts, tokenizer, n: int, *, labels=None) -> Stimuli:
     n = check_count(n, "n")
     if isinstance(texts, (str, bytes)):
         raise LaminaError("texts must be a list of strings, not one string; use [text] for a single text.")
+    if isinstance(texts, dict) or not hasattr(texts, "__iter__"):
+        raise LaminaError(f"texts must be a list of strings, not {type(texts).__name__}.")
     texts = list(texts)
     if not texts:
         raise LaminaError("texts is empty; first_tokens needs at least one text.")
     if labels is not None:
-        if isinstance(labels, (str, bytes)):
-            raise LaminaError("labels must be a list with one label per text, not one string.")
+        if isinstance(labels, (str, bytes, dict)) or not hasattr(labels, "__iter__"):
+            raise LaminaError(f"labels must be a list with one label per text, not {labels!r}.")
         labels = list(labels)
         if len(labels) != len(texts):
             raise LaminaError(f"labels has {len(labels)} entries for {len(texts)} texts; give one label per text.")
@@ -234,6 +236,8 @@ def word_in_contexts(text: str, tokenizer, words, length: int, *, leading_space:
     length = check_count(length, "length")
     if isinstance(words, str):
         words = [words]
+    if isinstance(words, (bytes, dict)) or not hasattr(words, "__iter__"):
+        raise LaminaError(f"words must be a word or a list of words, not {words!r}.")
     words = list(words)
     if not words:
         raise LaminaError("words is empty; give at least one word.")

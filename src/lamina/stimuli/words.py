@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,8 @@ def check_single_tokens(words, tokenizer, leading_space: bool = True) -> pd.Data
     check_tokenizer(tokenizer)
     if isinstance(words, str):
         words = [words]
+    if isinstance(words, (bytes, dict)) or not hasattr(words, "__iter__"):
+        raise LaminaError(f"words must be a word or a list of words, not {words!r}.")
     rows = []
     for word in words:
         spaced, bare = _forms(_check_word(word))
@@ -167,7 +170,11 @@ def read_words(path) -> dict[str, list[str]]:
     leading space themselves (``leading_space=True``). Returns ``{category: [words]}``
     in file order.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise LaminaError(f"a word list is a file path, not {path!r}.")
     path = Path(path)
+    if path.is_dir():
+        raise LaminaError(f"word list {str(path)!r} is a directory, not a file.")
     if not path.is_file():
         raise LaminaError(f"word list {str(path)!r} does not exist.")
     try:

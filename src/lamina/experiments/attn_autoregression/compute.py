@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.stats import t as t_dist
 
 from ... import data, stimuli
+from ...data.local import read_text
 from ...errors import LaminaError
 from ...recording import record
 from ...stats.autoregression import SE_KINDS, ljung_box, lagged_fits, newey_west_lags
@@ -78,11 +79,16 @@ def passage_texts(config: AutoregressionConfig, model) -> tuple[list[str], str]:
     if config.text_file is not None:
         path = Path(config.text_file).expanduser()
         if not path.is_file():
-            raise LaminaError(f"text_file {config.text_file!r} does not exist.")
-        text = path.read_text(encoding="utf-8-sig").strip()
+            raise LaminaError(f"text_file {config.text_file!r} "
+                              + ("is a directory, not a text file." if path.is_dir() else "does not exist."))
+        text = read_text(path).strip()  # UTF-8 (a clear error otherwise), BOM dropped
         if not text:
             raise LaminaError(f"text_file {config.text_file!r} is empty.")
         return [text], str(path)
+    room = model.context_length - int(model.prepend_bos)
+    if config.min_tokens > room:  # a passage is one sequence; refused before the book is read
+        raise LaminaError(f"min_tokens={config.min_tokens} is more than {model.name} takes in one sequence "
+                          f"({room} tokens); use min_tokens <= {room}.")
     book = data.book(config.book)
     at = book.find(config.start)
     if at < 0:

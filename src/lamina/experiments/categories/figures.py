@@ -31,8 +31,9 @@ class CategoriesOptions:
     def check(self):
         if len(self.clip_percentiles) != 2 or not 0 <= self.clip_percentiles[0] < self.clip_percentiles[1] <= 100:
             raise LaminaError("clip_percentiles takes two percentiles low,high with 0 <= low < high <= 100, e.g. 2,98.")
-        if self.word_density_bins < 1 or self.context_density_bins < 1:
-            raise LaminaError("density bins must be at least 1.")
+        for name in ("word_density_bins", "context_density_bins"):
+            if getattr(self, name) < 1:
+                raise LaminaError(f"{name} must be at least 1, not {getattr(self, name)}.")
         if not 0 < self.tornado_saturation <= 1:
             raise LaminaError(f"tornado_saturation is a quantile in (0, 1], not {self.tornado_saturation}.")
 

@@ -43,8 +43,9 @@ class PositionConfig:
             raise LaminaError("train_start and test_start must be non-negative.")
         lo, hi = sorted([(self.train_start, "train"), (self.test_start, "test")])
         if lo[0] + self.n_samples > hi[0]:
-            raise LaminaError(f"the train rows {self.train_start}.. and test rows {self.test_start}.. overlap "
-                              f"with n_samples={self.n_samples}; held-out rows must be distinct.")
+            raise LaminaError(f"the train rows (train_start={self.train_start}) and test rows (test_start="
+                              f"{self.test_start}) overlap with n_samples={self.n_samples}; held-out rows must be "
+                              "distinct.")
         if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) or self.replicates < 1:
             raise LaminaError(f"replicates must be a whole number of row subsets, at least 1, not {self.replicates!r}.")
         if not 0 < self.alpha < 1:
