@@ -225,7 +225,7 @@ def cmd_record(args) -> int:
     stim = _stimuli(args, model, text)
     rec = recording.record(model, stim, sites=sites, layers=args.layers, positions=args.positions,
                            dtype=args.store_dtype, batch_size=args.batch_size, out=args.out,
-                           overwrite=args.overwrite, progress=True, loss=not args.no_loss)
+                           overwrite=args.overwrite, progress=None, loss=not args.no_loss)
     loss = rec.tokens.get("loss")
     print(f"recorded {rec.n_sequences} sequences, {len(rec.tokens)} tokens, sites {', '.join(rec.sites) or '-'} "
           f"-> {rec.path}")
