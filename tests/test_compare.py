@@ -7,7 +7,6 @@ the others' runs intact; the CLI's exit codes; the report in headless Chromium.
 
 import json
 import re
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from lamina.models.control import random_control
 from lamina.models.identity import random_control_identity
 from lamina.rundir import DATA_FILES
 from test_experiments import FAST
-from test_report import BROWSER_FLAGS, chromium
+from test_report import images_in_chromium
 
 EXP = "attn-autoregression"  # the fastest experiment with per-layer intervals (the lags' t intervals)
 
@@ -226,16 +225,7 @@ def test_report_loads_in_chromium(three, tmp_path):
     page = (three.path / "report.html").read_text()
     links = re.findall(r"href='([^']+)'", page)
     assert links and all((three.path / link).is_file() for link in links)  # runs' pages and the CSVs
-    probe = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
-             " document.title = 'IMAGES ' + imgs.length + ' ' +"
-             " imgs.filter(i => i.complete && i.naturalWidth > 0).length; });</script></body>")
-    (tmp_path / "probe.html").write_text(page.replace("</body>", probe), encoding="utf-8")
-    result = subprocess.run([chromium(), *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                             "--virtual-time-budget=5000", "--dump-dom", f"file://{tmp_path / 'probe.html'}"],
-                            capture_output=True, text=True, timeout=120)
-    title = re.search(r"<title>IMAGES (\d+) (\d+)</title>", result.stdout)
-    assert title, result.stderr[-2000:]
-    total, loaded = map(int, title.groups())
+    total, loaded = images_in_chromium(three.path / "report.html", tmp_path)
     assert total == 2 == loaded  # profiles and differences
 
 

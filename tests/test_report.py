@@ -24,6 +24,20 @@ def chromium():
     return path
 
 
+def images_in_chromium(page, tmp_path) -> tuple[int, int]:
+    """(images on the page, images that loaded) when headless Chromium opens ``page`` (a copy in ``tmp_path``)."""
+    probe = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+             " document.title = 'IMAGES ' + imgs.length + ' ' +"
+             " imgs.filter(i => i.complete && i.naturalWidth > 0).length; });</script></body>")
+    (tmp_path / "probe.html").write_text(page.read_text().replace("</body>", probe), encoding="utf-8")
+    result = subprocess.run([chromium(), *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                             "--virtual-time-budget=5000", "--dump-dom", f"file://{tmp_path / 'probe.html'}"],
+                            capture_output=True, text=True, timeout=120)
+    title = re.search(r"<title>IMAGES (\d+) (\d+)</title>", result.stdout)
+    assert title, result.stderr[-2000:]
+    return tuple(map(int, title.groups()))
+
+
 @pytest.fixture(scope="module")
 def small_run(tiny_gpt2, tmp_path_factory, data_dir):
     return lamina.run("position", model=tiny_gpt2, out=tmp_path_factory.mktemp("r") / "run", n_samples=40,
@@ -31,17 +45,7 @@ def small_run(tiny_gpt2, tmp_path_factory, data_dir):
 
 
 def test_every_figure_loads_in_chromium(small_run, tmp_path):
-    page = (small_run.path / "report.html").read_text()
-    probe = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
-             " document.title = 'IMAGES ' + imgs.length + ' ' +"
-             " imgs.filter(i => i.complete && i.naturalWidth > 0).length; });</script></body>")
-    (tmp_path / "probe.html").write_text(page.replace("</body>", probe), encoding="utf-8")
-    result = subprocess.run([chromium(), *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                             "--virtual-time-budget=5000", "--dump-dom", f"file://{tmp_path / 'probe.html'}"],
-                            capture_output=True, text=True, timeout=120)
-    title = re.search(r"<title>IMAGES (\d+) (\d+)</title>", result.stdout)
-    assert title, result.stderr[-2000:]
-    total, loaded = map(int, title.groups())
+    total, loaded = images_in_chromium(small_run.path / "report.html", tmp_path)
     assert total == len(list((small_run.path / "figures").glob("*.png"))) == 6 and loaded == total  # 5 + replicates
     shot = tmp_path / "report.png"
     subprocess.run([chromium(), *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--hide-scrollbars",
