@@ -27,7 +27,16 @@ def _grid(n: int):
 
 
 def _title(ax, site: str, metric: str) -> None:
+    """A panel's title and the small type every comparison panel uses."""
     ax.set_title(f"{metric}  ({site})", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.xaxis.label.set_size(8)
+
+
+def _legend(fig, axes, ncols: int) -> None:
+    """One legend below all panels, from the first panel's lines."""
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)), fontsize=8, frameon=False)
 
 
 def profiles_figure(table: pd.DataFrame, band_table: pd.DataFrame, models: list[str]) -> Figure | None:
@@ -55,10 +64,7 @@ def profiles_figure(table: pd.DataFrame, band_table: pd.DataFrame, models: list[
                               label=f"{model}{' (untrained)' if control else ''}", color=colors[model],
                               control=control, exits=exits)
         _title(ax, site, metric)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.label.set_size(8)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
+    _legend(fig, axes, 4)
     caption = ("Each metric's profile on relative depth (hidden entry e of n blocks at e/n; a block site's block l at "
                "(l + 0.5)/n). Solid: trained; dashed, hollow markers: its untrained control (same colour); shading: "
                "the experiment's interval where it gives one; black rings: layers where the trained model leaves its "
@@ -81,10 +87,7 @@ def differences_figure(diffs: pd.DataFrame) -> Figure | None:
                 difference_profile(ax, d["relative_depth"], d["difference"], d["ci_low"], d["ci_high"],
                                    label=f"{a} − {b}", color=f"C{i % 10}")
         _title(ax, site, metric)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.label.set_size(8)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8, frameon=False)
+    _legend(fig, axes, 3)
     caption = ("Differences of profiles (first model − second) on a common relative-depth grid over the depths both "
                "cover, with pointwise 95% intervals (filled markers: the interval excludes 0). Each profile's value and "
                "standard error (interval width / 2·1.96) are interpolated linearly between its layers; the "
