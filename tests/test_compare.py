@@ -20,25 +20,10 @@ from lamina.comparison.tables import TIDY_COLUMNS
 from lamina.models.control import random_control
 from lamina.models.identity import random_control_identity
 from lamina.rundir import DATA_FILES
-from test_experiments import FAST
+from test_experiments import FAST, results_numbers
 from test_report import images_in_chromium
 
 EXP = "attn-autoregression"  # the fastest experiment with per-layer intervals (the lags' t intervals)
-
-
-def _numbers(path) -> set:
-    found = set()
-
-    def collect(value):
-        if isinstance(value, dict):
-            [collect(v) for v in value.values()]
-        elif isinstance(value, list):
-            [collect(v) for v in value]
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            found.add(round(float(value), 9))
-
-    collect(json.loads((path / "results.json").read_text()))
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +48,7 @@ def test_tidy_table_numbers_are_each_runs_results(three):
         np.testing.assert_array_equal(rows["value"].to_numpy(), own["value"].to_numpy())
         np.testing.assert_array_equal(rows["ci_low"].to_numpy(), own["ci_low"].to_numpy())
         assert list(rows["layer"]) == list(own["layer"]) and list(rows["metric"]) == list(own["metric"])
-        assert rows["value"].round(9).isin(_numbers(member.path)).all()  # numbers of results.json itself
+        assert rows["value"].round(9).isin(results_numbers(member.path)).all()  # numbers of results.json itself
         n = run.manifest["model"]["n_layers"]
         assert (rows["n_layers"] == n).all() and (rows["family"] == run.manifest["model"]["family"]).all()
         np.testing.assert_allclose(rows["relative_depth"], (rows["layer"] + 0.5) / n)  # attn.out: mid-block

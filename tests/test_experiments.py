@@ -148,6 +148,22 @@ def test_presentation_options_restyle_without_rerunning(tmp_path, tiny_gpt2, dat
         lamina.Run.load(tmp_path)
 
 
+def results_numbers(path) -> set:
+    """Every number in a run directory's results.json, at any depth, rounded to 9 decimals."""
+    found = set()
+
+    def collect(value):
+        if isinstance(value, dict):
+            [collect(v) for v in value.values()]
+        elif isinstance(value, list):
+            [collect(v) for v in value]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            found.add(round(float(value), 9))
+
+    collect(json.loads((path / "results.json").read_text()))
+    return found
+
+
 def test_profiles_are_numbers_of_the_result(finished):
     """The profile table (what lamina compare lines up) is tidy, one row per layer and metric, and holds
     values of the result itself."""
@@ -165,18 +181,7 @@ def test_profiles_are_numbers_of_the_result(finished):
         assert rows["value"].notna().any(), metric
         bounded = rows.dropna(subset=["ci_low", "ci_high"])
         assert (bounded["ci_low"] <= bounded["ci_high"]).all(), metric
-    summary = json.loads((finished.path / "results.json").read_text())
-    numbers = set()
-
-    def collect(value):
-        if isinstance(value, dict):
-            [collect(v) for v in value.values()]
-        elif isinstance(value, list):
-            [collect(v) for v in value]
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            numbers.add(round(float(value), 9))
-
-    collect(summary)
+    numbers = results_numbers(finished.path)
     derived = table["metric"].str.startswith(("rsa_diff",))  # one − many: a difference of two stored numbers
     values = table.loc[~derived, "value"].dropna()
     assert values.round(9).isin(numbers).all()
