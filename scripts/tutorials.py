@@ -11,6 +11,7 @@ A cell that raises stops the script with exit status 1, naming the notebook.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -26,12 +27,29 @@ TUTORIALS = ROOT / "docs" / "tutorials"
 HTML = TUTORIALS / "html"
 
 
+#: Variables of the caller's environment the kernel does not inherit: they would change what a
+#: notebook shows (MPLBACKEND=Agg on a headless server: no figures) or where it reads models.
+_NOT_INHERITED = ("MPL", "HF_", "TRANSFORMERS_", "JPY_", "PYTHONSTARTUP")
+
+
+def kernel_env(environ=None) -> dict[str, str]:
+    """The kernel's environment, independent of the caller's: the inline figure backend, offline
+    Hugging Face, the caller's ``LAMINA_*`` directories (data and converted models) and nothing of
+    its matplotlib, Hugging Face or Jupyter settings."""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if not k.startswith(_NOT_INHERITED)}
+    env.update(MPLBACKEND="module://matplotlib_inline.backend_inline", HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", PYTHONIOENCODING="utf-8")
+    return env
+
+
 def execute(path: Path, workdir: Path, timeout: int = 600):
-    """The notebook at ``path``, executed in ``workdir``; raises ``CellExecutionError`` on a failing cell."""
+    """The notebook at ``path``, executed in ``workdir`` with :func:`kernel_env`; raises
+    ``CellExecutionError`` on a failing cell."""
     nb = nbformat.read(path, as_version=4)
     # coalesce_streams: a text progress bar's updates ('\r') become its final line, as Jupyter shows it.
     NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
-                   resources={"metadata": {"path": str(workdir)}}).execute()
+                   resources={"metadata": {"path": str(workdir)}}).execute(env=kernel_env())
     return nb
 
 

@@ -11,7 +11,11 @@ import torch
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 if "LAMINA_DATA_DIR" not in os.environ and _SHARED.is_dir():
     os.environ["LAMINA_DATA_DIR"] = str(_SHARED)
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The suite does not depend on the caller's environment: no figure backend, Hugging Face or
+# transformers setting of theirs reaches the tests (or the CLI subprocesses they start).
+for _name in [k for k in os.environ if k.startswith(("MPL", "HF_", "TRANSFORMERS_"))]:
+    del os.environ[_name]
+os.environ.update(MPLBACKEND="Agg", HF_HUB_OFFLINE="1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

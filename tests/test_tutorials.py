@@ -5,13 +5,18 @@ working directory, on the embedded SmolLM2: a cell that raises fails the test. `
 executes them the same way and renders HTML (scripts/tutorials.py).
 """
 
+import importlib.util
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-TUTORIALS = Path(__file__).resolve().parents[1] / "docs" / "tutorials"
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "docs" / "tutorials"
+_spec = importlib.util.spec_from_file_location("tutorials_script", ROOT / "scripts" / "tutorials.py")
+script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(script)
 NAMES = ["000-position", "001-attn-kl", "002-attn-autoregression", "003-mlp-stages", "004-categories",
          "005-own-question"]
 MAX_CODE_LINES = 20  # issue 18: each analysis in at most 20 lines of code
@@ -57,12 +62,12 @@ def test_committed_without_outputs(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_executes(name, tmp_path, data_dir):
-    """Every cell runs on the embedded model; the notebook writes nothing outside its working directory."""
-    from nbclient import NotebookClient
+    """Every cell runs on the embedded model; the notebook writes nothing outside its working directory.
 
-    nb = read(name)
+    Executed as `make tutorials` does (scripts/tutorials.execute): the kernel's environment is set
+    explicitly, so MPLBACKEND=Agg or HF_* in the caller's environment change nothing."""
     started = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nb = script.execute(TUTORIALS / f"{name}.ipynb", tmp_path)
     seconds = time.perf_counter() - started
     print(f"{name}: {code_lines(read(name))} code lines, executed in {seconds:.1f} s")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -70,3 +75,11 @@ def test_executes(name, tmp_path, data_dir):
     # The run's rich view and its figures reach the notebook (not only a text repr).
     kinds = {k for c in nb.cells if c.cell_type == "code" for o in c.outputs for k in o.get("data", {})}
     assert {"text/html", "image/png"} <= kinds
+
+
+def test_kernel_env_ignores_the_callers_backend_and_hub_settings():
+    env = script.kernel_env({"MPLBACKEND": "Agg", "HF_HOME": "/nowhere", "HF_HUB_OFFLINE": "0", "LC_ALL": "C",
+                             "LAMINA_DATA_DIR": "/data", "LAMINA_CACHE": "/cache", "PATH": "/bin"})
+    assert env["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
+    assert env["HF_HUB_OFFLINE"] == "1" and "HF_HOME" not in env
+    assert env["LAMINA_DATA_DIR"] == "/data" and env["LAMINA_CACHE"] == "/cache" and env["PATH"] == "/bin"

@@ -11,9 +11,11 @@ others did.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 
-from .errors import LaminaError, check_output_dir, one_line
+from .errors import DISK_FULL, LaminaError, check_output_dir, one_line
 
 INT64 = 2 ** 63
 
@@ -405,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--layers", default=None, type=layer_list, help="comma-separated layers (default: all)")
     rec.add_argument("--positions", default="all", type=positions,
                      help="all (default), last, or an index (negative counts from the end)")
-    rec.add_argument("--store-dtype", default="float32", choices=["float32", "float16"],
-                     help="float32 (default) or float16")
+    rec.add_argument("--store-dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                     help="float32 (default), bfloat16 (float32's range, half the bytes) or float16 (overflows above 65,504)")
     rec.add_argument("--batch-size", type=count(1), default=8)
     rec.add_argument("--no-loss", action="store_true",
                      help="no loss/correct/predicted: the LM head never runs, each pass stops after the last recorded module")
@@ -436,6 +438,14 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lamina: interrupted; run the same command again to resume a recording.", file=sys.stderr)
         return 130
+    except OSError as err:
+        if args.debug or err.errno not in _USER_SIDE_IO:
+            return _internal(err, args.debug)
+        where = f" writing {err.filename}" if err.filename else ""
+        advice = ("free some space and run the same command again: finished shards and runs are kept and reused"
+                  if err.errno in DISK_FULL else "choose a location this user may write to")
+        print(f"lamina: error: {err.strerror or os.strerror(err.errno)}{one_line(where)}; {advice}.", file=sys.stderr)
+        return 2
     except MemoryError:
         if args.debug:
             raise
@@ -443,13 +453,22 @@ def main(argv=None) -> int:
               "(fewer permutations, items or tokens) or a machine with more memory.", file=sys.stderr)
         return 1
     except Exception as err:  # noqa: BLE001 - anything else is a bug: one line, the traceback on request
-        if args.debug:
-            raise
-        detail = str(err).strip().splitlines()
-        print(f"lamina: internal error, a bug in lamina ({type(err).__name__}"
-              f"{': ' + one_line(detail[0]) if detail else ''}); run the same command with `lamina --debug ...` "
-              "to see the traceback, and please report it.", file=sys.stderr)
-        return 1
+        return _internal(err, args.debug)
+
+
+#: Faults of the machine, not of lamina: a full disk or quota, a read-only or forbidden location.
+_USER_SIDE_IO = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _internal(err: BaseException, debug: bool) -> int:
+    """A bug: one line saying so (exit 1); with ``--debug`` the traceback."""
+    if debug:
+        raise err
+    detail = str(err).strip().splitlines()
+    print(f"lamina: internal error, a bug in lamina ({type(err).__name__}"
+          f"{': ' + one_line(detail[0]) if detail else ''}); run the same command with `lamina --debug ...` "
+          "to see the traceback, and please report it.", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ prints it on one line and exits 2; every other exception is a bug in lamina.
 """
 
 
+import errno
+
+#: errno values of a full disk or quota: no later step can succeed, so nothing carries on past them.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class LaminaError(ValueError):
     """A user-facing error: bad input, missing files, unsupported models."""
 

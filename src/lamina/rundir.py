@@ -9,8 +9,12 @@ A run directory holds everything its figures and report are drawn from::
     arrays.npz          the arrays behind the figures and tables (NumPy .npz, no pickle)
     tables/*.csv        tidy tables, derived from the result
     figures/*.png|svg   drawn from the result and the presentation options
-    manifest.json       provenance: experiment, seed, model, versions, timings
+    manifest.json       provenance: experiment, seed, model, versions, timings, and the sha256 of the
+                        four files that hold the computed run (config, results, details, arrays)
     report.html         one self-contained page
+
+Reading a directory back checks every file it reads: a missing, truncated, unparsable or changed
+file is a :class:`~lamina.errors.LaminaError` naming the file and what is wrong with it.
 
 Figures and report.html are byte-reproducible: drawing them again from the same files gives the
 same bytes (:func:`lamina.plots.save` fixes SVG ids and leaves out dates).
@@ -19,20 +23,26 @@ same bytes (:func:`lamina.plots.save` fixes SVG ids and leaves out dates).
 from __future__ import annotations
 
 import dataclasses
+import glob
+import hashlib
 import json
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import LaminaError
+from .errors import LaminaError, one_line
 from .experiments import Experiment, get
 from .experiments.typed import arrays, build, details, dump_json, load_arrays, save_arrays, summary
 from .plots import save
 from .report import render
 
 DATA_FILES = ("config.json", "presentation.json", "results.json", "details.json", "arrays.npz", "manifest.json")
+#: Written once by the run and never again (redraw rewrites presentation.json only): their sha256 is
+#: in the manifest, so a truncated or hand-edited file is named on load instead of misread.
+CHECKSUMMED = ("config.json", "results.json", "details.json", "arrays.npz")
 
 
 class Contents(NamedTuple):
@@ -58,6 +68,7 @@ def write(out: Path, contents: Contents, *, force: bool, ctx, started: float) ->
         with ctx.stage("figures"):
             draw(tmp, contents)
         manifest = contents.manifest
+        manifest["sha256"] = {name: _sha256(tmp / name) for name in CHECKSUMMED}
         manifest["timings"] = dict(ctx.timings)
         manifest["wall_seconds"] = round(time.perf_counter() - started, 3)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -100,22 +111,65 @@ def draw(path: Path, contents: Contents) -> None:
 
 
 def read(path) -> Contents:
-    """The experiment, config, presentation options, typed result and manifest of a run directory."""
+    """The experiment, config, presentation options, typed result and manifest of a run directory.
+
+    Every file read is checked first: a damaged one raises a LaminaError naming it (see :func:`check`).
+    """
+    path = Path(path)
+    manifest = check(path)
+    exp = get(manifest["experiment"])
+    config = _parsed(path, "config.json", lambda text: exp.config(json.loads(text)))
+    options = _parsed(path, "presentation.json", lambda text: exp.options(json.loads(text)))
+    results = _parsed(path, "results.json", json.loads)
+    details_ = _parsed(path, "details.json", json.loads)
+    stored = _parsed(path, "arrays.npz", None)
+    result = build(exp.Result, results, details_, stored, where=path)
+    return Contents(exp, config, options, result, manifest)
+
+
+def check(path) -> dict:
+    """The manifest of the run directory ``path`` after checking that every data file is there and,
+    where the manifest records one, has the sha256 the run wrote; a LaminaError names the first fault."""
     path = Path(path)
     if not (path / "manifest.json").is_file():
         raise LaminaError(f"{path} is not a run directory (no manifest.json); give the directory "
                           "`lamina run` wrote, e.g. runs/position-smollm2-135m.")
-    manifest = json.loads((path / "manifest.json").read_text())
+    manifest = _parsed(path, "manifest.json", json.loads)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("experiment"), str):
+        raise LaminaError(f"{path / 'manifest.json'} is damaged: it names no experiment; run the experiment again.")
+    again = f"run the experiment again (lamina run {manifest['experiment']} --out {path} --force)"
     missing = [name for name in DATA_FILES if not (path / name).is_file()]
     if missing:
         raise LaminaError(f"{path} has no {', '.join(missing)}: it was written by an older lamina or is "
-                          f"incomplete; run the experiment again (lamina run {manifest.get('experiment', '...')}).")
-    exp = get(manifest["experiment"])
-    config = exp.config(json.loads((path / "config.json").read_text()))
-    options = exp.options(json.loads((path / "presentation.json").read_text()))
-    result = build(exp.Result, json.loads((path / "results.json").read_text()),
-                   json.loads((path / "details.json").read_text()), load_arrays(path / "arrays.npz"))
-    return Contents(exp, config, options, result, manifest)
+                          f"incomplete; {again}.")
+    recorded = manifest.get("sha256") or {}
+    if not isinstance(recorded, dict):
+        raise LaminaError(f"{path / 'manifest.json'} is damaged: its sha256 entry is not a table of files; {again}.")
+    for name, digest in recorded.items():
+        if name in CHECKSUMMED and _sha256(path / name) != digest:
+            raise LaminaError(f"{path / name} was changed or damaged after the run wrote it (its sha256 differs "
+                              f"from the one in manifest.json); {again}.")
+    return manifest
+
+
+def _parsed(path: Path, name: str, parse):
+    """``parse(text)`` of ``path/name`` (``parse=None``: the arrays of an .npz), any failure a LaminaError."""
+    file = path / name
+    try:
+        return load_arrays(file) if parse is None else parse(file.read_text(encoding="utf-8"))
+    except LaminaError as err:
+        raise LaminaError(f"{file} does not hold valid settings: {one_line(err)}") from None
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        what = "not valid JSON" if isinstance(err, json.JSONDecodeError) else type(err).__name__
+        raise LaminaError(f"{file} is damaged ({what}: {one_line(err)}); run the experiment again.") from None
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False) -> Path:
@@ -149,10 +203,34 @@ def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False
 
 
 def _partial(out: Path) -> Path:
+    """A fresh temporary directory beside ``out``, after removing those of writers that died (killed
+    mid-write, they could not clean up; a living writer's are left alone). A replaced run that a dead
+    writer had moved aside, with nothing renamed into its place, is put back."""
+    if out.parent.is_dir():
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+            kind, _, pid = stale.name.rpartition("-")
+            if not (kind.endswith((".partial", ".old")) and pid.isdigit()) or _alive(int(pid)):
+                continue
+            if kind.endswith(".old") and not out.exists():
+                stale.rename(out)  # killed between moving the old run aside and renaming the new one in
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _publish(tmp: Path, out: Path, force: bool) -> None:

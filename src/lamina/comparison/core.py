@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from .._version import __version__
-from ..errors import LaminaError, check_output_dir
+from ..errors import DISK_FULL, LaminaError, check_output_dir, one_line
 from ..experiments import Experiment, get
 from ..models import Model, load
 from ..models.control import control_name, random_control
@@ -187,20 +187,33 @@ class Comparison:
         if not (path / "comparison.json").is_file():
             raise LaminaError(f"{path} is not a comparison directory (no comparison.json); give the directory "
                               "`lamina compare` wrote.")
-        manifest = json.loads((path / "comparison.json").read_text())
-        exp = get(manifest["experiment"])
-        members = []
-        for m in manifest["members"]:
-            member = Member(model=m["model"], control=m["control"], label=m["label"], spec=m["model"],
-                            device=m.get("device"), identity=m.get("identity"), key=m.get("key"),
-                            path=(path / m["run"]) if m.get("run") else None, status=m["status"],
-                            reason=m.get("reason"), seconds=m.get("seconds", 0.0),
-                            facts={k: m.get(k) for k in ("family", "n_layers", "weights_sha256", "dtype")})
+        file = path / "comparison.json"
+        try:
+            manifest = json.loads(file.read_text(encoding="utf-8"))
+            exp = get(manifest["experiment"])
+            members = []
+            for m in manifest["members"]:
+                member = Member(model=m["model"], control=m["control"], label=m["label"], spec=m["model"],
+                                device=m.get("device"), identity=m.get("identity"), key=m.get("key"),
+                                path=(path / m["run"]) if m.get("run") else None, status=m["status"],
+                                reason=m.get("reason"), seconds=m.get("seconds", 0.0),
+                                facts={k: m.get(k) for k in ("family", "n_layers", "weights_sha256", "dtype")})
+                members.append(member)
+            comparison = cls(exp, exp.config(manifest["config"]), manifest["seed"], manifest["control_seed"],
+                             tuple(manifest["controls"]), members, path, manifest.get("grid_points"),
+                             manifest["started"])
+        except LaminaError as err:
+            raise LaminaError(f"{file} is damaged: {one_line(err)}") from None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            what = "not valid JSON" if isinstance(err, json.JSONDecodeError) else f"{type(err).__name__}: {err}"
+            raise LaminaError(f"{file} is damaged ({one_line(what)}); run the comparison again "
+                              "(its finished runs are reused).") from None
+        for member in members:  # each run directory checks its own files
             if member.status != "failed":
+                if member.path is None:
+                    raise LaminaError(f"{file} is damaged: member {member.label!r} has no run directory.")
                 member.run = Run.load(member.path)
-            members.append(member)
-        return cls(exp, exp.config(manifest["config"]), manifest["seed"], manifest["control_seed"],
-                   tuple(manifest["controls"]), members, path, manifest.get("grid_points"), manifest["started"])
+        return comparison
 
     def manifest(self) -> dict:
         def where(p):
@@ -391,6 +404,12 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
                             "weights_sha256": facts.get("weights_sha256"), "dtype": member.run.manifest.get("dtype")}
         except LaminaError as err:
             member.status, member.reason, member.run = "failed", str(err), None
+        except OSError as err:
+            if err.errno in DISK_FULL:  # every later member would fail the same way: stop, rerun resumes
+                raise
+            member.status, member.run = "failed", None
+            member.reason = f"{type(err).__name__}: {err}"
+            member.facts = {"error": traceback.format_exc()}
         except Exception as err:  # a bug or an unexpected library error: named, traceback kept, the rest go on
             member.status, member.run = "failed", None
             member.reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")

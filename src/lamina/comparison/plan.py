@@ -26,7 +26,7 @@ from pathlib import Path
 from .._version import __version__
 from ..errors import LaminaError
 from ..models import Model
-from ..rundir import DATA_FILES
+from ..rundir import DATA_FILES, check
 
 CONTROLS = ("random",)
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
@@ -134,9 +134,9 @@ def reusable(member: Member, *, experiment: str, config, seed: int, dtype: str) 
             or not all((path / name).is_file() for name in DATA_FILES):
         return False
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = check(path)  # every file there and unchanged since its run wrote it
         stored = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # a damaged run (LaminaError is a ValueError) is run again
         return False
     model = manifest.get("model", {})
     identity = model.get("source", {}).get("identity") if member.control else model.get("weights_sha256")

@@ -189,9 +189,16 @@ def _unflatten(hint, key, stored):
                    for f in dataclasses.fields(hint)})
 
 
-def build(cls, results: dict, details_: dict, stored: dict[str, np.ndarray]):
-    """The result of type ``cls`` from the contents of results.json, details.json and arrays.npz."""
+_FILES = {"results": "results.json", "details": "details.json", "arrays": "arrays.npz"}
+
+
+def build(cls, results: dict, details_: dict, stored: dict[str, np.ndarray], *, where=None):
+    """The result of type ``cls`` from the contents of results.json, details.json and arrays.npz.
+
+    A missing field or a value of the wrong form is a LaminaError naming the file and the field
+    (``where``: the run directory, for the message)."""
     values = {}
+    place = f"{where}/" if where is not None else ""
     for f in dataclasses.fields(cls):
         hint, store = hints(cls)[f.name], _store(f)
         try:
@@ -200,9 +207,17 @@ def build(cls, results: dict, details_: dict, stored: dict[str, np.ndarray]):
             else:
                 values[f.name] = convert((results if store == "results" else details_)[f.name], hint)
         except KeyError as err:
-            raise LaminaError(f"the run directory lacks {err.args[0]!r} ({store}) for {cls.__name__}; "
-                              "it was written by another version of the experiment.") from None
-    return cls(**values)
+            raise LaminaError(f"{place}{_FILES[store]} lacks {err.args[0]!r} for {cls.__name__}; it was written by "
+                              "another version of the experiment or edited; run the experiment again.") from None
+        except (TypeError, ValueError, AttributeError) as err:
+            raise LaminaError(f"{place}{_FILES[store]} is damaged: {f.name!r} does not have the form "
+                              f"{cls.__name__} declares ({type(err).__name__}: {err}); run the experiment again."
+                              ) from None
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise LaminaError(f"{place}results.json, details.json or arrays.npz is damaged ({type(err).__name__}: {err}); "
+                          "run the experiment again.") from None
 
 
 def dump_json(data: dict) -> str:

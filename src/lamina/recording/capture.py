@@ -9,7 +9,27 @@ import torch
 from ..errors import LaminaError
 from .hooks import trace
 
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+#: Storage dtypes by the NumPy dtype of their buffer. NumPy has no bfloat16: its buffers hold the
+#: raw 16 bits as uint16 (see :func:`as_torch`, :func:`bf16_to_float32`).
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "uint16": torch.bfloat16}
+#: The largest finite value of each 16-bit storage dtype (float32's is never reached by activations).
+FINITE_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38}
+
+
+def as_torch(array: np.ndarray) -> torch.Tensor:
+    """A storage buffer (or part of one) as a torch tensor sharing its memory, bfloat16 for uint16."""
+    if array.dtype == np.uint16:
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def bf16_to_float32(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 values held as their raw uint16 bits -> float32 (exact: bfloat16 is float32's top half)."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def storage_name(array: np.ndarray) -> str:
+    return "bfloat16" if array.dtype == np.uint16 else array.dtype.name
 
 
 class Capture:
@@ -29,6 +49,7 @@ class Capture:
             offset: 1 when a BOS token is fed in front of every sequence, else 0.
         """
         self.acts, self.plan, self.batch, self.rows = acts, plan, batch, rows
+        self.offset = offset
         self.pos = [kept[s] + offset for s in batch]  # kept positions on the model's sequence axis
         self.counts = [len(p) for p in self.pos]
         self.spans = [span(p) for p in self.pos]
@@ -50,24 +71,25 @@ class Capture:
             src = tensor[:, self.shared] if self.shared is not None else tensor[self._indices("block", tensor.device)]
             # One copy per site and layer: torch's copy is multi-threaded, and the fresh buffer's
             # pages are first touched here, on every core.
-            torch.from_numpy(dst).copy_(src)
-            return self._check(site, slot, dst, 0)
+            as_torch(dst).copy_(src)
+            return self._check(site, slot, dst, 0, tensor.dtype)
         for b, row in enumerate(self.rows):
             dst = target[row, :self.counts[b]]
             copy_rows(dst, tensor[b, self.selectors[b]])
-            self._check(site, slot, dst[None], b)
+            self._check(site, slot, dst[None], b, tensor.dtype)
 
     def _from_device(self, site, slot, tensor, target) -> None:
         # One transfer per site and layer, of the kept positions only, already in the storage dtype.
-        host = tensor[self._indices("flat", tensor.device)].to(TORCH_DTYPES[target.dtype.name]).cpu().numpy()
+        host = tensor[self._indices("flat", tensor.device)].to(TORCH_DTYPES[target.dtype.name]).cpu()
+        host = host.view(torch.int16).numpy().view(np.uint16) if target.dtype == np.uint16 else host.numpy()
         if self.block:
             dst = target[self.rows[0]:self.rows[0] + len(self.rows), :self.counts[0]]
             np.copyto(dst, host.reshape(dst.shape))
-            return self._check(site, slot, dst, 0)
+            return self._check(site, slot, dst, 0, tensor.dtype)
         start = 0
         for b, (row, k) in enumerate(zip(self.rows, self.counts)):
             np.copyto(target[row, :k], host[start:start + k])
-            self._check(site, slot, target[row, :k][None], b)
+            self._check(site, slot, target[row, :k][None], b, tensor.dtype)
             start += k
 
     def _indices(self, kind: str, device: torch.device):
@@ -82,17 +104,30 @@ class Capture:
             self._index[key] = (torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device))
         return self._index[key]
 
-    def _check(self, site, slot, values: np.ndarray, first_row: int) -> None:
+    def _check(self, site, slot, values: np.ndarray, first_row: int, source_dtype) -> None:
         # Any NaN or inf makes the sum non-finite; a non-finite sum of finite values (overflow) is
         # told apart by the exact test. torch's sum reads the copy once, on every core, in cache.
-        if torch.isfinite(torch.from_numpy(values).sum(dtype=torch.float32)):
+        stored = as_torch(values)
+        if torch.isfinite(stored.sum(dtype=torch.float32)):
             return
-        if not np.isfinite(values).all():
-            bad = next(b for b in range(len(values)) if not np.isfinite(values[b]).all())
-            raise LaminaError(
-                f"non-finite values (NaN or inf) at site {site!r}, layer {self.plan[site][slot]}, "
-                f"sequence {self.batch[first_row + bad]}; "
-                "with float16 this is usually overflow: load the model in float32 or bfloat16.")
+        finite = torch.isfinite(stored).numpy()
+        if finite.all():
+            return
+        bad = int(np.flatnonzero(~finite.all(axis=(1, 2)))[0])
+        slot_index = int(np.flatnonzero(~finite[bad].all(axis=1))[0])
+        position = int(self.pos[first_row + bad][slot_index]) - self.offset
+        where = (f"site {site!r}, layer {self.plan[site][slot]}, sequence {self.batch[first_row + bad]}, "
+                 f"position {position}")
+        storage = storage_name(values)
+        if storage in FINITE_MAX and TORCH_DTYPES[values.dtype.name] != source_dtype and \
+                not torch.isnan(stored[bad, slot_index]).any():
+            raise LaminaError(f"an activation at {where} exceeds {storage} storage's range (largest finite "
+                              f"{FINITE_MAX[storage]:,.0f}); the model's own values are {source_dtype} and were "
+                              "finite. Record with dtype='bfloat16' (float32's range in half the bytes) or 'float32'.")
+        raise LaminaError(
+            f"non-finite values (NaN or inf) in the model's own {source_dtype} activations at {where}; "
+            + ("with float16 this is usually overflow: load the model in float32 or bfloat16."
+               if source_dtype == torch.float16 else "the model computes them: check its weights and inputs."))
 
 
 def span(positions: np.ndarray) -> slice | None:
@@ -104,10 +139,11 @@ def span(positions: np.ndarray) -> slice | None:
 def copy_rows(dst: np.ndarray, src: torch.Tensor) -> None:
     # Padded batches copy row by row: with numpy on the CPU, one plain memcpy per row with no OpenMP
     # fork/join per slice (torch's copy_ of many small slices cost as much as 40% of a forward pass).
-    if src.dtype in (torch.float32, torch.float16):
-        np.copyto(dst, src.numpy())
+    if src.dtype in (torch.float32, torch.float16) and dst.dtype != np.uint16:
+        with np.errstate(over="ignore"):  # float16 storage overflow: named by Capture._check, not warned
+            np.copyto(dst, src.numpy())
     else:
-        torch.from_numpy(dst).copy_(src)
+        as_torch(dst).copy_(src)
 
 
 class PlanComplete(BaseException):

@@ -14,15 +14,19 @@ import torch
 
 from .._progress import progress_bar
 from .._version import __version__
-from ..errors import LaminaError, check_output_dir
+from ..errors import LaminaError, check_output_dir, one_line
 from ..models.fingerprint import weights_sha256
 from ..models.sites import TOKEN_SITES, check_layers, split_sites
 from . import store
 from .capture import TORCH_DTYPES, Capture, forward
+from .memory import check_fits, site_bytes
 from .positions import describe, kept_positions
 from .recording import Recording, token_table
 
-STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
+#: Storage dtypes. bfloat16 (float32's range in half the bytes) is held as its raw bits in uint16
+#: buffers (NumPy has no bfloat16) and read back as float32.
+STORE_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
+_NAN_BITS = {np.dtype(np.uint16): 0x7FC0}  # bfloat16's quiet NaN
 
 
 def _plan(model, sites, layers) -> dict[str, list[int]]:
@@ -44,13 +48,18 @@ class _Chunk:
         # wrote the whole buffer twice). The memory comes from torch's allocator, in ordinary pages:
         # NumPy advises transparent huge pages for large arrays, and first touching those cost up to
         # 3x more than the copy itself on the benchmark VM (docs/benchmarks.md).
-        torch_dtype = TORCH_DTYPES[np.dtype(dtype).name]
-        self.acts = {site: torch.empty((len(layers), len(seqs), n_slots_max, model.width(site)),
-                                       dtype=torch_dtype).numpy()
-                     for site, layers in plan.items()}
+        dtype = np.dtype(dtype)
+        torch_dtype = torch.int16 if dtype == np.uint16 else TORCH_DTYPES[dtype.name]
+        try:
+            self.acts = {site: torch.empty((len(layers), len(seqs), n_slots_max, model.width(site)),
+                                           dtype=torch_dtype).numpy().view(dtype)
+                         for site, layers in plan.items()}
+        except (RuntimeError, MemoryError) as err:  # the plan fitted, yet the allocator said no
+            raise LaminaError(f"could not allocate the recording's buffers ({one_line(err)}); record with "
+                              "out=DIR, fewer layers, positions or sites, or a 16-bit dtype.") from None
         for i in np.flatnonzero(n_slots < n_slots_max):
             for array in self.acts.values():
-                array[:, i, n_slots[i]:] = np.nan
+                array[:, i, n_slots[i]:] = _NAN_BITS.get(dtype, np.nan)
         self.tokens: dict[str, list[np.ndarray]] = {}
 
     def token_columns(self) -> dict[str, np.ndarray]:
@@ -85,7 +94,10 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         layers: None (all), an int, a list of ints, or a dict site -> selection.
             Negative indices count from the end (``hidden`` has n_layers + 1 entries).
         positions: ``"all"``, ``"last"``, an int, or one index (or list) per sequence.
-        dtype: storage dtype, ``"float32"`` or ``"float16"``.
+        dtype: storage dtype: ``"float32"``, ``"bfloat16"`` (float32's range, 8 bits of mantissa;
+            read back as float32) or ``"float16"`` (overflows above 65,504: Gemma-3's residual
+            stream exceeds it). A 16-bit value that overflows is an error naming the site,
+            layer, sequence and position; nothing non-finite is ever stored.
         batch_size: sequences per forward pass (padding is masked and never recorded).
         out: a directory to stream shards to; the result then reads them lazily. An
             interrupted call resumes: re-running it re-records only missing shards.
@@ -146,7 +158,10 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
     np_dtype = STORE_DTYPES[dtype]
     n = len(stimuli)
 
+    working = _forward_bytes(model, lengths, offset, batch_size, loss)
     if out is None:
+        check_fits(stored=site_bytes(plan, {s: model.width(s) for s in plan}, n, int(n_slots.max()), np_dtype),
+                   working=working, dtype=dtype)
         chunk = _Chunk(model, plan, np.arange(n), n_slots, int(n_slots.max()), np_dtype)
         texts: dict[int, str] = {}
         _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, loss, total=n)
@@ -156,6 +171,14 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
 
     return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
                            overwrite, shard_size, progress, loss, backend, workers, ray_address)
+
+
+def _forward_bytes(model, lengths, offset: int, batch_size: int, loss: bool) -> int:
+    """Host memory of one forward pass's largest temporary: a batch of float32 logits (the LM head
+    runs only with ``loss``; on an accelerator they live in its memory, not the host's)."""
+    if not loss or model.device.type != "cpu":
+        return 0
+    return min(batch_size, len(lengths)) * (int(lengths.max()) + offset) * model.vocab_size * 4
 
 
 def _info(model, stimuli, plan, positions, dtype, loss) -> dict:
@@ -185,10 +208,23 @@ def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_si
 
 def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out: Path,
                     overwrite, shard_size, progress, loss, backend="local", workers=None, ray_address=None) -> Recording:
+    with store.writer_lock(out):
+        return _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
+                              overwrite, shard_size, progress, loss, backend, workers, ray_address)
+
+
+def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out: Path,
+                   overwrite, shard_size, progress, loss, backend, workers, ray_address) -> Recording:
     n = len(stimuli)
+    item = np.dtype(STORE_DTYPES[dtype]).itemsize
     if shard_size is None:
-        bytes_per_seq = sum(len(l) * model.width(s) for s, l in plan.items()) * int(n_slots.max()) * 4
+        bytes_per_seq = sum(len(l) * model.width(s) for s, l in plan.items()) * int(n_slots.max()) * item
         shard_size = max(batch_size, min(n, (256 << 20) // max(bytes_per_seq, 1) // batch_size * batch_size))
+    # One shard's buffers are in memory at a time (Ray: one per worker, each in its own process).
+    check_fits(stored=site_bytes(plan, {s: model.width(s) for s in plan}, min(n, shard_size), int(n_slots.max()),
+                                 STORE_DTYPES[dtype]),
+               working=_forward_bytes(model, stimuli.lengths, int(model.prepend_bos), batch_size, loss),
+               what=f"one shard of {min(n, shard_size)} sequences", dtype=dtype, streaming=True)
     fingerprint = _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss)
     manifest = store.read_manifest(out) if out.exists() else None
     if out.exists() and manifest is None and any(out.iterdir()):

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import LaminaError, closest
 from . import store
+from .capture import bf16_to_float32
 
 ID_COLUMNS = ("sequence", "position", "slot", "token_id", "next_id")
 LOSS_COLUMNS = ("loss", "correct", "predicted_id")  # from the LM head: only in recordings made with loss
@@ -92,15 +93,16 @@ class Recording:
         """Shape ``(layer, sequence, slot, width)`` for ``site`` (reads all shards of a disk recording)."""
         self._check(site)
         if self._arrays is not None:
-            return self._arrays[site]
-        return np.concatenate([store.read_activations(self.path, e, site) for e in self._shards], axis=1)
+            return _values(self._arrays[site])
+        return np.concatenate([_values(store.read_activations(self.path, e, site)) for e in self._shards], axis=1)
 
     def layer(self, site: str, layer: int) -> np.ndarray:
         """Shape ``(sequence, slot, width)``: one model layer of ``site`` (reads only that slice from disk)."""
         slot = self._slot(site, layer)
         if self._arrays is not None:
-            return self._arrays[site][slot]
-        return np.concatenate([store.read_activations(self.path, e, site, slot) for e in self._shards], axis=0)
+            return _values(self._arrays[site][slot])
+        return np.concatenate([_values(store.read_activations(self.path, e, site, slot)) for e in self._shards],
+                              axis=0)
 
     def shape(self, site: str) -> tuple[int, int, int, int]:
         """``(layer, sequence, slot, width)`` of ``site`` without reading its activations."""
@@ -118,10 +120,10 @@ class Recording:
         """Yield ``(first_sequence, (sequences, slot, width) array)`` shard by shard, for bounded memory."""
         slot = self._slot(site, layer)
         if self._arrays is not None:
-            yield 0, self._arrays[site][slot]
+            yield 0, _values(self._arrays[site][slot])
             return
         for entry in self._shards:
-            yield entry["start"], store.read_activations(self.path, entry, site, slot)
+            yield entry["start"], _values(store.read_activations(self.path, entry, site, slot))
 
     # ---- disk ------------------------------------------------------------------------
     @classmethod
@@ -143,7 +145,7 @@ class Recording:
             for key, value in shard_cols.items():
                 cols.setdefault(key, []).append(value)
         cols = {k: np.concatenate(v) for k, v in cols.items()}
-        meta = store.meta_from_json(json.loads((path / "meta.json").read_text()))
+        meta = store.read_meta(path)
         return cls(layers={s: v["layers"] for s, v in manifest["sites"].items()},
                    tokens=token_table(cols, texts), meta=meta, n_slots=np.array(manifest["n_slots"]),
                    info=manifest["info"], path=path, shards=manifest["shards"])
@@ -179,6 +181,11 @@ class Recording:
         where = f", path={str(self.path)!r}" if self.path else ""
         sites = ", ".join(f"{s}[{len(v)} layers]" for s, v in self.layers.items())
         return f"Recording({self.n_sequences} sequences, {len(self.tokens)} tokens, sites: {sites}{where})"
+
+
+def _values(array: np.ndarray) -> np.ndarray:
+    """Stored activations as NumPy floats: bfloat16 storage (raw bits in uint16) becomes float32."""
+    return bf16_to_float32(array) if array.dtype == np.uint16 else array
 
 
 def _layer_ranges(layers: list[int]) -> str:

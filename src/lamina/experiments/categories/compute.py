@@ -148,6 +148,9 @@ def _part_a(categories, stim, checks, hidden, tokens, layer, config, ctx) -> tup
     codes = label_codes(stim.meta["category"].tolist())
     stats = selectivity(S, codes)
     perm = selectivity_permutation_test(S, codes, config.n_permutations, ctx.rng)
+    # Summaries of the null are stored, not recomputed by the table: a reduction over arrays of another
+    # memory layout (read back from arrays.npz) may differ in the last digit.
+    null_mean, null_sd = perm["null"].mean(axis=0), perm["null"].std(axis=0)
     word_list = stim.meta["word"].tolist()
     next_tokens = dict(zip(word_list, tokens["predicted"].tolist()))
     ids = dict(zip(word_list, stim.meta["token"]))
@@ -155,7 +158,8 @@ def _part_a(categories, stim, checks, hidden, tokens, layer, config, ctx) -> tup
     dropped = {cat: [w for w in ws if w not in next_tokens] for cat, ws in categories.items()}
     layers = tuple(WordLayer(layer=i, within_mean=stats["within_mean"][i], across_mean=stats["across_mean"][i],
                              delta=stats["delta"][i], t=stats["t"][i], t_student=stats["t_student"][i],
-                             p_perm=perm["p"][i], p_maxstat=perm["p_maxstat"][i], p_bh=perm["p_bh"][i])
+                             p_perm=perm["p"][i], p_maxstat=perm["p_maxstat"][i], p_bh=perm["p_bh"][i],
+                             null_mean=null_mean[i], null_sd=null_sd[i])
                    for i in range(len(S)))
     words = Words(used={c: ws for c, ws in used.items() if ws}, dropped={c: ws for c, ws in dropped.items() if ws},
                   n_used=len(stim), n_dropped=sum(len(ws) for ws in categories.values()) - len(stim),
@@ -252,10 +256,8 @@ def compute(model, config: CategoriesConfig, ctx: Context) -> CategoriesResult:
         context_arrays=part_b[2] if part_b else None)
 
 
-def _layer_table(layers, null=None, alpha=None) -> pd.DataFrame:
+def _layer_table(layers, alpha=None) -> pd.DataFrame:
     table = pd.DataFrame([{k: v for k, v in vars(row).items() if k != "across"} for row in layers])
-    if null is not None:
-        table["null_mean"], table["null_sd"] = null.mean(axis=0), null.std(axis=0)
     table["significant"] = significant(table["p_maxstat"].to_numpy(), alpha)
     if getattr(layers[0], "across", None) is not None:
         for name in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected", "significant"):
@@ -271,7 +273,7 @@ def tables(result: CategoriesResult) -> dict[str, pd.DataFrame]:
         "n_tokens_without_space": a.n_tokens_without_space, "single": a.single, "used": a.used,
         "next_token": np.where(a.used, a.next_token.astype(object), None),
         "token_id": pd.array([int(t) if u else pd.NA for t, u in zip(a.token_id, a.used)], dtype="Int64")})
-    out = {"words": words, "selectivity_by_layer": _layer_table(result.words.layers, a.null, result.words.alpha)}
+    out = {"words": words, "selectivity_by_layer": _layer_table(result.words.layers, result.words.alpha)}
     if result.contexts is not None:
         b, c = result.context_arrays, result.contexts
         out["contexts"] = pd.DataFrame({"word": [c.words[i] for i in b.codes], "occurrence": b.occurrence,

@@ -26,6 +26,8 @@ class WordLayer(Typed):
     p_perm: float  # one-sided permutation p
     p_maxstat: float  # family-wise corrected across layers
     p_bh: float  # Benjamini–Hochberg
+    null_mean: float  # mean of Δ under shuffled category labels (the permutation null)
+    null_sd: float  # its standard deviation
 
 
 @dataclass(frozen=True, eq=False)
