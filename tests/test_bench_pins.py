@@ -1,0 +1,32 @@
+"""`make bench` installs the peers with requirements.lock as a constraint: the two pin files must not
+disagree (issue 24: a platformdirs pin in both drifted and pip stopped with ResolutionImpossible)."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pins(path: Path) -> dict[str, str]:
+    """name (normalised as pip does) -> pinned version, of a requirements file."""
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            out[re.sub(r"[-_.]+", "-", name.strip().lower())] = version.strip()
+    return out
+
+
+def test_peers_pin_nothing_the_lock_pins():
+    lock, peers = pins(ROOT / "requirements.lock"), pins(ROOT / "bench" / "requirements-peers.txt")
+    assert peers, "bench/requirements-peers.txt lists no pins"
+    shared = {name: (lock[name], peers[name]) for name in set(lock) & set(peers)}
+    assert not shared, f"pinned in both requirements.lock and bench/requirements-peers.txt (lock, peers): {shared}"
+
+
+def test_bench_constraints_agree_with_the_lock_and_the_makefile():
+    lock, constraints = pins(ROOT / "requirements.lock"), pins(ROOT / "bench" / "constraints.txt")
+    for name, version in constraints.items():
+        assert lock.get(name, version) == version, name
+    assert f"torch=={constraints['torch']}" in (ROOT / "Makefile").read_text()
