@@ -243,6 +243,24 @@ def test_sigkill_at_any_moment_of_a_run(model_dir, reference_run, tmp_path, dela
     assert leftovers(tmp_path) == []  # the killed writer's temporary directory was cleared
 
 
+@FAULTS
+@given(delay=st.floats(0.5, 20.0))
+def test_sigkill_at_any_moment_of_a_comparison(model_dir, reference_run, tmp_path, capsys, delay):
+    root = tmp_path / f"c-{delay:.4f}"
+    args = ["compare", "position", "--models", str(model_dir), "--controls", "random", *RUN_SETTINGS,
+            "--out", str(root / "cmp"), "--runs-dir", str(root / "runs")]
+    root.mkdir()
+    _kill_after(args, delay, root)
+    finished = [p for p in (root / "runs").iterdir() if not p.name.startswith(".")] \
+        if (root / "runs").is_dir() else []
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("reused") == len(finished)  # every finished run reused, none lost
+    comparison = lamina.Comparison.load(root / "cmp")
+    assert len(comparison.completed) == 2 and leftovers(root) == []
+    trained = comparison.completed[0].run.path
+    assert (trained / "results.json").read_text() == (reference_run / "results.json").read_text()
+
+
 # ---- damaged files -----------------------------------------------------------------------------
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 2)])

@@ -206,19 +206,28 @@ def _partial(out: Path) -> Path:
     """A fresh temporary directory beside ``out``, after removing those of writers that died (killed
     mid-write, they could not clean up; a living writer's are left alone). A replaced run that a dead
     writer had moved aside, with nothing renamed into its place, is put back."""
-    if out.parent.is_dir():
-        for stale in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
-            kind, _, pid = stale.name.rpartition("-")
-            if not (kind.endswith((".partial", ".old")) and pid.isdigit()) or _alive(int(pid)):
-                continue
-            if kind.endswith(".old") and not out.exists():
-                stale.rename(out)  # killed between moving the old run aside and renaming the new one in
-            else:
-                shutil.rmtree(stale, ignore_errors=True)
+    for stale in dead_writers(out.parent, f".{glob.escape(out.name)}.*-*"):
+        if stale.name.rpartition("-")[0].endswith(".old") and not out.exists():
+            stale.rename(out)  # killed between moving the old run aside and renaming the new one in
+        else:
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
+
+
+def dead_writers(directory: Path, pattern: str) -> list[Path]:
+    """Temporary entries ``<name>.partial-PID`` / ``<name>.old-PID`` matching ``pattern`` in ``directory``
+    whose writer process no longer exists (killed mid-write, it could not clean up)."""
+    if not directory.is_dir():
+        return []
+    out = []
+    for path in directory.glob(pattern):
+        kind, _, pid = path.name.rpartition("-")
+        if kind.endswith((".partial", ".old")) and pid.isdigit() and not _alive(int(pid)):
+            out.append(path)
+    return out
 
 
 def _alive(pid: int) -> bool:

@@ -45,6 +45,7 @@ from ..models.load import DTYPES, parse_device
 from ..plots import save
 from ..report import render_comparison
 from ..report.notebook import comparison_html, png_base64
+from ..rundir import dead_writers
 from ..runner import Run, run
 from . import tables
 from .figures import differences_figure, profiles_figure
@@ -238,6 +239,8 @@ class Comparison:
         if self.path is None:
             raise LaminaError("this comparison has no directory; give one (out=...).")
         self.path.mkdir(parents=True, exist_ok=True)
+        for stale in dead_writers(self.path, ".partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = self.path / f".partial-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "figures").mkdir(parents=True)
