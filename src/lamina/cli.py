@@ -115,6 +115,17 @@ def model_dtype(text: str) -> str:
     return text
 
 
+def control_kinds(text: str) -> str:
+    """``random`` or ``random:K`` (K untrained initialisations per model)."""
+    from .comparison.plan import check_controls
+
+    try:
+        check_controls(text_value(text))
+    except LaminaError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--controls ")) from None
+    return text
+
+
 def text_value(text: str) -> str:
     """Any non-empty UTF-8 text (a name, a path, a comma-separated list)."""
     try:
@@ -339,10 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--models", required=True, type=text_value,
                      help="comma-separated models (embedded names, hub ids, directories, .gguf files); "
                           "NAME@cuda:1 places one model on its own device")
-    cmp.add_argument("--controls", default=None, choices=["random"],
-                     help="random: add each model's untrained control (same architecture, fresh init)")
+    cmp.add_argument("--controls", default=None, type=control_kinds,
+                     help="random or random:K: add K untrained controls per model (same architecture, fresh "
+                          "initialisations; default K=3), the band 'leaves its controls' band' refers to")
     cmp.add_argument("--control-seed", type=count(0), default=0,
-                     help="init seed of the untrained controls (default 0)")
+                     help="init seed of the first untrained control; the others take the next seeds (default 0)")
     cmp.add_argument("--device", default=None, type=device,
                      help="device for every model: cpu (default), cuda, cuda:1, ...")
     cmp.add_argument("--dtype", default=None, type=model_dtype,

@@ -49,7 +49,7 @@ from ..rundir import dead_writers
 from ..runner import Run, run
 from . import tables
 from .figures import differences_figure, profiles_figure
-from .plan import Member, check_controls, parse_models, reusable, run_dir, run_key
+from .plan import Member, check_controls, control_seeds, parse_models, reusable, run_dir, run_key
 
 MANAGED = ("comparison.json", "profiles.csv", "key_numbers.csv", "bands.csv", "differences.csv", "figures",
            "report.html")
@@ -61,13 +61,17 @@ DEFINITIONS = (
     "(l + 0.5)/n, between the boundaries it reads from and writes to.",
     "Untrained control: the same architecture built by transformers' own initialisation (from_config) under the "
     "recorded init seed, with the trained model's tokenizer and BOS policy, run through the same experiment.",
-    "Leaves its control's band, per layer: when both have an interval, the intervals do not overlap; when only one "
-    "has one, the other's value lies outside it; with no interval on either side the layer is not tested.",
-    "Differences of profiles: each model's per-layer value and standard error (interval width / (2 × 1.96)) are "
-    "interpolated linearly onto a common grid over the relative depths both cover (as many points as the deeper "
-    "profile has layers); the difference's 95% interval is ± 1.96 √(se_a² + se_b²), pointwise. Both steps are "
-    "conservative (interpolated SEs are upper bounds; the models saw the same texts, so their errors correlate "
-    "positively); between layers the line is interpolated, not measured.",
+    "Untrained controls: K initialisations per model (--controls random:K, default 3; seeds control_seed, "
+    "control_seed + 1, ...). Their spread is what another initialisation could give.",
+    "Leaves its controls' band: the trained value lies outside the band in which one more initialisation would lie, "
+    "mean ± q √(s² (1 + 1/K) + se² + mean(se_c²)/K), with s² the controls' spread (K − 1 df), se and se_c the runs' own "
+    "standard errors, q Student's t at the Bonferroni level over the tested layers: an untrained model passed as the "
+    "trained one leaves the band anywhere with probability at most 0.05 (docs/calibration.md). One control gives no "
+    "band (not tested).",
+    "Differences of profiles: at the shallower model's layer depths within the range both cover, the deeper model's "
+    "value and standard error interpolated linearly; the interval is difference ± (allowance + z √(se_a² + se_b²)) "
+    "with z at the Bonferroni level over those depths and the allowance a bound on the interpolation's error from "
+    "the profile's curvature: 'differs at depth x' is family-wise at 0.05.",
 )
 
 
@@ -137,7 +141,7 @@ class Comparison:
 
     @functools.cached_property
     def bands(self):
-        """Where each trained model leaves its control's band, per metric and layer."""
+        """Where each trained model leaves its controls' family-wise band, per metric and layer."""
         return tables.bands(self.table)
 
     @functools.cached_property
@@ -146,7 +150,7 @@ class Comparison:
         return tables.differences(self.table, points=self.grid_points)
 
     def band_statements(self) -> dict[str, dict[str, str]]:
-        """metric -> {trained model: where it leaves its control's band}."""
+        """metric -> {trained model: where it leaves its controls' band (estimate first)}."""
         out: dict[str, dict[str, str]] = {}
         if self.bands.empty:
             return out
@@ -196,6 +200,7 @@ class Comparison:
             for m in manifest["members"]:
                 member = Member(model=m["model"], control=m["control"], label=m["label"], spec=m["model"],
                                 device=m.get("device"), identity=m.get("identity"), key=m.get("key"),
+                                seed=m.get("seed", manifest["control_seed"] if m["control"] else None),
                                 path=(path / m["run"]) if m.get("run") else None, status=m["status"],
                                 reason=m.get("reason"), seconds=m.get("seconds", 0.0),
                                 facts={k: m.get(k) for k in ("family", "n_layers", "weights_sha256", "dtype")})
@@ -225,7 +230,7 @@ class Comparison:
                                                                                  default=str)),
             "seed": self.seed, "control_seed": self.control_seed, "controls": list(self.controls),
             "grid_points": self.grid_points, "started": self.started, "lamina": __version__,
-            "members": [{"label": m.label, "model": m.model, "control": m.control, "status": m.status,
+            "members": [{"label": m.label, "model": m.model, "control": m.control, "seed": m.seed, "status": m.status,
                          "reason": m.reason, "run": where(m.path) if m.status != "failed" else None, "key": m.key,
                          "identity": m.identity, "device": m.device, "seconds": round(m.seconds, 3),
                          **{k: m.facts.get(k) for k in ("family", "n_layers", "weights_sha256", "dtype")},
@@ -322,8 +327,10 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
         experiment: a name from ``lamina experiments``.
         models: names/paths as :func:`lamina.load` takes, or :class:`~lamina.models.Model` objects, as a list
             or a comma-separated string. ``"name@cuda:1"`` places that model on its own device.
-        controls: ``"random"``: add each model's untrained control (same architecture, fresh init under
-            ``control_seed``, same tokenizer and BOS policy). None: no controls.
+        controls: ``"random"`` or ``"random:K"``: add K untrained controls per model (same architecture,
+            fresh initialisations under seeds ``control_seed .. control_seed + K − 1``, same tokenizer and
+            BOS policy; K defaults to 3). Their spread is the band "leaves its controls' band" refers
+            to (:func:`lamina.stats.profiles.control_band`); one control gives no band. None: no controls.
         seed: every run's seed (permutations, bootstrap, subsets).
         settings / kwargs: compute settings, the same for every model (``focus_layer=0.25`` is the same
             relative depth in each); options: presentation options of the members' own reports.
@@ -331,7 +338,8 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
         out: the comparison directory (default ``runs/compare-<experiment>``); runs_dir: where the members'
             run directories live (default ``<out>/runs``; share one between comparisons to share runs).
         rerun: run every member again even where a run with its key exists.
-        grid_points: points of the common grid of profile differences (default: the deeper profile's layers).
+        grid_points: points of an evenly spaced grid for differences of profiles (default: the shallower
+            model's own layer depths).
         progress: False silences the per-member lines and progress bars.
 
     Returns:
@@ -365,9 +373,9 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
         name = spec.name if isinstance(spec, Model) else spec
         where = str(spec.device) if isinstance(spec, Model) else (dev or (str(device) if device else "cpu"))
         members.append(Member(model=name, control=False, label=name, spec=spec, device=where))
-        if "random" in kinds:
-            members.append(Member(model=name, control=True, label=control_name(name, control_seed), spec=spec,
-                                  device=where))
+        for init_seed in control_seeds(kinds, control_seed):
+            members.append(Member(model=name, control=True, label=control_name(name, init_seed), spec=spec,
+                                  device=where, seed=init_seed))
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _say(progress, f"{exp.name} on {len(members)} runs ({', '.join(m.label for m in members)}) -> {out}")
     for i, member in enumerate(members, 1):
@@ -378,22 +386,21 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
                       else bos)
         try:
             if member.control:
-                member.identity = random_control_identity(spec, control_seed, trust_remote_code=trust_remote_code,
+                member.identity = random_control_identity(spec, member.seed, trust_remote_code=trust_remote_code,
                                                           revision=load_kwargs.get("revision"))
             else:
                 member.identity = weights_identity(spec)
             member_config = _member_config(exp, config, member, members)
             member.key = run_key(experiment=exp.name, config=member_config, seed=seed, identity=member.identity,
                                  dtype=member_dtype, bos=member_bos)
-            member.path = run_dir(runs_dir, exp.name, member, control_seed)
+            member.path = run_dir(runs_dir, exp.name, member)
             if not rerun and reusable(member, experiment=exp.name, config=member_config, seed=seed,
                                       dtype=member_dtype):
                 member.run, member.status = Run.load(member.path), "reused"
             else:
                 _say(progress, f"[{i}/{len(members)}] {member.label}: running")
                 model = _build(member, device=member.device if not isinstance(spec, Model) else None, dtype=dtype,
-                               trust_remote_code=trust_remote_code, load_kwargs=load_kwargs,
-                               control_seed=control_seed)
+                               trust_remote_code=trust_remote_code, load_kwargs=load_kwargs)
                 try:
                     member.run = run(exp.name, model=model, seed=seed, out=member.path, force=True,
                                      progress=progress, settings=dataclasses.asdict(member_config),
@@ -441,13 +448,13 @@ def _member_config(exp, config, member: Member, members: list[Member]):
     return exp.config({**dataclasses.asdict(config), **exp.control_settings(trained.path)})
 
 
-def _build(member: Member, *, device, dtype, trust_remote_code, load_kwargs, control_seed):
+def _build(member: Member, *, device, dtype, trust_remote_code, load_kwargs):
     """The member's model: loaded (a trained model by name), as given (a Model), or its untrained control."""
     spec = member.spec
     if member.control:
         if isinstance(spec, Model):
-            return random_control(spec, seed=control_seed)
-        return random_control(spec, seed=control_seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+            return random_control(spec, seed=member.seed)
+        return random_control(spec, seed=member.seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                               revision=load_kwargs.get("revision"), prepend_bos=load_kwargs.get("prepend_bos"),
                               bos_token=load_kwargs.get("bos_token"))
     if isinstance(spec, Model):

@@ -40,8 +40,9 @@ def _legend(fig, axes, ncols: int) -> None:
 
 
 def profiles_figure(table: pd.DataFrame, band_table: pd.DataFrame, models: list[str]) -> Figure | None:
-    """One panel per metric: each trained model (solid, its colour) and its control (dashed, same colour),
-    intervals shaded, layers where the trained model leaves its control's band ringed in black."""
+    """One panel per metric: each trained model (solid, its colour, its own interval shaded), its
+    controls' mean (dashed, same colour) with the family-wise band for another initialisation (hatched;
+    each control seed a thin dotted line), layers where the trained model leaves that band ringed in black."""
     pairs = metrics(table)
     if not pairs:
         return None
@@ -50,25 +51,30 @@ def profiles_figure(table: pd.DataFrame, band_table: pd.DataFrame, models: list[
     for ax, (site, metric) in zip(axes, pairs):
         rows = table[(table["site"] == site) & (table["metric"] == metric)]
         for model in models:
-            for control in (False, True):
-                prof = rows[(rows["model"] == model) & (rows["control"] == control)].sort_values("layer")
-                if prof.empty:
-                    continue
-                exits = None
-                if not control and not band_table.empty:
-                    sel = band_table[(band_table["model"] == model) & (band_table["site"] == site)
-                                     & (band_table["metric"] == metric)].sort_values("layer")
-                    if len(sel) == len(prof):
-                        exits = sel["outside"].to_numpy(bool)
-                depth_profile(ax, prof["relative_depth"], prof["value"], prof["ci_low"], prof["ci_high"],
-                              label=f"{model}{' (untrained)' if control else ''}", color=colors[model],
-                              control=control, exits=exits)
+            own = rows[(rows["model"] == model) & ~rows["control"].astype(bool)].sort_values("layer")
+            controls = rows[(rows["model"] == model) & rows["control"].astype(bool)]
+            band = band_table[(band_table["model"] == model) & (band_table["site"] == site)
+                              & (band_table["metric"] == metric)].sort_values("layer") \
+                if not band_table.empty else band_table
+            for _, seed_rows in controls.groupby("control_seed"):
+                seed_rows = seed_rows.sort_values("layer")
+                ax.plot(seed_rows["relative_depth"], seed_rows["value"], color=colors[model], linewidth=0.6,
+                        linestyle=":", alpha=0.7)
+            if len(band):
+                depth_profile(ax, band["relative_depth"], band["control_mean"], band["band_low"], band["band_high"],
+                              label=f"{model} (untrained ×{int(band['n_controls'].max())})", color=colors[model],
+                              control=True)
+            if not own.empty:
+                exits = band["outside"].to_numpy(bool) if len(band) == len(own) else None
+                depth_profile(ax, own["relative_depth"], own["value"], own["ci_low"], own["ci_high"], label=model,
+                              color=colors[model], exits=exits)
         _title(ax, site, metric)
     _legend(fig, axes, 4)
     caption = ("Each metric's profile on relative depth (hidden entry e of n blocks at e/n; a block site's block l at "
-               "(l + 0.5)/n). Solid: trained; dashed, hollow markers: its untrained control (same colour); shading: "
-               "the experiment's interval where it gives one; black rings: layers where the trained model leaves its "
-               "control's band.")
+               "(l + 0.5)/n). Solid: trained, its own interval shaded. Dashed, hollow markers: the mean of its untrained "
+               "controls (dotted: each initialisation), hatched: the band in which another initialisation would lie, "
+               "family-wise over layers at α 0.05 (stats.profiles.control_band). Black rings: layers where the trained "
+               "model leaves that band.")
     return Figure(fig, caption)
 
 
@@ -88,8 +94,8 @@ def differences_figure(diffs: pd.DataFrame) -> Figure | None:
                                    label=f"{a} − {b}", color=f"C{i % 10}")
         _title(ax, site, metric)
     _legend(fig, axes, 3)
-    caption = ("Differences of profiles (first model − second) on a common relative-depth grid over the depths both "
-               "cover, with pointwise 95% intervals (filled markers: the interval excludes 0). Each profile's value and "
-               "standard error (interval width / 2·1.96) are interpolated linearly between its layers; the "
-               "difference's standard error is the root sum of squares (see docs/compare.md).")
+    caption = ("Differences of profiles (first model − second) at the shallower model's depths within the range both "
+               "cover, with simultaneous intervals over those depths (family-wise α 0.05, Bonferroni) widened by the "
+               "bound on the interpolation's error (filled markers: the interval excludes 0). The deeper model's value "
+               "and standard error are interpolated linearly between its layers (see docs/compare.md).")
     return Figure(fig, caption)

@@ -40,6 +40,7 @@ class Member:
         model: the trained model's name (a control shares it: ``control`` tells them apart).
         control: True for the untrained control of ``model``.
         label: how the report names it (``"gpt2"``, ``"gpt2 (untrained, seed 0)"``).
+        seed: a control's initialisation seed (None for a trained model).
         spec: what to load: a name/path or a :class:`~lamina.models.Model`.
         device: the device it is loaded on (names only; a Model stays where it is).
         identity: the weights' sha256 (a control: its init identity); None when unknown.
@@ -53,6 +54,7 @@ class Member:
     label: str
     spec: object
     device: str | None = None
+    seed: int | None = None
     identity: str | None = None
     key: str | None = None
     path: Path | None = None
@@ -93,16 +95,36 @@ def parse_models(models) -> list:
     return items
 
 
+#: Untrained controls per model with ``--controls random`` (init seeds control_seed .. control_seed + 2):
+#: a band for another initialisation needs the spread of several; one gives none.
+DEFAULT_CONTROL_SEEDS = 3
+
+
 def check_controls(controls) -> tuple[str, ...]:
-    """``None``, ``"random"`` or a list of control kinds -> a tuple of known kinds."""
+    """``None``, ``"random"``, ``"random:K"`` or a list of those -> a tuple of known kinds, each ``"random:K"``
+    with ``K`` the number of initialisation seeds (default :data:`DEFAULT_CONTROL_SEEDS`)."""
     if controls in (None, "", "none", ()):
         return ()
     kinds = tuple(c.strip() for c in controls.split(",")) if isinstance(controls, str) else tuple(controls)
-    unknown = [k for k in kinds if k not in CONTROLS]
-    if unknown:
-        raise LaminaError(f"unknown control {unknown[0]!r}; --controls takes: {', '.join(CONTROLS)} "
-                          "(the same architecture with freshly initialised weights).")
-    return kinds
+    out = []
+    for kind in kinds:
+        name, colon, count = str(kind).partition(":")
+        if name not in CONTROLS:
+            raise LaminaError(f"unknown control {kind!r}; --controls takes: random or random:K (the same architecture "
+                              f"with freshly initialised weights, K initialisation seeds, default "
+                              f"{DEFAULT_CONTROL_SEEDS}).")
+        if colon and not (count.isdigit() and 1 <= int(count) <= 100):
+            raise LaminaError(f"--controls {kind!r}: K must be a whole number of seeds from 1 to 100 (e.g. random:5).")
+        out.append(f"{name}:{int(count) if colon else DEFAULT_CONTROL_SEEDS}")
+    if len({k.partition(':')[0] for k in out}) != len(out):
+        raise LaminaError(f"--controls names a kind twice: {', '.join(out)}.")
+    return tuple(out)
+
+
+def control_seeds(kinds: tuple[str, ...], control_seed: int) -> list[int]:
+    """The init seeds of each model's untrained controls: ``control_seed, control_seed + 1, ...``."""
+    count = next((int(k.partition(":")[2]) for k in kinds if k.startswith("random:")), 0)
+    return [control_seed + i for i in range(count)]
 
 
 def slug(name: str) -> str:
@@ -121,9 +143,9 @@ def run_key(*, experiment: str, config, seed: int, identity: str | None, dtype: 
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_dir(runs_dir: Path, experiment: str, member: Member, control_seed: int) -> Path:
+def run_dir(runs_dir: Path, experiment: str, member: Member) -> Path:
     """``runs_dir / <experiment>-<model>[-untrained-s<seed>]-<key[:12]>`` (``-unkeyed`` without a key)."""
-    tail = f"-untrained-s{control_seed}" if member.control else ""
+    tail = f"-untrained-s{member.seed}" if member.control else ""
     return Path(runs_dir) / f"{experiment}-{slug(member.model)}{tail}-{member.key[:12] if member.key else 'unkeyed'}"
 
 

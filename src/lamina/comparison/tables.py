@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 
 from ..models.depth import relative_depth
-from ..stats.profiles import band_exits, profile_difference, runs
+from ..stats.profiles import control_band, interval_se, profile_difference, runs
 
 TIDY_COLUMNS = ("model", "family", "n_layers", "site", "layer", "relative_depth", "metric", "value", "ci_low",
-                "ci_high", "control")
+                "ci_high", "control", "control_seed")
+ALPHA = 0.05  # family-wise level of "leaves its controls' band" and "the profiles differ"
 
 
 def tidy(members) -> pd.DataFrame:
@@ -31,7 +32,8 @@ def tidy(members) -> pd.DataFrame:
         depth = np.array([relative_depth(site, layer, n_layers) for site, layer in zip(table["site"], table["layer"])],
                          dtype=float)
         frames.append(table.assign(model=member.model, family=member.facts["family"], n_layers=n_layers,
-                                   relative_depth=depth, control=member.control))
+                                   relative_depth=depth, control=member.control,
+                                   control_seed=member.seed if member.control else -1))
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in TIDY_COLUMNS})
     return pd.concat(frames, ignore_index=True)[list(TIDY_COLUMNS)]
@@ -79,16 +81,24 @@ def key_numbers_wide(long: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
 
 def _profile(table, model, control, site, metric):
     rows = table[(table["model"] == model) & (table["control"] == control) & (table["site"] == site)
-                 & (table["metric"] == metric)].sort_values("layer")
+                 & (table["metric"] == metric)].sort_values(["control_seed", "layer"])
     return rows
 
 
-def bands(table: pd.DataFrame) -> pd.DataFrame:
-    """Per trained model with a control, metric and layer: whether it leaves its control's band.
+BAND_COLUMNS = ["model", "site", "metric", "layer", "relative_depth", "value", "ci_low", "ci_high", "control_mean",
+                "band_low", "band_high", "effect", "t", "df", "p", "p_fw", "n_controls", "tested", "outside",
+                "direction"]
 
-    Columns: model, site, metric, layer, relative_depth, value, control_value, tested, outside, direction
-    (+1 above the control's band, -1 below). The rule: :func:`lamina.stats.profiles.band_exits`.
-    """
+
+def _se(rows: pd.DataFrame) -> np.ndarray:
+    se = interval_se(rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float))
+    return np.where(np.isfinite(se), se, 0.0)
+
+
+def bands(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per trained model with controls, metric and layer: the controls' family-wise prediction band
+    for one more initialisation and whether the trained model leaves it
+    (:func:`lamina.stats.profiles.control_band`; columns :data:`BAND_COLUMNS`)."""
     frames = []
     for model in dict.fromkeys(table.loc[~table["control"].astype(bool), "model"]):
         for site, metric in metrics(table):
@@ -96,17 +106,22 @@ def bands(table: pd.DataFrame) -> pd.DataFrame:
             ref = _profile(table, model, True, site, metric)
             if own.empty or ref.empty:
                 continue
-            merged = own.merge(ref, on="layer", suffixes=("", "_control"))
-            exits = band_exits(merged["value"], merged["ci_low"], merged["ci_high"], merged["value_control"],
-                               merged["ci_low_control"], merged["ci_high_control"])
+            layers = own["layer"].to_numpy()
+            wide = ref.pivot_table(index="control_seed", columns="layer", values="value", aggfunc="first",
+                                   dropna=False).reindex(columns=layers)
+            ref_se = ref.assign(se=_se(ref)).pivot_table(index="control_seed", columns="layer", values="se",
+                                                         aggfunc="first", dropna=False).reindex(columns=layers)
+            band = control_band(own["value"].to_numpy(float), _se(own), wide.to_numpy(float),
+                                np.nan_to_num(ref_se.to_numpy(float)), alpha=alpha)
             frames.append(pd.DataFrame({
-                "model": model, "site": site, "metric": metric, "layer": merged["layer"],
-                "relative_depth": merged["relative_depth"], "value": merged["value"],
-                "control_value": merged["value_control"], "tested": exits.tested, "outside": exits.outside,
-                "direction": exits.direction}))
-    columns = ["model", "site", "metric", "layer", "relative_depth", "value", "control_value", "tested", "outside",
-               "direction"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+                "model": model, "site": site, "metric": metric, "layer": layers,
+                "relative_depth": own["relative_depth"].to_numpy(), "value": own["value"].to_numpy(),
+                "ci_low": own["ci_low"].to_numpy(), "ci_high": own["ci_high"].to_numpy(),
+                "control_mean": band.center, "band_low": band.low, "band_high": band.high, "effect": band.effect,
+                "t": band.t, "df": band.df, "p": band.p, "p_fw": band.p_fw,
+                "n_controls": np.isfinite(wide.to_numpy(float)).sum(axis=0), "tested": band.tested,
+                "outside": band.outside, "direction": band.direction}))
+    return pd.concat(frames, ignore_index=True)[BAND_COLUMNS] if frames else pd.DataFrame(columns=BAND_COLUMNS)
 
 
 def _span(rows: pd.DataFrame, first: int, last: int) -> str:
@@ -116,30 +131,47 @@ def _span(rows: pd.DataFrame, first: int, last: int) -> str:
     return f"{layers} (depth {depths})"
 
 
+def _number(x: float) -> str:
+    return f"{x:+.3g}"
+
+
 def band_statement(rows: pd.DataFrame) -> str:
-    """Where one trained model leaves its control's band for one metric (``rows``: its :func:`bands` rows)."""
+    """Where one trained model leaves its controls' band for one metric (``rows``: its :func:`bands` rows):
+    the largest departure first (estimate and band), then the family-wise count with the effects' range
+    and the contiguous layers, named with their depths."""
     rows = rows.sort_values("layer").reset_index(drop=True)
     tested = rows["tested"].to_numpy(bool)
+    k = int(rows["n_controls"].max()) if len(rows) else 0
     if not tested.any():
-        above = int((rows["value"] > rows["control_value"]).sum())
-        return (f"not tested: no interval on either side (the experiment gives none); descriptively, above the "
-                f"control's value at {above} of {len(rows)} layers.")
+        if k < 2:
+            return (f"not tested: {k} initialisation{'s' if k != 1 else ''} of the architecture cannot give a band "
+                    "for another one (use --controls random:3 or more).")
+        return "not tested: the metric is constant across initialisations and exactly estimated at every layer."
+    i = int(np.nanargmax(np.abs(np.where(tested, rows["t"].to_numpy(float), np.nan))))
+    r = rows.iloc[i]
+    lead = (f"largest departure {_number(r['effect'])} at layer {r['layer']} (depth {r['relative_depth']:.2f}; "
+            f"band {r['band_low']:.3g} to {r['band_high']:.3g}, {k} initialisations)")
+    n_out, n_tested = int(rows["outside"].sum()), int(tested.sum())
+    correction = f"family-wise α {ALPHA:g} over {n_tested} layers, Bonferroni-t"
+    if n_out == 0:
+        return f"{lead}; within its controls' band at every layer ({correction})."
     parts = []
     for direction, word in ((1, "above"), (-1, "below")):
         spans = [_span(rows, a, b) for a, b in runs(rows["direction"].to_numpy() == direction)]
         if spans:
             parts.append(f"{word} at {', '.join(spans)}")
-    n_out, n_tested = int(rows["outside"].sum()), int(tested.sum())
-    if not parts:
-        return f"within its control's band at every layer ({n_tested} tested)."
-    return f"leaves its control's band at {n_out} of {n_tested} layers: {'; '.join(parts)}."
+    effects = rows.loc[rows["outside"].astype(bool), "effect"].to_numpy(float)
+    return (f"{lead}; leaves its controls' band at {n_out} of {n_tested} layers ({correction}; effects "
+            f"{_number(effects.min())} to {_number(effects.max())}): {'; '.join(parts)}.")
 
 
-def differences(table: pd.DataFrame, points: int | None = None, level: float = 95.0) -> pd.DataFrame:
+def differences(table: pd.DataFrame, points: int | None = None, alpha: float = ALPHA) -> pd.DataFrame:
     """Differences of profiles ``a - b`` for every pair of trained models (a listed before b) and every metric
-    where both give intervals, on a common relative-depth grid (:func:`lamina.stats.profiles.profile_difference`).
+    where both give intervals, at the shallower model's depths (or ``points`` evenly spaced ones), decided
+    family-wise over depth (:func:`lamina.stats.profiles.profile_difference`).
 
-    Columns: site, metric, model_a, model_b, relative_depth, difference, ci_low, ci_high, excludes_zero.
+    Columns: site, metric, model_a, model_b, relative_depth, difference, ci_low, ci_high, allowance,
+    excludes_zero.
     """
     trained = table[~table["control"].astype(bool)]
     models = list(dict.fromkeys(trained["model"]))
@@ -151,29 +183,37 @@ def differences(table: pd.DataFrame, points: int | None = None, level: float = 9
                 continue
             diff = profile_difference(pa["relative_depth"], pa["value"], pa["ci_low"], pa["ci_high"],
                                       pb["relative_depth"], pb["value"], pb["ci_low"], pb["ci_high"],
-                                      points=points, level=level)
-            with np.errstate(invalid="ignore"):
-                excludes = (diff.ci_low > 0) | (diff.ci_high < 0)
+                                      points=points, alpha=alpha)
             frames.append(pd.DataFrame({"site": site, "metric": metric, "model_a": a, "model_b": b,
                                         "relative_depth": diff.grid, "difference": diff.difference,
-                                        "ci_low": diff.ci_low, "ci_high": diff.ci_high, "excludes_zero": excludes}))
+                                        "ci_low": diff.ci_low, "ci_high": diff.ci_high,
+                                        "allowance": diff.allowance, "excludes_zero": diff.excludes_zero}))
     columns = ["site", "metric", "model_a", "model_b", "relative_depth", "difference", "ci_low", "ci_high",
-               "excludes_zero"]
+               "allowance", "excludes_zero"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def difference_statement(rows: pd.DataFrame) -> str:
-    """One sentence per (metric, pair): where on the grid the difference's interval excludes 0, and its sign."""
+    """One sentence per (metric, pair): the largest difference first, then where the family-wise interval
+    excludes 0 (contiguous depths as ranges) with the range of the differences there."""
     first = rows.iloc[0]
     head = f"{first['metric']}: {first['model_a']} − {first['model_b']}"
     rows = rows.reset_index(drop=True)
+    values = rows["difference"].to_numpy(float)
+    i = int(np.nanargmax(np.abs(values))) if np.isfinite(values).any() else 0
+    lead = (f"largest {_number(values[i])} at depth {rows['relative_depth'][i]:.2f} "
+            f"(family-wise interval {rows['ci_low'][i]:.3g} to {rows['ci_high'][i]:.3g})")
+    n_points = len(rows)
+    correction = f"family-wise α {ALPHA:g} over {n_points} depths, Bonferroni with the interpolation allowance"
     parts = []
     for sign, word in ((1, "positive"), (-1, "negative")):
-        mask = rows["excludes_zero"].to_numpy(bool) & (np.sign(rows["difference"].to_numpy()) == sign)
+        mask = rows["excludes_zero"].to_numpy(bool) & (np.sign(values) == sign)
         spans = [f"{rows['relative_depth'][a]:.2f}" if a == b else
                  f"{rows['relative_depth'][a]:.2f}–{rows['relative_depth'][b]:.2f}" for a, b in runs(mask)]
         if spans:
             parts.append(f"{word} at depth {', '.join(spans)}")
     if not parts:
-        return f"{head}: the interval includes 0 at every grid point ({len(rows)} points)."
-    return f"{head}: {'; '.join(parts)} ({int(rows['excludes_zero'].sum())} of {len(rows)} grid points)."
+        return f"{head}: {lead}; no depth differs ({correction})."
+    hits = values[rows["excludes_zero"].to_numpy(bool)]
+    return (f"{head}: {lead}; differs at {len(hits)} of {n_points} depths ({correction}; differences "
+            f"{_number(hits.min())} to {_number(hits.max())}): {'; '.join(parts)}.")
