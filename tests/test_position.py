@@ -95,7 +95,7 @@ def test_same_seed_same_results_and_no_overwrite(position_run, tiny_gpt2, tmp_pa
     assert dump_json(again.summary) == (position_run.path / "results.json").read_text()
     forced = lamina.run("position", model=tiny_gpt2, out=tmp_path / "again", force=True, n_samples=20,
                         test_start=500, progress=False)
-    assert forced.summary["n_train"] == 2 * 20  # two replicates by default
+    assert forced.summary["n_train"] == 6 * 20  # six replicates by default
 
 
 def test_settings_errors(tiny_gpt2):

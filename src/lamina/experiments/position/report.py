@@ -35,7 +35,7 @@ def _across(result: PositionResult) -> tuple[KeyNumber, ...]:
     a = result.across
     if a is None:
         return (KeyNumber("Across replicates", "needs at least 2 replicates",
-                          "--set replicates=2 (the default) or more"),)
+                          "--set replicates=6 (the default) or at least 2"),)
     acc = a.test_accuracy
     return (
         KeyNumber(f"Held-out accuracy across {a.n} replicates",
