@@ -53,7 +53,7 @@ class AutoregressionConfig:
     replicates: int | None = None
     se: str = "ols"  # standard errors: ols (the seed's) or hac (Newey-West within each passage)
     hac_lags: int | None = None  # HAC truncation lag; None: Newey-West's floor(4 (T/100)^(2/9))
-    n_boot: int = 100  # bootstrap series per passage and layer for the bias of the position-adjusted betas
+    n_boot: int = 50  # bootstrap series per passage and layer for the bias of the position-adjusted betas
 
     def check(self):
         if self.min_tokens < 8:
