@@ -89,8 +89,9 @@ def _estimate(result: AutoregressionResult, name: str, what: str, digits: int = 
     sig = np.array([getattr(layer, name).significant for layer in result.adjusted])
     best = int(np.nanargmax(np.abs(mean)))
     f = f"{{:+.{digits}f}}"
-    value = (f"mean over {n} tested layers {f.format(np.nanmean(mean))} (layers {f.format(np.nanmin(mean))} to "
-             f"{f.format(np.nanmax(mean))}); largest at layer {best}: {f.format(mean[best])} "
+    value = (f"mean over {n} tested layer{'s' if n > 1 else ''} {f.format(np.nanmean(mean))} (layers "
+             f"{f.format(np.nanmin(mean))} to {f.format(np.nanmax(mean))}); largest at layer {best}: "
+             f"{f.format(mean[best])} "
              f"(95% CI {f.format(low[best])} to {f.format(high[best])})")
     k = int(sig.sum())
     correction = CORRECTION[result.correction]
@@ -146,8 +147,8 @@ def key_numbers(result: AutoregressionResult) -> tuple[KeyNumber, ...]:
         ]
     rows += [
         KeyNumber("Seed's fit (no position terms, pooled)",
-                  f"t-1 at {sig.t1_raw} of {n} layers, t-2 at {sig.t2_raw} (p ≤ {alpha}, uncorrected); mean R² "
-                  f"{result.column('r2').mean():.3f}",
+                  f"t-1 at {sig.t1_raw} of {int(tested.sum())} tested layers, t-2 at {sig.t2_raw} (p ≤ {alpha}, "
+                  f"uncorrected); mean R² {np.nanmean(result.column('r2')) if tested.any() else np.nan:.3f}",
                   f"after Benjamini-Hochberg {sig.t1_bh} and {sig.t2_bh}; {result.se.upper()} errors. Descriptive: a "
                   "trend over position or smoothness alone gives such fits"),
         KeyNumber("Passages agreeing with the mean",
