@@ -97,3 +97,119 @@ def test_levels_under_dependent_nulls():
     clustered = garch(rng, 1000, T)
     ols, hac = lagged_fits(clustered)["p"], lagged_fits(clustered, se="hac")["p"]
     assert (ols <= 0.05).mean() > 0.12 and (hac <= 0.05).mean() < (ols <= 0.05).mean() - 0.03
+
+
+# ---- issue 25: position terms, bias correction, Ljung–Box df, constant series -------------------------------
+def test_position_fits_are_statsmodels():
+    from lamina.stats.autoregression import position_fits, position_terms
+
+    rng = np.random.default_rng(4)
+    passages = [ar1(rng, 3, n, 0.4) + np.log(np.arange(1, n + 1)) for n in (60, 75, 60)]
+    fits = position_fits(passages)
+    assert fits["beta"].shape == (3, 3, 2) and fits["resid"].shape == (3, 57 + 72 + 57)
+    for p, y in enumerate(passages):
+        for row in range(3):
+            t = np.arange(3, y.shape[1])
+            X = np.column_stack([position_terms(t + 1), y[row, t - 1], y[row, t - 2]])
+            full, trend = sm.OLS(y[row, t], X).fit(), sm.OLS(y[row, t], X[:, :3]).fit()
+            np.testing.assert_allclose(fits["coef"][p, row], full.params, rtol=1e-8, atol=1e-10)
+            np.testing.assert_allclose(fits["se"][p, row], full.bse[3:], rtol=1e-8)
+            np.testing.assert_allclose(fits["p"][p, row], full.pvalues[3:], rtol=1e-6)
+            np.testing.assert_allclose(fits["r2"][p, row], full.rsquared, rtol=1e-8)
+            np.testing.assert_allclose(fits["r2_position"][p, row], trend.rsquared, rtol=1e-8)
+            np.testing.assert_allclose(fits["partial_r2"][p, row], 1 - full.ssr / trend.ssr, rtol=1e-8)
+            np.testing.assert_allclose(fits["partial_r2_adj"][p, row],
+                                       1 - (full.ssr / full.df_resid) / (trend.ssr / trend.df_resid), rtol=1e-8)
+    with pytest.raises(lamina.LaminaError, match="too few targets"):
+        position_fits([np.ones((2, 9))])
+
+
+def test_a_trend_over_position_is_not_dependence_and_the_bias_is_corrected():
+    """Issue 25, item 2 and 4: a pure log-position trend with white noise gives the seed's fit R² near 1 and a
+    large β₁; with position terms β₁ is only OLS's small-sample bias (−0.035), which the bootstrap removes."""
+    from lamina.stats.autoregression import ar_bias, position_fits
+
+    rng = np.random.default_rng(5)
+    t = np.arange(1, T + 1)
+    passages = [rng.standard_normal((100, T)) * 0.1 + 3 + 0.8 * np.log(t) - 2 / t for _ in range(8)]
+    seed = lagged_fits(passages[0])
+    assert seed["r2"].mean() > 0.9 and (seed["p"][:, 0] <= 0.05).all()
+    fits = position_fits(passages)
+    assert -0.05 < fits["beta"][..., 0].mean() < -0.02  # the bias of least squares at T = 94
+    assert fits["partial_r2_adj"].mean() == pytest.approx(0, abs=0.01)
+    corrected = ar_bias(passages, fits, n_boot=50, rng=rng)
+    assert abs(corrected["beta"][..., 0].mean()) < 0.008 and corrected["corrected"].all()
+    np.testing.assert_allclose(corrected["beta"], fits["beta"] - corrected["bias"])
+
+
+def test_bias_correction_is_skipped_where_the_fit_is_not_stationary():
+    from lamina.stats.autoregression import ar_bias, position_fits
+
+    rng = np.random.default_rng(6)
+    walk = rng.standard_normal((2, 8, T)).cumsum(axis=2) * 3
+    walk[1] = np.cumsum(np.cumsum(rng.standard_normal((8, T)), axis=1), axis=1)  # integrated twice: β₁ near 2
+    fits = position_fits(list(walk))
+    out = ar_bias(list(walk), fits, n_boot=20, rng=rng)
+    assert np.isfinite(out["beta"]).all()
+    assert (out["bias"][~out["corrected"]] == 0).all() and not out["corrected"][1].all()
+
+
+def test_ljung_box_subtracts_the_fitted_lags():
+    """Issue 25, item 7: residuals of p fitted lags have h − p degrees of freedom (statsmodels' model_df)."""
+    rng = np.random.default_rng(7)
+    e = rng.standard_normal((2, 80))
+    want = [acorr_ljungbox(row, lags=[10], model_df=2, return_df=True)["lb_pvalue"].iloc[0] for row in e]
+    np.testing.assert_allclose(ljung_box(e, fitted=2), want, rtol=1e-8)
+    assert (ljung_box(e, fitted=2) < ljung_box(e)).all()
+
+
+def test_constant_series_are_float32_rounding():
+    """Issue 25, item 2: a post-norm fixes Gemma-3's untrained log norms at ln √640 = 3.2307, varying by a few
+    float32 ulps; such a series is constant, real variation is not."""
+    from lamina.stats.autoregression import constant_series
+
+    rng = np.random.default_rng(8)
+    level = np.float32(np.log(np.sqrt(640.0)))
+    ulp = np.spacing(level)
+    rounding = (level + ulp * rng.integers(-6, 7, (3, T))).astype(np.float32).astype(np.float64)
+    varying = rounding + np.array([[1e-3], [1e-4], [0.0]]) * rng.standard_normal((3, T))
+    assert constant_series([rounding]).all()
+    assert constant_series([varying]).tolist() == [False, False, True]
+    assert not constant_series([np.zeros((1, T)) + rng.standard_normal((1, T)) * 1e-9])  # level 0: scale by |mean|
+
+
+def test_holm_is_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    from lamina.stats.autoregression import _holm
+
+    rng = np.random.default_rng(9)
+    p = rng.uniform(0, 0.1, 12)
+    p[[2, 7]] = np.nan
+    ok = np.isfinite(p)
+    np.testing.assert_allclose(_holm(p)[ok], multipletests(p[ok], method="holm")[1])
+    assert np.isnan(_holm(p)[~ok]).all()
+
+
+def test_constant_series_are_outside_the_family():
+    """A constant series gets NaN and is not in the max-|t| family; the others' family-wise p-values are the
+    sign-flip max-t of the tested series alone."""
+    from lamina.stats.autoregression import passage_autoregressions
+    from lamina.stats.replicates import sign_flip_max_t
+
+    rng = np.random.default_rng(10)
+    passages = [np.vstack([ar1(rng, 3, T, 0.3), np.full((1, T), np.float32(3.2307))]) for _ in range(8)]
+    shuffled = [np.vstack([ar1(rng, 3, T, 0.3), np.full((1, T), np.float32(3.2307))]) for _ in range(8)]
+    out = passage_autoregressions(passages, shuffled, n_boot=20, rng=rng)
+    assert out["constant"].tolist() == [False, False, False, True] and out["correction"] == "max"
+    for lag in (0, 1):
+        test = out["lags"][lag]
+        assert np.isnan([test[k][3] for k in ("mean", "ci_low", "t", "p", "p_corrected")]).all()
+        np.testing.assert_allclose(test["p_corrected"][:3], sign_flip_max_t(out["beta"][:, :3, lag]))
+        np.testing.assert_allclose(test["mean"][:3], out["beta"][:, :3, lag].mean(axis=0))
+    order = out["order"][0]
+    np.testing.assert_allclose(order["mean"][:3], (out["beta"] - out["shuffled_beta"])[:, :3, 0].mean(axis=0))
+    assert np.isnan(order["p"][3]) and np.isnan(out["partial_r2_adj"]["mean"][3])
+    one = passage_autoregressions(passages[:1], shuffled[:1], n_boot=20, rng=rng)  # one passage: the fit's own t
+    assert one["correction"] == "holm" and np.isfinite(one["lags"][0]["p"][:3]).all()
+    assert (one["lags"][0]["ci_low"][:3] < one["lags"][0]["mean"][:3]).all()

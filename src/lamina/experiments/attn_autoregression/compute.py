@@ -1,9 +1,14 @@
 """Seed 002: is the size of a token's attention update predicted by the two tokens before it? (compute)
 
 Replicates are consecutive passages of the book: passage 0 is the one the experiment has always
-used (from ``start``), each next one continues where the previous one ends. All passages go through
-the model in one recording. Per layer: one least-squares fit on all passages pooled (lags within a
-passage), one per passage, and the one-sample t test of the passages' betas (passages as the unit).
+used (from ``start``), each next one continues where the previous one ends. Every passage also goes
+through the model with its tokens in a seeded random order (the token-order control); real and
+shuffled passages are one recording. Per layer (the headline,
+:func:`lamina.stats.autoregression.passage_autoregressions`): each passage's autoregression with
+position terms (log t, 1/t), its betas bias-corrected by parametric bootstrap, the passages' betas
+tested against 0 and against the shuffled passages' (paired), family-wise over layers; layers whose
+log norms are constant to float32 precision are not tested. The seed's fit (no position terms, all
+passages pooled) is kept for parity with the notebook.
 """
 
 from __future__ import annotations
@@ -14,21 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as t_dist
 
 from ... import data, stimuli
 from ...data.local import read_text
 from ...errors import LaminaError
 from ...recording import record
-from ...stats.autoregression import SE_KINDS, ljung_box, lagged_fits, newey_west_lags
+from ...stats.autoregression import SE_KINDS, ljung_box, lagged_fits, newey_west_lags, passage_autoregressions
 from ...stats.multiple import benjamini_hochberg, significant
 from ...stats.norms import log_norms
-from ...stats.replicates import t_interval
 from ...stimuli import Stimuli
 from ...stimuli.base import encode
-from ..across import across_tests, column
+from ..across import Across, Interval, column
 from ..base import Context, ModelFacts, profile_table
-from .result import (LAGS, AutoregressionResult, LayerAcross, LayerFit, Norms, PassageFits, SignificantLayers)
+from .result import (LAGS, AutoregressionResult, LayerAdjusted, LayerFit, Norms, PassageFits, SignificantLayers)
 
 GATSBY_OPENING = "In my younger and more vulnerable years"
 COLUMNS = ("intercept", "beta_t1", "beta_t2", "se_t1", "se_t2", "p_t1", "p_t2", "r2", "p_t1_bh", "p_t2_bh",
@@ -50,6 +53,7 @@ class AutoregressionConfig:
     replicates: int | None = None
     se: str = "ols"  # standard errors: ols (the seed's) or hac (Newey-West within each passage)
     hac_lags: int | None = None  # HAC truncation lag; None: Newey-West's floor(4 (T/100)^(2/9))
+    n_boot: int = 50  # bootstrap series per passage and layer for the bias of the position-adjusted betas
 
     def check(self):
         if self.min_tokens < 8:
@@ -70,6 +74,8 @@ class AutoregressionConfig:
             raise LaminaError(f"se must be one of {', '.join(SE_KINDS)}, not {self.se!r}.")
         if self.hac_lags is not None and self.hac_lags < 1:
             raise LaminaError(f"hac_lags must be at least 1 (or none for Newey-West's rule), not {self.hac_lags}.")
+        if isinstance(self.n_boot, bool) or int(self.n_boot) != self.n_boot or self.n_boot < 1:
+            raise LaminaError(f"n_boot must be a positive integer (bootstrap series), not {self.n_boot!r}.")
 
 
 def passage_texts(config: AutoregressionConfig, model) -> tuple[list[str], str]:
@@ -108,97 +114,185 @@ def passage_texts(config: AutoregressionConfig, model) -> tuple[list[str], str]:
     return passages, f"{config.book}, from “{config.start}”"
 
 
-def _stimuli(passages, model) -> Stimuli:
-    """All passages as one set of stimuli (one recording): meta ``passage``, ``length``."""
+def _stimuli(passages, model, rng: np.random.Generator) -> Stimuli:
+    """All passages, then each passage's tokens in a random order (``rng``), as one set of stimuli (one
+    recording): meta ``passage``, ``length``, ``shuffled``."""
     parts = [stimuli.passage(text, model, max_length=model.context_length - int(model.prepend_bos))
              for text in passages]
-    meta = pd.DataFrame({"passage": np.arange(len(parts)), "length": [len(p.ids[0]) for p in parts]})
-    return Stimuli([p.ids[0] for p in parts], meta, notes=[note for p in parts for note in p.notes])
+    ids = [p.ids[0] for p in parts]
+    shuffled = [seq[rng.permutation(len(seq))] for seq in ids]
+    n = len(parts)
+    meta = pd.DataFrame({"passage": np.tile(np.arange(n), 2), "length": [len(seq) for seq in ids] * 2,
+                         "shuffled": np.repeat([False, True], n)})
+    return Stimuli(ids + shuffled, meta, notes=[note for p in parts for note in p.notes])
 
 
-def _across(per, config) -> tuple[LayerAcross, ...]:
-    """Per layer: each lag's beta across passages (BH across layers, per lag), and R² with its t interval."""
-    lags = {lag: across_tests(per[f"beta_{lag}"], alpha=config.alpha, correction="bh") for lag in LAGS}
-    mean, low, high = t_interval(per["r2"])
-    return tuple(LayerAcross(t1=lags["t1"][i], t2=lags["t2"][i], r2_mean=mean[i], r2_ci=(low[i], high[i]))
-                 for i in range(len(mean)))
+def _across(summary: dict, i: int, alpha: float) -> Across:
+    """One layer's entry of a test from :func:`passage_autoregressions` (NaN for an untested layer)."""
+    p = summary["p_corrected"][i]
+    return Across(mean=summary["mean"][i], ci_low=summary["ci_low"][i], ci_high=summary["ci_high"][i],
+                  t=summary["t"][i], p=summary["p"][i], p_corrected=p, significant=bool(significant(p, alpha)))
+
+
+def _interval(summary: dict, i: int) -> Interval:
+    return Interval(mean=summary["mean"][i], ci_low=summary["ci_low"][i], ci_high=summary["ci_high"][i])
+
+
+def _adjusted(norms, shuffled, config, rng) -> tuple[dict, tuple[LayerAdjusted, ...]]:
+    """The headline: position-adjusted, bias-corrected autoregressions, tested across passages."""
+    out = passage_autoregressions(norms, shuffled, lags=(1, 2), first=config.first_target, n_boot=config.n_boot,
+                                  rng=rng)
+    fits, bias = out["fits"], out["bias"]
+    start = config.first_target - 2
+    sd = np.concatenate([n[:, start:] for n in norms], axis=1).std(axis=1)
+    p_lb = ljung_box(fits["resid"], fits["groups"], fitted=2)
+    tested = ~out["constant"]
+    mean_bias = bias["bias"].mean(axis=0)
+    shuffled_beta = out["shuffled_beta"][:, :, 0]
+    shuffled_ci = {"mean": np.where(tested, shuffled_beta.mean(axis=0), np.nan),
+                   "ci_low": np.full(len(sd), np.nan), "ci_high": np.full(len(sd), np.nan)}
+    if len(norms) > 1 and tested.any():
+        from ...stats.replicates import t_interval
+
+        _, shuffled_ci["ci_low"][tested], shuffled_ci["ci_high"][tested] = t_interval(shuffled_beta[:, tested])
+    layers = tuple(LayerAdjusted(
+        constant=bool(out["constant"][i]), log_norm_sd=sd[i],
+        t1=_across(out["lags"][0], i, config.alpha), t2=_across(out["lags"][1], i, config.alpha),
+        bias_t1=mean_bias[i, 0] if tested[i] else np.nan, bias_t2=mean_bias[i, 1] if tested[i] else np.nan,
+        partial_r2=_interval(out["partial_r2"], i), partial_r2_adj=_interval(out["partial_r2_adj"], i),
+        r2_position=fits["r2_position"][:, i].mean() if tested[i] else np.nan,
+        shuffled_t1=_interval(shuffled_ci, i), order_t1=_across(out["order"][0], i, config.alpha),
+        p_ljung_box=p_lb[i] if tested[i] else np.nan) for i in range(len(sd)))
+    return out, layers
+
+
+def _seed_fits(norms, tested, config, maxlags) -> tuple[dict, dict]:
+    """The seed's fit on the tested layers (NaN on the others): pooled (``intercept``, ``beta``, ``se``, ``p``,
+    ``p_bh`` per lag, ``r2``, ``p_ljung_box``, each per layer) and each passage's own (``beta_t1``, ...)."""
+    n_layers, n = len(tested), len(norms)
+    fits = {key: np.full((n_layers, len(LAGS)), np.nan) for key in ("beta", "se", "p", "p_bh")}
+    fits.update({key: np.full(n_layers, np.nan) for key in ("intercept", "r2", "p_ljung_box")})
+    per = {f"{kind}_{lag}": np.full((n, n_layers), np.nan) for kind in ("beta", "p") for lag in LAGS}
+    per["r2"] = np.full((n, n_layers), np.nan)
+    if not tested.any():
+        return fits, per
+    kept = [series[tested] for series in norms]
+    pooled = lagged_fits(kept, first=config.first_target, se=config.se, maxlags=maxlags)
+    for key in ("beta", "se", "p", "intercept", "r2"):
+        fits[key][tested] = pooled[key]
+    fits["p_bh"][tested] = np.stack([benjamini_hochberg(pooled["p"][:, j]) for j in range(len(LAGS))], axis=1)
+    fits["p_ljung_box"][tested] = ljung_box(pooled["resid"], pooled["groups"], fitted=len(LAGS))
+    for i, series in enumerate(kept):
+        own = lagged_fits([series], first=config.first_target, se=config.se, maxlags=maxlags)
+        for j, lag in enumerate(LAGS):
+            per[f"beta_{lag}"][i, tested], per[f"p_{lag}"][i, tested] = own["beta"][:, j], own["p"][:, j]
+        per["r2"][i, tested] = own["r2"]
+    return fits, per
 
 
 def compute(model, config: AutoregressionConfig, ctx: Context) -> AutoregressionResult:
     with ctx.stage("data"):
         texts, source = passage_texts(config, model)
-        stim = _stimuli(texts, model)
+        stim = _stimuli(texts, model, ctx.rng)
     with ctx.stage("record"):
         rec = record(model, stim, sites=["attn.out"], batch_size=len(stim), progress=ctx.progress, loss=False)
     with ctx.stage("stats"):
-        lengths = stim.lengths
-        norms = [log_norms(rec["attn.out"][:, r, :n], what="attention outputs") for r, n in enumerate(lengths)]
+        lengths = stim.lengths[:len(texts)]
+        r = len(texts)
+        norms = [log_norms(rec["attn.out"][:, i, :n], what="attention outputs") for i, n in enumerate(lengths)]
+        shuffled = [log_norms(rec["attn.out"][:, r + i, :n], what="attention outputs")
+                    for i, n in enumerate(lengths)]
+        # the headline: beyond position, bias-corrected, passages as the unit, and the word-order control
+        out, adjusted = _adjusted(norms, shuffled, config, ctx.rng)
+        constant = out["constant"]
+        # the seed's fit: no position terms, all passages pooled (one intercept per passage); not on constant layers
         targets = int(np.mean(lengths)) - config.first_target
         maxlags = config.hac_lags or newey_west_lags(targets)
-        fits = lagged_fits(norms, first=config.first_target, se=config.se, maxlags=maxlags)
-        p_bh = np.stack([benjamini_hochberg(fits["p"][:, j]) for j in range(len(LAGS))], axis=1)  # per lag
-        p_lb = ljung_box(fits["resid"], fits["groups"])
-        per_fits = [lagged_fits([n], first=config.first_target, se=config.se, maxlags=maxlags) for n in norms]
-        per = {f"{kind}_{lag}": np.stack([f[kind][:, j] for f in per_fits]) for kind in ("beta", "p")
-               for j, lag in enumerate(LAGS)}
-        per["r2"] = np.stack([f["r2"] for f in per_fits])
-        across = _across(per, config) if len(norms) > 1 else None
+        fits, per = _seed_fits(norms, ~constant, config, maxlags)
+        for j, lag in enumerate(LAGS):
+            per[f"adjusted_{lag}"] = out["beta"][:, :, j]
+            per[f"bias_{lag}"] = out["bias"]["bias"][:, :, j]
+        per["partial_r2"], per["partial_r2_adj"] = out["fits"]["partial_r2"], out["fits"]["partial_r2_adj"]
+        per["shuffled_t1"] = out["shuffled_beta"][:, :, 0]
+        per["shuffled_partial_r2"] = out["shuffled_fits"]["partial_r2"]
+        per = {key: np.where(constant[None], np.nan, value) for key, value in per.items()}
     n_layers = len(norms[0])
     layers = tuple(LayerFit(intercept=fits["intercept"][i], beta_t1=fits["beta"][i, 0], beta_t2=fits["beta"][i, 1],
                             p_t1=fits["p"][i, 0], p_t2=fits["p"][i, 1], r2=fits["r2"][i], se_t1=fits["se"][i, 0],
-                            se_t2=fits["se"][i, 1], p_t1_bh=p_bh[i, 0], p_t2_bh=p_bh[i, 1], p_ljung_box=p_lb[i],
-                            across=None if across is None else across[i])
+                            se_t2=fits["se"][i, 1], p_t1_bh=fits["p_bh"][i, 0], p_t2_bh=fits["p_bh"][i, 1],
+                            p_ljung_box=fits["p_ljung_box"][i])
                    for i in range(n_layers))
     counts = {f"{lag}_{kind}": int(significant(p, config.alpha).sum())
-              for j, lag in enumerate(LAGS) for kind, p in (("raw", fits["p"][:, j]), ("bh", p_bh[:, j]))}
-    for lag in LAGS:
-        counts[f"{lag}_across"] = None if across is None else int(sum(getattr(a, lag).significant for a in across))
+              for j, lag in enumerate(LAGS) for kind, p in (("raw", fits["p"][:, j]), ("bh", fits["p_bh"][:, j]))}
+    counts.update({name: int(sum(getattr(layer, name).significant for layer in adjusted))
+                   for name in ("t1", "t2", "order_t1")})
+    tokens = rec.tokens.sort_values(["sequence", "position"])
     return AutoregressionResult(
-        n_tokens=int(lengths.sum()), n_targets=int(fits["resid"].shape[1]), passage_tokens=tuple(lengths.tolist()),
-        source=source, alpha=config.alpha, replicates=len(norms), se=config.se,
-        hac_lags=maxlags if config.se == "hac" else None, significant_layers=SignificantLayers(**counts),
+        n_tokens=int(lengths.sum()), n_targets=int(sum(n - config.first_target for n in lengths)),
+        passage_tokens=tuple(lengths.tolist()),
+        source=source, alpha=config.alpha, replicates=r, se=config.se,
+        hac_lags=maxlags if config.se == "hac" else None, n_boot=config.n_boot, correction=out["correction"],
+        constant_layers=tuple(int(i) for i in np.flatnonzero(constant)),
+        significant_layers=SignificantLayers(**counts), adjusted=adjusted,
         layers=layers, per_passage=PassageFits(**per), model=ModelFacts.of(model), data_notes=tuple(stim.notes),
         norms=Norms(log_norms=np.concatenate(norms, axis=1),
-                    tokens=rec.tokens.sort_values(["sequence", "position"])["token"].to_numpy(dtype=str),
-                    passage=np.repeat(np.arange(len(norms)), lengths)))
+                    tokens=tokens.loc[tokens["sequence"] < r, "token"].to_numpy(dtype=str),
+                    passage=np.repeat(np.arange(r), lengths),
+                    shuffled_log_norms=np.concatenate(shuffled, axis=1),
+                    shuffled_tokens=tokens.loc[tokens["sequence"] >= r, "token"].to_numpy(dtype=str)))
+
+
+ADJUSTED_TESTS = ("t1", "t2", "order_t1")  # Across fields of LayerAdjusted
+ADJUSTED_INTERVALS = ("partial_r2", "partial_r2_adj", "shuffled_t1")  # Interval fields
 
 
 def tables(result: AutoregressionResult) -> dict[str, pd.DataFrame]:
     norms = result.norms.log_norms
     n_layers, n_tokens = norms.shape
     regression = pd.DataFrame({"layer": np.arange(n_layers), **{c: result.column(c) for c in COLUMNS}})
-    if result.replicates > 1:
-        for lag in LAGS:
-            entries = [getattr(layer.across, lag) for layer in result.layers]
-            for name in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected"):
-                regression[f"across_{lag}_{name}"] = column(entries, name)
-            regression[f"across_{lag}_significant"] = [e.significant for e in entries]
+    regression.insert(1, "constant", [layer.constant for layer in result.adjusted])
+    # the headline (position-adjusted, bias-corrected; across passages): across_t1_*, across_t2_*, order_t1_*
+    for name in ADJUSTED_TESTS:
+        prefix = f"across_{name}" if name in LAGS else name
+        entries = [getattr(layer, name) for layer in result.adjusted]
+        for field in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected"):
+            regression[f"{prefix}_{field}"] = column(entries, field)
+        regression[f"{prefix}_significant"] = [e.significant for e in entries]
+    for name in ADJUSTED_INTERVALS:
+        for field in ("mean", "ci_low", "ci_high"):
+            regression[f"{name}_{field}"] = result.adjusted_column(name, field)
+    for name in ("bias_t1", "bias_t2", "r2_position", "log_norm_sd"):
+        regression[name] = result.adjusted_column(name, None)
+    regression["p_ljung_box_adjusted"] = result.adjusted_column("p_ljung_box", None)
     per = result.per_passage
+    names = ("beta_t1", "beta_t2", "p_t1", "p_t2", "r2", "adjusted_t1", "adjusted_t2", "bias_t1", "bias_t2",
+             "partial_r2", "partial_r2_adj", "shuffled_t1", "shuffled_partial_r2")
     passages = pd.DataFrame({"passage": np.repeat(np.arange(result.replicates), n_layers),
                              "layer": np.tile(np.arange(n_layers), result.replicates),
-                             **{name: getattr(per, name).ravel() for name in ("beta_t1", "beta_t2", "p_t1", "p_t2",
-                                                                              "r2")}})
+                             **{name: getattr(per, name).ravel() for name in names}})
     position = np.concatenate([np.arange(n) for n in result.passage_tokens])
     return {"regression": regression, "passages": passages, "log_norms": pd.DataFrame({
         "layer": np.repeat(np.arange(n_layers), n_tokens), "passage": np.tile(result.norms.passage, n_layers),
         "position": np.tile(position, n_layers), "token": np.tile(result.norms.tokens, n_layers),
-        "log_norm": norms.ravel()})}
+        "log_norm": norms.ravel(), "shuffled_token": np.tile(result.norms.shuffled_tokens, n_layers),
+        "shuffled_log_norm": result.norms.shuffled_log_norms.ravel()})}
 
 
 def profiles(result: AutoregressionResult) -> pd.DataFrame:
-    """Per block: both lags' betas and R². With replicates, the passages' mean and its 95% t interval;
-    with one passage, the fit's betas with their 95% t intervals (from its standard errors), and R²."""
-    if result.replicates > 1:
-        parts = []
-        for lag in LAGS:
-            entries = [getattr(layer.across, lag) for layer in result.layers]
-            parts.append(("attn.out", f"beta_{lag}", column(entries, "mean"),
-                          np.stack([column(entries, "ci_low"), column(entries, "ci_high")])))
-        r2_ci = np.array([layer.across.r2_ci for layer in result.layers]).T
-        parts.append(("attn.out", "r2", [layer.across.r2_mean for layer in result.layers], r2_ci))
-        return profile_table(*parts)
-    crit = t_dist.ppf(0.975, result.n_targets - 3)  # residual df: targets − intercept − two lags
-    parts = [("attn.out", f"beta_{lag}", result.column(f"beta_{lag}"),
-              result.column(f"beta_{lag}") + np.outer([-crit, crit], result.column(f"se_{lag}")))
-             for lag in LAGS]
-    return profile_table(*parts, ("attn.out", "r2", result.column("r2"), None))
+    """Per block, metrics whose null value is the same at every layer (docs/results.md):
+
+    * ``beta_t1``, ``beta_t2``: the position-adjusted, bias-corrected betas, the passages' mean with its 95% t
+      interval (one passage: the fit's t interval); null 0 (no dependence beyond the trend over position);
+    * ``partial_r2_adj``: the lags' partial R² beyond position, adjusted for degrees of freedom, mean and t
+      interval over passages; null about 0 whatever the passage length;
+    * ``order_t1``: real − shuffled β₁, paired by passage, with its t interval; null 0 (token order does not
+      matter).
+
+    Layers constant to float32 precision give NaN.
+    """
+    parts = []
+    for metric, name in (("beta_t1", "t1"), ("beta_t2", "t2"), ("partial_r2_adj", "partial_r2_adj"),
+                         ("order_t1", "order_t1")):
+        parts.append(("attn.out", metric, result.adjusted_column(name),
+                      np.stack([result.adjusted_column(name, "ci_low"), result.adjusted_column(name, "ci_high")])))
+    return profile_table(*parts)

@@ -10,8 +10,6 @@ import numpy as np
 from ...errors import LaminaError
 from ...plots import figure
 from ...plots.profiles import layer_profile, interval_band
-from ...stats.multiple import significant
-from ..across import column
 from ..base import Figure
 from .result import AutoregressionResult
 
@@ -48,25 +46,29 @@ def figures(result: AutoregressionResult, config, options: AutoregressionOptions
                                     "passage excluded), as points (A) and histograms (B).")}
     fig, ax = figure(1, size=(11, 4))
     layers = np.arange(n_layers)
-    many = result.replicates > 1
     for lag, color, marker in (("t1", "C3", "s"), ("t2", "C0", "o")):
-        beta = result.column(f"beta_{lag}")
-        if many:  # the passages' mean and its t interval: the across-passage band
-            entries = [getattr(layer.across, lag) for layer in result.layers]
-            interval_band(ax, column(entries, "ci_low"), column(entries, "ci_high"), color=color)
-        layer_profile(ax, beta, significant=significant(result.column(f"p_{lag}"), alpha), color=color,
-                      marker=marker, label=f"t-{lag[1]}")
-        bh = significant(result.column(f"p_{lag}_bh"), alpha)
-        ax.plot(layers[bh], beta[bh], "o", markersize=14, markerfacecolor="none", markeredgecolor="k",
-                linestyle="none")
+        # the headline: beyond position, bias-corrected, passages' mean with its 95% interval
+        interval_band(ax, result.adjusted_column(lag, "ci_low"), result.adjusted_column(lag, "ci_high"), color=color)
+        sig = np.array([getattr(layer, lag).significant for layer in result.adjusted])
+        layer_profile(ax, result.adjusted_column(lag), significant=sig, color=color, marker=marker,
+                      label=f"t-{lag[1]} beyond position")
+    ax.plot(layers, result.adjusted_column("shuffled_t1"), "s--", color="C3", markerfacecolor="none", markersize=5,
+            linewidth=1, label="t-1, tokens shuffled")
+    ax.plot(layers, result.column("beta_t1"), ":", color="gray", linewidth=1.2,
+            label="t-1, seed's fit (no position terms)")
+    constant = list(result.constant_layers)
+    if constant:
+        ax.plot(constant, np.zeros(len(constant)), "x", color="k", linestyle="none", label="constant: not tested")
     ax.axhline(0, color="gray", linewidth=0.8)
-    ax.plot([], [], "o", markersize=12, markerfacecolor="none", markeredgecolor="k", label="significant after BH")
-    ax.legend(fontsize=9)
-    ax.set(ylabel="Beta", title="Predicting a token's update from the previous tokens' updates")
-    caption = (f"Betas for t-1 and t-2 per layer{' (all passages pooled)' if many else ''}: filled markers "
-               f"p ≤ {alpha}, hollow not; black rings mark layers that stay significant after Benjamini-Hochberg.")
-    if many:
-        caption += (f" Bands: the mean of the {result.replicates} passages' own betas with its 95% t interval "
-                    "(passages as the unit).")
+    ax.legend(fontsize=8)
+    ax.set(xlabel="Layer", ylabel="Beta", title="Predicting a token's update from the previous tokens' updates, "
+                                                "beyond the trend over position")
+    unit = (f"the mean of the {result.replicates} passages' bias-corrected betas with its 95% t interval"
+            if result.replicates > 1 else "the passage's bias-corrected betas with their 95% t intervals")
+    caption = (f"Betas of y[t-1] and y[t-2] with position terms (log t, 1/t) in each passage's fit: {unit}. Filled "
+               f"markers: p ≤ {alpha} family-wise over layers; hollow: not. Dashed: t-1 for the same passages with "
+               "their tokens shuffled; dotted: the seed's fit without position terms.")
+    if constant:
+        caption += " Crosses: layers constant to float32 precision, not tested."
     out["betas"] = Figure(fig, caption)
     return out

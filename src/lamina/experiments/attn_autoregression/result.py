@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..across import Across
+from ..across import Across, Interval
 from ..base import ModelFacts
 from ..typed import FloatArray, Typed, array_field, detail_field
 
@@ -15,29 +15,43 @@ LAGS = ("t1", "t2")
 
 @dataclass(frozen=True, eq=False)
 class SignificantLayers(Typed):
-    """Layers with p <= alpha per lag: the pooled fit raw and after Benjamini–Hochberg, and across passages."""
+    """Layers with p <= alpha. Headline: the position-adjusted, bias-corrected betas and the word-order
+    difference, family-wise over the tested (not constant) layers by the result's ``correction``. The
+    seed's pooled fit (no position terms): raw and after Benjamini–Hochberg, descriptive."""
 
-    t1_raw: int
+    t1: int
+    t2: int
+    order_t1: int  # real − shuffled β₁
+    t1_raw: int  # the seed's pooled fit, p <= alpha uncorrected
     t1_bh: int
     t2_raw: int
     t2_bh: int
-    t1_across: int | None  # across-passage t test, BH across layers (None with one passage)
-    t2_across: int | None
 
 
 @dataclass(frozen=True, eq=False)
-class LayerAcross(Typed):
-    """One layer across passages: each lag's beta tested against 0 (BH across layers, per lag), and R²."""
+class LayerAdjusted(Typed):
+    """One layer's autoregression beyond position across passages: y[t] = a + b log t + c/t + β₁ y[t-1] +
+    β₂ y[t-2] per passage, each passage's betas bias-corrected (parametric bootstrap), passages as the unit.
+    NaN (and never significant) where the layer is ``constant``."""
 
-    t1: Across
+    constant: bool  # log norms constant to float32 precision: not tested
+    log_norm_sd: float  # SD of the log norms the fits use (all passages)
+    t1: Across  # β₁: mean over passages, t interval, p, family-wise p (``correction``)
     t2: Across
-    r2_mean: float
-    r2_ci: tuple[float, float]  # 95% t interval
+    bias_t1: float  # mean bootstrap bias of the passages' OLS β₁ (subtracted)
+    bias_t2: float
+    partial_r2: Interval  # the lags' partial R² beyond position: 1 − SSR(full) / SSR(position terms only)
+    partial_r2_adj: Interval  # the same, each SSR over its degrees of freedom (about 0 without dependence)
+    r2_position: float  # mean R² of the position terms alone
+    shuffled_t1: Interval  # β₁ of the same passages with their tokens in a shuffled order
+    order_t1: Across  # real − shuffled β₁, paired by passage
+    p_ljung_box: float  # residual autocorrelation of the position-adjusted fits, 10 lags, df 10 − 2 per passage
 
 
 @dataclass(frozen=True, eq=False)
 class LayerFit(Typed):
-    """One layer's least squares of y[t] on y[t-1] and y[t-2], all passages pooled."""
+    """One layer's least squares of y[t] on y[t-1] and y[t-2], all passages pooled, no position terms (the
+    seed's fit, kept for parity; one intercept per passage)."""
 
     intercept: float
     beta_t1: float
@@ -49,19 +63,27 @@ class LayerFit(Typed):
     se_t2: float
     p_t1_bh: float  # Benjamini–Hochberg across layers, lag t-1 alone
     p_t2_bh: float
-    p_ljung_box: float  # residual autocorrelation up to 10 lags, passages summed
-    across: LayerAcross | None  # None with one passage
+    p_ljung_box: float  # residual autocorrelation up to 10 lags, df 10 − 2 per passage, passages summed
 
 
 @dataclass(frozen=True, eq=False)
 class PassageFits(Typed):
-    """Each passage's own fit per layer, shape ``(n_passages, n_layers)``."""
+    """Each passage's own fits per layer, shape ``(n_passages, n_layers)``: the seed's (no position terms:
+    ``beta_*``, ``p_*``, ``r2``) and the position-adjusted one (``adjusted_*``: bias-corrected betas)."""
 
     beta_t1: FloatArray
     p_t1: FloatArray
     beta_t2: FloatArray
     p_t2: FloatArray
     r2: FloatArray
+    adjusted_t1: FloatArray
+    adjusted_t2: FloatArray
+    bias_t1: FloatArray
+    bias_t2: FloatArray
+    partial_r2: FloatArray
+    partial_r2_adj: FloatArray
+    shuffled_t1: FloatArray  # bias-corrected β₁ of the shuffled passage
+    shuffled_partial_r2: FloatArray
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +91,8 @@ class Norms(Typed):
     log_norms: np.ndarray  # (n_layers, n_tokens) float64, log L2 norm of attn.out, passages one after another
     tokens: np.ndarray  # (n_tokens,) str
     passage: np.ndarray  # (n_tokens,) int64, the passage of each token
+    shuffled_log_norms: np.ndarray  # (n_layers, n_tokens): the same passages with their tokens shuffled
+    shuffled_tokens: np.ndarray  # (n_tokens,) str, in the order they were fed
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,15 +103,25 @@ class AutoregressionResult(Typed):
     source: str
     alpha: float
     replicates: int  # passages
-    se: str  # "ols" or "hac"
+    se: str  # "ols" or "hac" (the seed's pooled fit)
     hac_lags: int | None  # Newey–West truncation lag (None with se = ols)
+    n_boot: int  # bootstrap series per passage and layer for the bias of the betas
+    correction: str  # family-wise over layers: "max" (max-|t|, sign flips of passages) or "holm" (one passage)
+    constant_layers: tuple[int, ...]  # not tested: log norms constant to float32 precision
     significant_layers: SignificantLayers
-    layers: tuple[LayerFit, ...]
+    adjusted: tuple[LayerAdjusted, ...]  # the headline: autoregression beyond position
+    layers: tuple[LayerFit, ...]  # the seed's pooled fit
     per_passage: PassageFits
     model: ModelFacts = detail_field()
     data_notes: tuple[str, ...] = detail_field()
     norms: Norms = array_field()
 
     def column(self, name: str) -> np.ndarray:
-        """One value per layer, shape ``(n_layers,)``: e.g. ``column("beta_t1")``."""
+        """One value per layer of the seed's fit, shape ``(n_layers,)``: e.g. ``column("beta_t1")``."""
         return np.array([getattr(layer, name) for layer in self.layers])
+
+    def adjusted_column(self, name: str, field: str = "mean") -> np.ndarray:
+        """One value per layer of the position-adjusted fits: e.g. ``adjusted_column("t1", "ci_low")``;
+        a float field (``"bias_t1"``) with ``field=None``."""
+        return np.array([getattr(layer, name) if field is None else getattr(getattr(layer, name), field)
+                         for layer in self.adjusted], dtype=float)
