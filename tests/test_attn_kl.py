@@ -93,7 +93,8 @@ def newline_gpt2(gpt2_tokenizer):
 @pytest.fixture(scope="module")
 def attn_run(newline_gpt2, tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("runs") / "attn-kl"
-    return lamina.run("attn-kl", model=newline_gpt2, out=out, seed=0, focus_layer=1, replicates=1, progress=False)
+    return lamina.run("attn-kl", model=newline_gpt2, out=out, seed=0, focus_layer=1, replicates=1, skip_first=0,
+                      progress=False)
 
 
 def test_results_equal_seed_computation(attn_run, newline_gpt2, gpt2_tokenizer):
@@ -170,16 +171,20 @@ def test_run_directory_and_report(attn_run):
                 "null_min", "null_max"]:
         assert key in res["layers"][0]
     page = (path / "report.html").read_text()
-    assert "JS divergence of log norms, layer 1" in page and "batchmean" in page
+    assert "JS divergence of log norms (plug-in, biased), layer 1" in page and "batchmean" in page
+    labels = [k.label for k in attn_run.key_numbers]  # the estimates lead
+    assert labels[0] == "Bias-corrected JS, layer 1" and labels[1].startswith("Difference of mean log norms")
+    assert "window_starts.csv" in {p.name for p in (path / "tables").iterdir()}
     assert "needs at least 2 windows" in page
     assert {"record", "stats", "figures"} <= set(json.loads((path / "manifest.json").read_text())["timings"])
 
 
 def test_same_seed_same_results(attn_run, newline_gpt2, tmp_path):
-    again = lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, replicates=1, progress=False)
+    again = lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, replicates=1, skip_first=0,
+                       progress=False)
     assert dump_json(again.summary) == (attn_run.path / "results.json").read_text()
     other = lamina.run("attn-kl", model=newline_gpt2, seed=1, focus_layer=1, replicates=1, n_permutations=200,
-                       progress=False)
+                       skip_first=0, progress=False)
     assert [x["js"] for x in other.summary["layers"]] == [x["js"] for x in attn_run.summary["layers"]]
     assert [x["null_mean"] for x in other.summary["layers"]] != [x["null_mean"] for x in attn_run.summary["layers"]]
 
@@ -187,8 +192,8 @@ def test_same_seed_same_results(attn_run, newline_gpt2, tmp_path):
 def test_empty_group_is_a_clear_error(gpt2_tokenizer, data_dir):
     """A model that always predicts ' quantum' gets none of the window right: no 'correct' group to compare."""
     model = biased_gpt2(gpt2_tokenizer, " quantum")
-    with pytest.raises(lamina.LaminaError, match=r"the 'correct' group has 0 of 2048 tokens \(correct: 0, "
-                                                 r"incorrect: 2048\); .* at least 2 tokens in each group"):
+    with pytest.raises(lamina.LaminaError, match=r"the 'correct' group has 0 of 1920 tokens \(correct: 0, "
+                                                 r"incorrect: 1920\); .* at least 2 tokens in each group"):
         lamina.run("attn-kl", model=model, focus_layer=1, progress=False)
 
 
@@ -198,7 +203,7 @@ def test_window_at_the_end_of_a_text_file(newline_gpt2, gpt2_tokenizer, tmp_path
     path.write_text("".join(f"Line {i} of a short book\n" for i in range(40)))
     n = len(gpt2_tokenizer.encode(path.read_text()))
     run = lamina.run("attn-kl", model=newline_gpt2, book=str(path), window=n - n // 2, focus_layer=0,
-                     bins_sweep="5,8", n_permutations=50, replicates=1, progress=False)
+                     bins_sweep="5,8", n_permutations=50, replicates=1, skip_first=0, progress=False)
     assert run.summary["n_tokens"] == n - n // 2 - 1 and run.summary["window_start"] == n // 2
     assert run.summary["n_correct"] > 10  # every '\n' is predicted
     assert any("last token has no next token" in note for note in run.notes)
@@ -271,7 +276,8 @@ def test_smollm2_short_window(smollm2, data_dir):
 @pytest.fixture(scope="module")
 def windows_run(newline_gpt2, data_dir):
     """The defaults on the tiny model: 8 disjoint windows of 256 tokens (its whole context each)."""
-    return lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, n_permutations=200, progress=False)
+    return lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, n_permutations=200, skip_first=0,
+                      progress=False)
 
 
 def test_windows_are_replicates_in_one_recording(windows_run, attn_run):
@@ -364,7 +370,7 @@ def test_defect2_max_statistic_standardises_each_layer(newline_gpt2, monkeypatch
     def make(correct, lengths, rng):
         values = rng.normal(size=(3,) + correct.shape)
         values[0] += 1.0 * correct
-        values[0, 0, :3] = 30.0 + np.arange(3)
+        values[0, 0, 20:23] = 30.0 + np.arange(3)  # after the default skip_first
         return values
 
     plant_log_norms(monkeypatch, make)
