@@ -264,7 +264,7 @@ def test_p_values_are_calibrated_under_random_labels():
 def test_smollm2_short_window(smollm2, data_dir):
     run = lamina.run("attn-kl", model=smollm2, window=128, replicates=4, n_permutations=200, progress=False)
     s = run.summary
-    assert len(s["layers"]) == 30 and s["n_tokens"] == 512 and s["across"]["n"] == 4
+    assert len(s["layers"]) == 30 and s["n_tokens"] == 4 * (128 - 16) and s["across"]["n"] == 4
     assert s["across"]["js"]["exact"] and s["across"]["js"]["n_pairings"] == 24
     assert 0.2 < s["accuracy"] < 0.8
     assert s["focus_layer"] == 3  # depth 0.125 of 30 blocks
@@ -309,9 +309,18 @@ def test_tests_across_windows(windows_run):
     assert a["n_significant_difference"] == sum(a["difference"]["significant"])
     assert a["n_agree"] == sum(r["agrees"] for r in s["replicates"])
     profile = windows_run.profiles
+    assert set(profile.metric) == {"difference", "js_corrected", "mean_log_norm_correct", "mean_log_norm_incorrect"}
     diff = profile[profile.metric == "difference"]
     np.testing.assert_allclose(diff["value"], a["difference"]["mean"])
     np.testing.assert_allclose(diff["ci_high"], a["difference"]["ci_high"])
+    # the JS profile is bias-corrected: each window's JS minus the mean of its own shuffles, t interval
+    corrected = np.array([r["js_corrected"] for r in s["replicates"]])
+    mean, low, high = lamina.stats.t_interval(corrected)
+    js = profile[profile.metric == "js_corrected"]
+    np.testing.assert_allclose(js["value"], mean)
+    np.testing.assert_allclose(js[["ci_low", "ci_high"]].to_numpy().T, [low, high])
+    np.testing.assert_allclose(a["js"]["corrected_mean"], mean)
+    assert np.all(np.array(a["js"]["mean"]) > mean)  # the plug-in JS carries the bias
     text = " ".join(f"{k.label} {k.value} {k.test}" for k in windows_run.key_numbers)
     assert "across 8 windows" in text and f"{a['n_agree']} of 8" in text
 
@@ -458,3 +467,45 @@ def test_within_window_shuffles_are_calibrated_when_labels_are_not_autocorrelate
     rates = _rejection_rates(0.0, n_across=0)
     for name in ("js_within", "difference_within"):
         assert ((rates[name] >= 0.025) & (rates[name] <= 0.085)).all(), (name, rates)
+
+
+# ---- issue 25: window starts, the bias-corrected JS, the within-stratum difference ------------------------
+def test_window_starts_are_left_out_and_both_choices_reported(newline_gpt2, windows_run, data_dir):
+    """skip_first=16 (the default) leaves each window's first 16 tokens out of both groups; the token table
+    keeps every token (marked ``used``), and the other choice (all tokens) is run on the same tokens."""
+    run = lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, n_permutations=200, progress=False)
+    s, all_tokens = run.summary, windows_run.summary
+    assert s["skip_first"] == 16 and all_tokens["skip_first"] == 0
+    assert s["n_tokens"] == 8 * 240 and all_tokens["n_tokens"] == 8 * 256
+    tokens = run.tables["tokens"]
+    assert len(tokens) == 8 * 256 and (tokens["used"] == (tokens["position"] >= 16)).all()
+    ws = s["window_starts"]
+    assert ws["used"]["skip_first"] == 16 and ws["other"]["skip_first"] == 0 and ws["start_tokens"] == 16
+    # the other choice of this run is the main result of the run with skip_first=0 (the same tests)
+    other = all_tokens["window_starts"]["used"]
+    np.testing.assert_allclose(ws["other"]["difference"], other["difference"])
+    assert ws["other"]["difference_significant"] == other["difference_significant"]
+    np.testing.assert_allclose(other["difference"], all_tokens["across"]["difference"]["mean"])
+    used = tokens[tokens["used"]]
+    assert ws["accuracy_rest"] == pytest.approx(used["correct"].mean())
+    assert ws["accuracy_start"] == pytest.approx(tokens.loc[~tokens["used"], "correct"].mean())
+    stable = np.array(ws["used"]["difference_significant"]) & ws["other"]["difference_significant"] & (
+        np.sign(ws["used"]["difference"]) == np.sign(ws["other"]["difference"]))
+    assert ws["stable_difference"] == stable.tolist()
+    labels = [k.label for k in run.key_numbers]
+    assert "Window starts: the first 16 tokens of each window" in labels
+    assert any(label.startswith("Significant layers with and without the window starts") for label in labels)
+    assert "first 16 tokens of every window are left out" in run.text.method
+
+
+def test_bias_corrected_js_and_within_window_difference_are_stored(windows_run):
+    s = windows_run.summary
+    for layer in s["layers"]:
+        assert layer["js_corrected"] == pytest.approx(layer["js"] - layer["null_mean"])
+        assert layer["difference_within"] == pytest.approx(
+            (layer["difference"] - layer["difference_expected"]) / s["stratified_scale"])
+        assert layer["difference_ci_low"] < layer["difference_within"] < layer["difference_ci_high"]
+    assert 0 < s["stratified_scale"] <= 1  # windows are the strata; accuracy differs between them
+    for rep in s["replicates"]:  # one stratum per window with shuffle=window: the plain difference
+        np.testing.assert_allclose(rep["difference_within"], rep["difference"])
+    assert s["js_corrected"] == s["layers"][1]["js_corrected"]

@@ -12,8 +12,8 @@ from scipy.special import rel_entr
 
 from lamina import LaminaError
 from lamina.stats.divergence import (SEED_EPSILON, bias_corrected_js, bin_edges, bin_index, check_groups,
-                                     group_divergences, group_histograms, js_divergence, js_noise_floor, kl, probabilities,
-                                     symmetric_kl_to_mixture, unsupported_bins)
+                                     group_divergences, group_histograms, js_divergence, js_noise_floor, kl,
+                                     probabilities, symmetric_kl_to_mixture, unsupported_bins)
 from lamina.stats.permutation import binned, js_by_labels, js_permutation_null, permuted_labels
 from seed_code import symmetric_KL as seed_symmetric_KL
 

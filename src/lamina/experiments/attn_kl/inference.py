@@ -118,7 +118,7 @@ def across_difference(windows: list[LabelTests], correction: str, alpha: float, 
 
 
 def across_js(windows: list[LabelTests], values, window_of, labels, n_bins: int, correction: str, alpha: float,
-              rng, used) -> AcrossJS:
+              rng, used, n_pairings: int = MAX_PAIRINGS) -> AcrossJS:
     """Each window's JS against its log norms split by the other windows' labels (the pairing test);
     windows longer than the shortest are cut to its length for the pairing.
 
@@ -127,7 +127,7 @@ def across_js(windows: list[LabelTests], values, window_of, labels, n_bins: int,
     n = int(min((window_of == r).sum() for r in used))
     stacked = np.stack([values[:, window_of == r][:, :n] for r in used])  # (R, n_layers, n)
     cut = np.stack([labels[window_of == r][:n] for r in used])
-    test = pairing_test(js_pairs(stacked, cut, n_bins), n_permutations=MAX_PAIRINGS, rng=rng)
+    test = pairing_test(js_pairs(stacked, cut, n_bins), n_permutations=n_pairings, rng=rng)
     corrected = test.p_max if correction == "max" else benjamini_hochberg(test.p)
     mean, low, high = t_interval(np.stack([w.js for w in windows]), LEVEL)
     c_mean, c_low, c_high = t_interval(np.stack([w.js_corrected for w in windows]), LEVEL)
@@ -147,7 +147,8 @@ def same_sign(window: LabelTests | None, pooled: LabelTests, pooled_significant)
 
 
 def across_windows(windows: list[LabelTests | None], pooled: LabelTests, pooled_significant, values, window_of,
-                   labels, n_bins: int, correction: str, alpha: float, rng) -> tuple[AcrossWindows | None, list, list]:
+                   labels, n_bins: int, correction: str, alpha: float, rng,
+                   n_pairings: int = MAX_PAIRINGS) -> tuple[AcrossWindows | None, list, list]:
     """The tests across the windows that have both groups (None with fewer than 2 of them), and per window the
     layers with the pooled sign and whether it agrees (the pooled sign at more than half of the layers where
     the pooled difference is significant)."""
@@ -159,7 +160,7 @@ def across_windows(windows: list[LabelTests | None], pooled: LabelTests, pooled_
         return None, same, agree
     tested = [windows[r] for r in used]
     diff = across_difference(tested, correction, alpha, rng)
-    js = across_js(tested, values, window_of, labels, n_bins, correction, alpha, rng, used)
+    js = across_js(tested, values, window_of, labels, n_bins, correction, alpha, rng, used, n_pairings)
     return AcrossWindows(n=len(used), level=LEVEL, correction=correction, difference=diff, js=js,
                          n_significant_difference=int(diff.significant.sum()),
                          n_significant_js=int(js.significant.sum()), n_agree=int(sum(agree)),
@@ -215,7 +216,7 @@ class Analysis:
 
 def analyse(values, labels, window_of, position, *, skip_first: int = 0, token_length=None, shuffle: str = "window",
             n_bins: int = 30, n_permutations: int = 1000, correction: str = "max", alpha: float = 0.05,
-            rng: np.random.Generator, device=None) -> Analysis:
+            rng: np.random.Generator, device=None, n_pairings: int = MAX_PAIRINGS) -> Analysis:
     """All of attn-kl's tests from log norms and labels: pooled (label shuffles within strata), per window,
     and across windows (the window as the unit).
 
@@ -231,6 +232,8 @@ def analyse(values, labels, window_of, position, *, skip_first: int = 0, token_l
         n_bins, n_permutations, correction (``"max"`` or ``"bh"``), alpha: as the experiment's settings.
         rng: draws the shuffles (and sign flips or pairings when not enumerated).
         device: a torch device for the JS counts, or None (NumPy).
+        n_pairings: the pairing test of JS across windows enumerates all R! pairings up to this many, else
+            draws this many (the observed one first); the experiment enumerates up to 8 windows (8! = 40,320).
 
     Returns:
         :class:`Analysis`.
@@ -259,7 +262,7 @@ def analyse(values, labels, window_of, position, *, skip_first: int = 0, token_l
     windows = window_tests(values, window_of, sets, strata, n_bins, device=device)
     diff_sig = significant(fixed["p_difference_corrected"], alpha)
     across, same, agree = across_windows(windows, pooled, diff_sig, values, window_of, labels, n_bins, correction,
-                                         alpha, rng)
+                                         alpha, rng, n_pairings)
     return Analysis(skip_first=skip_first, keep=keep, labels=labels, window_of=window_of, token_length=lengths,
                     strata=strata, pooled=pooled, fixed=fixed, windows=windows, difference_significant=diff_sig,
                     js_significant=significant(fixed["p_corrected"], alpha), across=across, same=same, agree=agree)

@@ -82,13 +82,6 @@ def _layers(indices) -> str:
     return ", ".join(map(str, indices)) if indices else "none"
 
 
-def _directions(layers, difference, keep) -> str:
-    keep = np.asarray(keep, dtype=bool)
-    up = np.flatnonzero(keep & (difference > 0))
-    down = np.flatnonzero(keep & (difference < 0))
-    return f"correct larger at {_layers(up)}; smaller at {_layers(down)}"
-
-
 def _agreement(a) -> str:
     if a.n_agreement_layers == 0:
         return "no layer's pooled difference is significant, so there is no direction to disagree with"
@@ -124,8 +117,12 @@ def _sized(estimate, keep, digits: int = 4, unit: str = " nats") -> str:
     return _layers(idx) + (f" (bias-corrected JS {_signed(estimate[idx], digits)}{unit})" if idx.size else "")
 
 
-def _interval(mean: float, low: float, high: float, digits: int) -> str:
-    return f"{mean:+.{digits}f} ({inference.LEVEL:g}% interval {low:+.{digits}f} to {high:+.{digits}f})"
+def _interval(mean: float, low: float, high: float, digits: int, unit: str = "") -> str:
+    return f"{mean:+.{digits}f}{unit} ({inference.LEVEL:g}% interval {low:+.{digits}f} to {high:+.{digits}f})"
+
+
+def _difference_label(r: AttnKLResult) -> str:
+    return f"Difference of mean log norms (correct − incorrect, within {STRATA[r.shuffle]}), layer {r.focus_layer}"
 
 
 def _estimates(r: AttnKLResult, corr: str) -> tuple[KeyNumber, ...]:
@@ -140,18 +137,18 @@ def _estimates(r: AttnKLResult, corr: str) -> tuple[KeyNumber, ...]:
         out += [
             KeyNumber(f"Bias-corrected JS, layer {focus}",
                       _interval(a.js.corrected_mean[focus], a.js.corrected_ci_low[focus], a.js.corrected_ci_high[focus],
-                                4) + f" nats; plug-in JS {a.js.mean[focus]:.4f}, of which bias "
+                                4, " nats") + f"; plug-in JS {a.js.mean[focus]:.4f}, of which bias "
                       f"{a.js.mean[focus] - a.js.corrected_mean[focus]:.4f}",
                       f"each window's JS minus the mean of its {r.n_permutations} label shuffles (null value 0 at "
                       f"every layer), t interval across {a.n} windows; pairing test p = {a.js.p[focus]:.3g}, "
                       f"{corr} p = {a.js.p_corrected[focus]:.3g}"),
-            KeyNumber(f"Difference of mean log norms (correct − incorrect, within {STRATA[r.shuffle]}), layer {focus}",
+            KeyNumber(_difference_label(r),
                       _interval(a.difference.mean[focus], a.difference.ci_low[focus], a.difference.ci_high[focus], 3),
                       f"t test across {a.n} windows, two-sided p = {a.difference.p[focus]:.3g}; "
                       f"{'sign flips of whole windows, max |t|' if a.correction == 'max' else corr} "
                       f"p = {a.difference.p_corrected[focus]:.3g}"),
             KeyNumber(f"Mean over the {len(r.layers)} layers",
-                      f"bias-corrected JS {_interval(*(float(x[0]) for x in js_all), 4)} nats; difference "
+                      f"bias-corrected JS {_interval(*(float(x[0]) for x in js_all), 4, ' nats')}; difference "
                       f"{_interval(*(float(x[0]) for x in diff_all), 3)}",
                       f"each window's mean over layers, t interval across {a.n} windows"),
         ]
@@ -163,7 +160,7 @@ def _estimates(r: AttnKLResult, corr: str) -> tuple[KeyNumber, ...]:
                       f"JS minus the mean of its {r.n_permutations} label shuffles (null value 0 at every layer); "
                       f"permutation p = {layer.p_value:.3g}, {corr} p = {layer.p_corrected:.3g}; one window: no "
                       "interval across windows"),
-            KeyNumber(f"Difference of mean log norms (correct − incorrect, within {STRATA[r.shuffle]}), layer {focus}",
+            KeyNumber(_difference_label(r),
                       _interval(layer.difference_within, layer.difference_ci_low, layer.difference_ci_high, 3),
                       f"label shuffles {SHUFFLES[r.shuffle]}, shift interval; two-sided p = {layer.p_difference:.3g}, "
                       f"{corr} p = {layer.p_difference_corrected:.3g}"),
