@@ -158,15 +158,15 @@ def _estimates(r: AttnKLResult, corr: str) -> tuple[KeyNumber, ...]:
                       f"{layer.js_corrected:+.4f} nats (plug-in JS {layer.js:.4f}, its shuffles' mean "
                       f"{layer.null_mean:.4f})",
                       f"JS minus the mean of its {r.n_permutations} label shuffles (null value 0 at every layer); "
-                      f"permutation p = {layer.p_value:.3g}, {corr} p = {layer.p_corrected:.3g}; one window: no "
-                      "interval across windows"),
+                      f"permutation p = {layer.p_value:.3g}, {corr} p = {layer.p_corrected:.3g}; no interval "
+                      "across windows (fewer than 2 windows with both groups)"),
             KeyNumber(_difference_label(r),
                       _interval(layer.difference_within, layer.difference_ci_low, layer.difference_ci_high, 3),
                       f"label shuffles {SHUFFLES[r.shuffle]}, shift interval; two-sided p = {layer.p_difference:.3g}, "
                       f"{corr} p = {layer.p_difference_corrected:.3g}"),
             KeyNumber(f"Mean over the {len(r.layers)} layers",
                       f"bias-corrected JS {np.mean(r.column('js_corrected')):+.4f} nats; difference "
-                      f"{np.mean(r.column('difference_within')):+.3f}", "pooled; descriptive (one window)"),
+                      f"{np.mean(r.column('difference_within')):+.3f}", "pooled; descriptive (no tests across windows)"),
         ]
     return tuple(out)
 
@@ -236,8 +236,13 @@ def key_numbers(r: AttnKLResult, config=None) -> tuple[KeyNumber, ...]:
     corr = CORRECTION_NAMES[r.correction]
     windows = f" in {r.n_replicates} windows" if r.n_replicates > 1 else ""
     pooled = f"pooled, labels shuffled {SHUFFLES[r.shuffle]}"
+    estimates = _estimates(r, corr)
+    if getattr(config, "labels_from", None):  # the groups are another model's: the headline says so
+        first = estimates[0]
+        estimates = (KeyNumber(first.label, first.value + "; correct/incorrect: another model's predictions "
+                               "(labels_from)", first.test), *estimates[1:])
     return (
-        *_estimates(r, corr),
+        *estimates,
         *_across(r, corr),
         *_starts(r),
         KeyNumber("Prediction accuracy", f"{100 * r.accuracy:.1f}% ({r.n_correct}/{r.n_tokens} tokens{windows}"
