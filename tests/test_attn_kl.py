@@ -93,7 +93,8 @@ def newline_gpt2(gpt2_tokenizer):
 @pytest.fixture(scope="module")
 def attn_run(newline_gpt2, tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("runs") / "attn-kl"
-    return lamina.run("attn-kl", model=newline_gpt2, out=out, seed=0, focus_layer=1, replicates=1, progress=False)
+    return lamina.run("attn-kl", model=newline_gpt2, out=out, seed=0, focus_layer=1, replicates=1, skip_first=0,
+                      progress=False)
 
 
 def test_results_equal_seed_computation(attn_run, newline_gpt2, gpt2_tokenizer):
@@ -170,16 +171,20 @@ def test_run_directory_and_report(attn_run):
                 "null_min", "null_max"]:
         assert key in res["layers"][0]
     page = (path / "report.html").read_text()
-    assert "JS divergence of log norms, layer 1" in page and "batchmean" in page
+    assert "JS divergence of log norms (plug-in, biased), layer 1" in page and "batchmean" in page
+    labels = [k.label for k in attn_run.key_numbers]  # the estimates lead
+    assert labels[0] == "Bias-corrected JS, layer 1" and labels[1].startswith("Difference of mean log norms")
+    assert "window_starts.csv" in {p.name for p in (path / "tables").iterdir()}
     assert "needs at least 2 windows" in page
     assert {"record", "stats", "figures"} <= set(json.loads((path / "manifest.json").read_text())["timings"])
 
 
 def test_same_seed_same_results(attn_run, newline_gpt2, tmp_path):
-    again = lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, replicates=1, progress=False)
+    again = lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, replicates=1, skip_first=0,
+                       progress=False)
     assert dump_json(again.summary) == (attn_run.path / "results.json").read_text()
     other = lamina.run("attn-kl", model=newline_gpt2, seed=1, focus_layer=1, replicates=1, n_permutations=200,
-                       progress=False)
+                       skip_first=0, progress=False)
     assert [x["js"] for x in other.summary["layers"]] == [x["js"] for x in attn_run.summary["layers"]]
     assert [x["null_mean"] for x in other.summary["layers"]] != [x["null_mean"] for x in attn_run.summary["layers"]]
 
@@ -187,8 +192,8 @@ def test_same_seed_same_results(attn_run, newline_gpt2, tmp_path):
 def test_empty_group_is_a_clear_error(gpt2_tokenizer, data_dir):
     """A model that always predicts ' quantum' gets none of the window right: no 'correct' group to compare."""
     model = biased_gpt2(gpt2_tokenizer, " quantum")
-    with pytest.raises(lamina.LaminaError, match=r"the 'correct' group has 0 of 2048 tokens \(correct: 0, "
-                                                 r"incorrect: 2048\); .* at least 2 tokens in each group"):
+    with pytest.raises(lamina.LaminaError, match=r"the 'correct' group has 0 of 1920 tokens \(correct: 0, "
+                                                 r"incorrect: 1920\); .* at least 2 tokens in each group"):
         lamina.run("attn-kl", model=model, focus_layer=1, progress=False)
 
 
@@ -198,7 +203,7 @@ def test_window_at_the_end_of_a_text_file(newline_gpt2, gpt2_tokenizer, tmp_path
     path.write_text("".join(f"Line {i} of a short book\n" for i in range(40)))
     n = len(gpt2_tokenizer.encode(path.read_text()))
     run = lamina.run("attn-kl", model=newline_gpt2, book=str(path), window=n - n // 2, focus_layer=0,
-                     bins_sweep="5,8", n_permutations=50, replicates=1, progress=False)
+                     bins_sweep="5,8", n_permutations=50, replicates=1, skip_first=0, progress=False)
     assert run.summary["n_tokens"] == n - n // 2 - 1 and run.summary["window_start"] == n // 2
     assert run.summary["n_correct"] > 10  # every '\n' is predicted
     assert any("last token has no next token" in note for note in run.notes)
@@ -259,7 +264,7 @@ def test_p_values_are_calibrated_under_random_labels():
 def test_smollm2_short_window(smollm2, data_dir):
     run = lamina.run("attn-kl", model=smollm2, window=128, replicates=4, n_permutations=200, progress=False)
     s = run.summary
-    assert len(s["layers"]) == 30 and s["n_tokens"] == 512 and s["across"]["n"] == 4
+    assert len(s["layers"]) == 30 and s["n_tokens"] == 4 * (128 - 16) and s["across"]["n"] == 4
     assert s["across"]["js"]["exact"] and s["across"]["js"]["n_pairings"] == 24
     assert 0.2 < s["accuracy"] < 0.8
     assert s["focus_layer"] == 3  # depth 0.125 of 30 blocks
@@ -271,7 +276,8 @@ def test_smollm2_short_window(smollm2, data_dir):
 @pytest.fixture(scope="module")
 def windows_run(newline_gpt2, data_dir):
     """The defaults on the tiny model: 8 disjoint windows of 256 tokens (its whole context each)."""
-    return lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, n_permutations=200, progress=False)
+    return lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, n_permutations=200, skip_first=0,
+                      progress=False)
 
 
 def test_windows_are_replicates_in_one_recording(windows_run, attn_run):
@@ -303,9 +309,18 @@ def test_tests_across_windows(windows_run):
     assert a["n_significant_difference"] == sum(a["difference"]["significant"])
     assert a["n_agree"] == sum(r["agrees"] for r in s["replicates"])
     profile = windows_run.profiles
+    assert set(profile.metric) == {"difference", "js_corrected", "mean_log_norm_correct", "mean_log_norm_incorrect"}
     diff = profile[profile.metric == "difference"]
     np.testing.assert_allclose(diff["value"], a["difference"]["mean"])
     np.testing.assert_allclose(diff["ci_high"], a["difference"]["ci_high"])
+    # the JS profile is bias-corrected: each window's JS minus the mean of its own shuffles, t interval
+    corrected = np.array([r["js_corrected"] for r in s["replicates"]])
+    mean, low, high = lamina.stats.t_interval(corrected)
+    js = profile[profile.metric == "js_corrected"]
+    np.testing.assert_allclose(js["value"], mean)
+    np.testing.assert_allclose(js[["ci_low", "ci_high"]].to_numpy().T, [low, high])
+    np.testing.assert_allclose(a["js"]["corrected_mean"], mean)
+    assert np.all(np.array(a["js"]["mean"]) > mean)  # the plug-in JS carries the bias
     text = " ".join(f"{k.label} {k.value} {k.test}" for k in windows_run.key_numbers)
     assert "across 8 windows" in text and f"{a['n_agree']} of 8" in text
 
@@ -364,7 +379,7 @@ def test_defect2_max_statistic_standardises_each_layer(newline_gpt2, monkeypatch
     def make(correct, lengths, rng):
         values = rng.normal(size=(3,) + correct.shape)
         values[0] += 1.0 * correct
-        values[0, 0, :3] = 30.0 + np.arange(3)
+        values[0, 0, 20:23] = 30.0 + np.arange(3)  # after the default skip_first
         return values
 
     plant_log_norms(monkeypatch, make)
@@ -452,3 +467,45 @@ def test_within_window_shuffles_are_calibrated_when_labels_are_not_autocorrelate
     rates = _rejection_rates(0.0, n_across=0)
     for name in ("js_within", "difference_within"):
         assert ((rates[name] >= 0.025) & (rates[name] <= 0.085)).all(), (name, rates)
+
+
+# ---- issue 25: window starts, the bias-corrected JS, the within-stratum difference ------------------------
+def test_window_starts_are_left_out_and_both_choices_reported(newline_gpt2, windows_run, data_dir):
+    """skip_first=16 (the default) leaves each window's first 16 tokens out of both groups; the token table
+    keeps every token (marked ``used``), and the other choice (all tokens) is run on the same tokens."""
+    run = lamina.run("attn-kl", model=newline_gpt2, seed=0, focus_layer=1, n_permutations=200, progress=False)
+    s, all_tokens = run.summary, windows_run.summary
+    assert s["skip_first"] == 16 and all_tokens["skip_first"] == 0
+    assert s["n_tokens"] == 8 * 240 and all_tokens["n_tokens"] == 8 * 256
+    tokens = run.tables["tokens"]
+    assert len(tokens) == 8 * 256 and (tokens["used"] == (tokens["position"] >= 16)).all()
+    ws = s["window_starts"]
+    assert ws["used"]["skip_first"] == 16 and ws["other"]["skip_first"] == 0 and ws["start_tokens"] == 16
+    # the other choice of this run is the main result of the run with skip_first=0 (the same tests)
+    other = all_tokens["window_starts"]["used"]
+    np.testing.assert_allclose(ws["other"]["difference"], other["difference"])
+    assert ws["other"]["difference_significant"] == other["difference_significant"]
+    np.testing.assert_allclose(other["difference"], all_tokens["across"]["difference"]["mean"])
+    used = tokens[tokens["used"]]
+    assert ws["accuracy_rest"] == pytest.approx(used["correct"].mean())
+    assert ws["accuracy_start"] == pytest.approx(tokens.loc[~tokens["used"], "correct"].mean())
+    stable = np.array(ws["used"]["difference_significant"]) & ws["other"]["difference_significant"] & (
+        np.sign(ws["used"]["difference"]) == np.sign(ws["other"]["difference"]))
+    assert ws["stable_difference"] == stable.tolist()
+    labels = [k.label for k in run.key_numbers]
+    assert "Window starts: the first 16 tokens of each window" in labels
+    assert any(label.startswith("Significant layers with and without the window starts") for label in labels)
+    assert "first 16 tokens of every window are left out" in run.text.method
+
+
+def test_bias_corrected_js_and_within_window_difference_are_stored(windows_run):
+    s = windows_run.summary
+    for layer in s["layers"]:
+        assert layer["js_corrected"] == pytest.approx(layer["js"] - layer["null_mean"])
+        assert layer["difference_within"] == pytest.approx(
+            (layer["difference"] - layer["difference_expected"]) / s["stratified_scale"])
+        assert layer["difference_ci_low"] < layer["difference_within"] < layer["difference_ci_high"]
+    assert 0 < s["stratified_scale"] <= 1  # windows are the strata; accuracy differs between them
+    for rep in s["replicates"]:  # one stratum per window with shuffle=window: the plain difference
+        np.testing.assert_allclose(rep["difference_within"], rep["difference"])
+    assert s["js_corrected"] == s["layers"][1]["js_corrected"]

@@ -11,9 +11,9 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr
 
 from lamina import LaminaError
-from lamina.stats.divergence import (SEED_EPSILON, bin_edges, bin_index, check_groups, group_divergences,
-                                     group_histograms, js_divergence, js_noise_floor, kl, probabilities,
-                                     symmetric_kl_to_mixture, unsupported_bins)
+from lamina.stats.divergence import (SEED_EPSILON, bias_corrected_js, bin_edges, bin_index, check_groups,
+                                     group_divergences, group_histograms, js_divergence, js_noise_floor, kl,
+                                     probabilities, symmetric_kl_to_mixture, unsupported_bins)
 from lamina.stats.permutation import binned, js_by_labels, js_permutation_null, permuted_labels
 from seed_code import symmetric_KL as seed_symmetric_KL
 
@@ -182,3 +182,50 @@ def test_js_null_mean_matches_the_documented_noise_floor():
         res = js_permutation_null(values, labels, 300, rng, n_bins=n_bins)
         expected = js_noise_floor(n_bins, labels.sum(), (~labels).sum())
         assert res.null.mean() == pytest.approx(expected, rel=0.05)
+
+
+def _null_js(values, labels, n_bins, n_permutations, rng):
+    """Observed and shuffled JS of each row of ``values`` (independent of ``labels``)."""
+    _, bins = binned(values, n_bins)
+    sets = np.vstack([labels, permuted_labels(labels, n_permutations, rng)])
+    js = js_by_labels(bins, sets, n_bins)
+    return js[0], js[1:]
+
+
+def test_bias_corrected_js_is_zero_under_the_null_whatever_bins_occupancy_and_sizes():
+    """Issue 25, item 1: the plug-in JS of two histograms has a null floor that grows with the occupied bins
+    and shrinks with the group sizes, so raw JS values of layers, models or controls are not comparable. JS
+    minus its shuffles' mean (bias_corrected_js) has mean 0 under the null in every configuration: 300
+    independent rows per configuration (each a "layer" of label-independent values), 99 shuffles."""
+    rng = np.random.default_rng(11)
+    configs = {  # name: (values of n tokens, n_bins, n_true)
+        "normal, 30 bins, 30 of 256": (lambda n: rng.normal(size=(300, n)), 30, 30, 256),
+        "normal, 30 bins, 128 of 256": (lambda n: rng.normal(size=(300, n)), 30, 128, 256),
+        "heavy tails (few occupied), 30 bins": (lambda n: rng.standard_t(1.5, size=(300, n)), 30, 90, 256),
+        "ties, 10 bins, 500 of 2000": (lambda n: np.round(rng.gamma(2.0, size=(300, n)), 1), 10, 500, 2000),
+        "uniform, 50 bins, 40 of 200": (lambda n: rng.uniform(size=(300, n)), 50, 40, 200),
+    }
+    raw_means = []
+    for name, (make, n_bins, n_true, n) in configs.items():
+        values = make(n)
+        labels = np.zeros(n, dtype=bool)
+        labels[rng.choice(n, n_true, replace=False)] = True
+        observed, null = _null_js(values, labels, n_bins, 99, rng)
+        corrected = bias_corrected_js(observed, null)
+        se = corrected.std(ddof=1) / np.sqrt(len(corrected))
+        assert abs(corrected.mean()) < 3.5 * se, (name, corrected.mean(), se)
+        assert observed.mean() > 10 * se  # the raw JS is far from 0: mostly bias
+        raw_means.append(observed.mean())
+    # and its null value depends on the configuration (0.01 to 0.13 nats here)
+    assert max(raw_means) > 4 * min(raw_means)
+
+
+def test_bias_corrected_js_keeps_a_real_difference():
+    """A shift between the groups stays positive after the correction; the bias it removes does not depend on it."""
+    rng = np.random.default_rng(3)
+    labels = rng.random(512) < 0.4
+    values = rng.normal(size=(200, 512)) + 0.5 * labels
+    observed, null = _null_js(values, labels, 30, 99, rng)
+    corrected = bias_corrected_js(observed, null)
+    assert corrected.mean() > 0.02 and (corrected > 0).mean() > 0.95
+    np.testing.assert_allclose(corrected, observed - null.mean(axis=0))

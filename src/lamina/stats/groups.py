@@ -137,3 +137,79 @@ def shift_interval(observed, null, centre, level: float = 95.0) -> tuple[np.ndar
     q_low, q_high = np.percentile(null - centre, [tail, 100 - tail], axis=0)
     excess = observed - centre
     return excess - q_high, excess - q_low
+
+
+def stratum_weights(labels, strata=None) -> np.ndarray:
+    """Weight of each stratum in the within-stratum difference: ``n_true,s · n_false,s / n_s``.
+
+    A stratum with one group only (nothing to compare within it) weighs 0. These are the weights of a
+    least-squares fit of the values on the label and one intercept per stratum (fixed effects), and the
+    inverse of the variance of a stratum's difference of means under equal spreads.
+
+    Args:
+        labels: shape ``(n,)`` bool; strata: ``(n,)`` or None (one stratum).
+
+    Returns:
+        Shape ``(n_strata,)``, strata in :func:`strata_codes` order.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    codes = np.zeros(len(labels), dtype=np.int64) if strata is None else strata_codes(strata)
+    k = int(codes.max()) + 1
+    size = np.bincount(codes, minlength=k).astype(float)
+    n_true = np.bincount(codes, weights=labels.astype(float), minlength=k)
+    return n_true * (size - n_true) / size
+
+
+def stratified_scale(labels, strata=None) -> float:
+    """What the pooled difference beyond its shuffle expectation is of the within-stratum difference.
+
+    With strata s, ``difference − expected_difference = Σ_s w_s·δ_s · (1/n_true + 1/n_false)``, where
+    ``δ_s`` is stratum s's own difference of means and ``w_s`` its :func:`stratum_weights`. The factor
+    ``c = Σ_s w_s · (1/n_true + 1/n_false)`` is 1 with one stratum and below 1 when the groups' shares
+    differ between strata (accuracy differing by window or next-token length): then the pooled excess
+    shrinks a shift common to every stratum by c, and ``(difference − expected) / c`` estimates it.
+    Shuffles within strata keep every ``n_true,s``, so c is the same for every shuffle: dividing by it
+    changes no p-value.
+
+    Args:
+        labels: shape ``(n,)`` bool; strata: ``(n,)`` or None.
+
+    Returns:
+        c in ``[0, 1]``; 0 when no stratum holds both groups.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    n_true = int(labels.sum())
+    n_false = len(labels) - n_true
+    if min(n_true, n_false) < 1:
+        raise LaminaError(f"both groups need members (True: {n_true}, False: {n_false}).")
+    return float(stratum_weights(labels, strata).sum() * (1 / n_true + 1 / n_false))
+
+
+def within_strata_difference(values, labels, strata=None) -> np.ndarray:
+    """The within-stratum difference of means ``Σ_s w_s·δ_s / Σ_s w_s``, computed stratum by stratum.
+
+    ``δ_s`` is the True group's mean minus the False group's in stratum s, ``w_s`` the
+    :func:`stratum_weights` (strata with one group only left out). It equals
+    ``(mean_differences − expected_difference) / stratified_scale`` (the form the experiments use,
+    because it carries the shuffles' null and interval along); this direct form is its definition.
+
+    Args:
+        values: shape ``(n_layers, n)``; labels: ``(n,)`` bool; strata: ``(n,)`` or None.
+
+    Returns:
+        Shape ``(n_layers,)``; NaN when no stratum holds both groups.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    labels = np.asarray(labels, dtype=bool)
+    codes = np.zeros(len(labels), dtype=np.int64) if strata is None else strata_codes(strata)
+    k = int(codes.max()) + 1
+    w = stratum_weights(labels, codes)
+    n_true = np.bincount(codes, weights=labels.astype(float), minlength=k)
+    n_false = np.bincount(codes, minlength=k) - n_true
+    sum_true = np.stack([np.bincount(codes, weights=row * labels, minlength=k) for row in values])
+    sum_false = np.stack([np.bincount(codes, weights=row * ~labels, minlength=k) for row in values])
+    both = w > 0
+    if not both.any():
+        return np.full(values.shape[0], np.nan)
+    delta = sum_true[:, both] / n_true[both] - sum_false[:, both] / n_false[both]  # (L, strata with both)
+    return delta @ w[both] / w[both].sum()

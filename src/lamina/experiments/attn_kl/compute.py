@@ -12,21 +12,24 @@ from ... import data, stimuli
 from ...errors import LaminaError
 from ...models.depth import check_layer_setting, layer_at
 from ...recording import record
-from ...stats.divergence import SEED_EPSILON, check_groups, group_divergences
-from ...stats.groups import permuted_within, strata_codes
+from ...stats.divergence import SEED_EPSILON, group_divergences
 from ...stats.multiple import significant
 from ...stats.norms import layer_log_norms
 from ..base import Context, ModelFacts, profile_table
 from . import inference, labels
-from .result import (AttnKLResult, LayerStats, Replicate, SweepEntry, TokenLength, Tokens,
-                     UnsupportedBins)
+from .inference import SHUFFLES
+from .result import (AttnKLResult, LayerStats, Replicate, StartChoice, SweepEntry, TokenLength, Tokens,
+                     UnsupportedBins, WindowStarts)
 
 DEFAULT_WINDOW_CAP = 1024  # SmolLM2's context is 8192 tokens: the seed's "whole context" is slow on a CPU
 DEFAULT_TOKENS = 2048  # the default windows share this many tokens: 1 × 1024 (the seed's design), 8 × 256, ...
 MIN_DEFAULT_WINDOW = 64
 BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
 CORRECTION_NAMES = {"max": "max-statistic", "bh": "Benjamini–Hochberg"}
-SHUFFLES = {"window": "within each window", "length": "within each window and next-token length"}
+# Each window starts a new context. On SmolLM2 (8 windows of Alice) its first tokens are predicted far worse
+# than the rest and their attention-output log norms lie well below (docs/results.md, "Window starts"); the
+# transient is over by about 16 tokens, so by default the first 16 of each window are left out.
+DEFAULT_SKIP_FIRST = 16
 
 
 @dataclass
@@ -51,6 +54,9 @@ class AttnKLConfig:
     # instead of this model's: same book, windows and tokenizer. lamina compare sets it for untrained
     # controls, which predict (almost) nothing correctly. None: this model's own predictions.
     labels_from: str | None = None
+    # Each window's first tokens (a new context: few correct, small norms) are left out of both groups; 0
+    # keeps them (the seed's design). The other choice is run too, and the report says which layers hold.
+    skip_first: int = DEFAULT_SKIP_FIRST
 
     def check(self):
         check_layer_setting(self.focus_layer, setting="focus_layer")
@@ -73,6 +79,12 @@ class AttnKLConfig:
                               f"not {self.correction!r}.")
         if not 0 < self.alpha < 1:
             raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
+        if isinstance(self.skip_first, bool) or not isinstance(self.skip_first, int) or self.skip_first < 0:
+            raise LaminaError(f"skip_first must be a whole number of tokens, 0 or more, not {self.skip_first!r}.")
+        if self.window is not None and self.window - self.skip_first < 2 * 2:
+            raise LaminaError(f"window={self.window} with skip_first={self.skip_first} leaves "
+                              f"{self.window - self.skip_first} tokens per window; two groups of at least 2 tokens "
+                              "need 4 or more.")
         if self.labels_from is not None:
             labels.check_run_dir(self.labels_from)
 
@@ -120,10 +132,46 @@ def _record(model, config, length, ctx):
     return stim, tokens[known].reset_index(drop=True), values, notes
 
 
+def other_skip(skip_first: int) -> int:
+    """The other handling of window starts the report compares with: keep them all (0), or the default."""
+    return 0 if skip_first > 0 else DEFAULT_SKIP_FIRST
+
+
+def _choice(analysis: inference.Analysis) -> StartChoice:
+    h = analysis.headline
+    return StartChoice(skip_first=analysis.skip_first, n_tokens=len(analysis.labels), unit=h["unit"],
+                       difference=h["difference"], difference_significant=h["difference_significant"],
+                       js_corrected=h["js_corrected"], js_significant=h["js_significant"])
+
+
+def window_starts(values, correct, position, main: inference.Analysis, other: inference.Analysis | None,
+                  skip_first: int) -> WindowStarts:
+    """The start-of-window transient (accuracy, log norms) and the main decisions under both choices."""
+    k = max(skip_first, other_skip(skip_first))
+    start = position < k
+    rest = values[:, ~start]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (values[:, start].mean(axis=1) - rest.mean(axis=1)) / rest.std(axis=1)
+    used = _choice(main)
+    alt = None if other is None else _choice(other)
+    if alt is None:
+        stable_diff = stable_js = np.zeros(len(values), dtype=bool)
+    else:
+        stable_diff = (used.difference_significant & alt.difference_significant
+                       & (np.sign(used.difference) == np.sign(alt.difference)))
+        stable_js = used.js_significant & alt.js_significant
+    return WindowStarts(start_tokens=k, accuracy_start=float(correct[start].mean()),
+                        accuracy_rest=float(correct[~start].mean()), log_norm_start_z=z, used=used, other=alt,
+                        stable_difference=stable_diff, stable_js=stable_js)
+
+
 def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
     focus = focus_index(model, config.focus_layer)
     length = window_length(model, config)
-    stim, tokens, values, notes = _record(model, config, length, ctx)
+    if length - config.skip_first < 2 * 2:
+        raise LaminaError(f"skip_first={config.skip_first} leaves {length - config.skip_first} of each window's "
+                          f"{length} tokens; two groups of at least 2 tokens need 4 or more (lower skip_first).")
+    stim, tokens, all_values, notes = _record(model, config, length, ctx)
     next_texts = np.array(model.token_texts(tokens["next_id"]), dtype=str)
     if config.labels_from is not None:
         theirs = labels.labels_from(config.labels_from, config, tokens, next_texts)
@@ -132,21 +180,29 @@ def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
                      f"{config.labels_from} (labels_from), not {model.name}'s own; the token table's predicted, "
                      "correct and loss columns are that model's")
     with ctx.stage("stats"):
-        correct = check_groups(tokens["correct"].to_numpy(dtype=bool))
-        window_of = tokens["sequence"].to_numpy()
-        token_length = np.array([len(t) for t in next_texts], dtype=float)
-        many = config.replicates > 1
-        keys = ([window_of] if many else []) + ([token_length] if config.shuffle == "length" else [])
-        strata = strata_codes(*keys) if keys else None
+        all_correct = tokens["correct"].to_numpy(dtype=bool)
+        all_window = tokens["sequence"].to_numpy()
+        all_position = tokens["position"].to_numpy()
+        all_length = np.array([len(t) for t in next_texts], dtype=float)
         device = model.device if model.device.type == "cuda" else None
-        # One set of shuffles (within windows, or within windows and lengths) for every layer and test.
-        sets = np.vstack([correct[None], permuted_within(correct, config.n_permutations, ctx.rng, strata)])
-        pooled = inference.label_tests(values, sets, strata, config.bins, device=device)
-        fixed = pooled.corrected(config.correction)
-        windows = inference.window_tests(values, window_of, sets, strata, config.bins, device=device)
-        diff_sig = significant(fixed["p_difference_corrected"], config.alpha)
-        across, same, agree = inference.across_windows(windows, pooled, diff_sig, values, window_of, correct,
-                                                       config.bins, config.correction, config.alpha, ctx.rng)
+        settings = dict(token_length=all_length, shuffle=config.shuffle, n_bins=config.bins,
+                        n_permutations=config.n_permutations, correction=config.correction, alpha=config.alpha,
+                        device=device)
+        main = inference.analyse(all_values, all_correct, all_window, all_position, skip_first=config.skip_first,
+                                 rng=ctx.rng, **settings)
+        try:  # the other handling of window starts, for the report's stability statement
+            other = inference.analyse(all_values, all_correct, all_window, all_position,
+                                      skip_first=other_skip(config.skip_first), rng=ctx.rng, **settings)
+        except LaminaError as err:
+            other = None
+            notes.append(f"with skip_first={other_skip(config.skip_first)} the tests cannot run ({err}), so the "
+                         "report cannot say whether its layers depend on the handling of window starts")
+        starts_summary = window_starts(all_values, all_correct, all_position, main, other, config.skip_first)
+        keep = main.keep
+        values, correct, window_of = all_values[:, keep], main.labels, main.window_of
+        token_length = all_length[keep]
+        pooled, fixed, windows, across = main.pooled, main.fixed, main.windows, main.across
+        diff_sig, sig = main.difference_significant, main.js_significant
         left_out = [r for r, w in enumerate(windows) if w is None]
         if left_out:
             notes.append(f"{len(left_out)} of {len(windows)} windows ({', '.join(map(str, left_out))}) have fewer "
@@ -159,16 +215,16 @@ def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
         seed_layers = [group_divergences(row, correct, config.bins)["mixture_kl"] / config.bins for row in values]
         _, mw_p = mannwhitneyu(token_length[correct], token_length[~correct])
         mean_correct, mean_incorrect = values[:, correct].mean(axis=1), values[:, ~correct].mean(axis=1)
-    sig = significant(fixed["p_corrected"], config.alpha)
     null = pooled.js_null
+    within, js_corrected = pooled.within, pooled.js_corrected
     layers = tuple(LayerStats(
         layer=layer, mean_log_norm_correct=mean_correct[layer], mean_log_norm_incorrect=mean_incorrect[layer],
         difference=pooled.difference[layer], difference_expected=pooled.expected[layer],
-        difference_ci_low=pooled.ci[0][layer], difference_ci_high=pooled.ci[1][layer],
+        difference_within=within[layer], difference_ci_low=pooled.ci[0][layer], difference_ci_high=pooled.ci[1][layer],
         p_difference=pooled.p_difference[layer], p_difference_corrected=fixed["p_difference_corrected"][layer],
-        difference_significant=diff_sig[layer], js=pooled.js[layer], js_z=pooled.js_z[layer],
-        p_value=pooled.p_js[layer], p_corrected=fixed["p_corrected"][layer], p_max=fixed["p_max"][layer],
-        p_bh=fixed["p_bh"][layer], significant=sig[layer], null_mean=null[:, layer].mean(),
+        difference_significant=diff_sig[layer], js=pooled.js[layer], js_corrected=js_corrected[layer],
+        js_z=pooled.js_z[layer], p_value=pooled.p_js[layer], p_corrected=fixed["p_corrected"][layer],
+        p_max=fixed["p_max"][layer], p_bh=fixed["p_bh"][layer], significant=sig[layer], null_mean=null[:, layer].mean(),
         null_sd=null[:, layer].std(), null_min=null[:, layer].min(), null_max=null[:, layer].max(),
         seed_symmetric_kl=seed_layers[layer]) for layer in range(len(values)))
     starts = stim.meta["start"].to_numpy()
@@ -176,17 +232,18 @@ def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
         replicate=r, start=int(starts[r]), n_tokens=int((window_of == r).sum()),
         n_correct=int(correct[window_of == r].sum()), accuracy=float(correct[window_of == r].mean()),
         tested=w is not None, **_window_arrays(w, len(values)), same_sign=k, agrees=a)
-        for r, (w, k, a) in enumerate(zip(windows, same, agree)))
+        for r, (w, k, a) in enumerate(zip(windows, main.same, main.agree)))
     return AttnKLResult(
-        n_tokens=len(correct), window=length, window_start=int(starts[0]), n_replicates=len(stim),
-        shuffle=config.shuffle, n_correct=int(correct.sum()), accuracy=float(correct.mean()),
+        n_tokens=len(correct), window=length, skip_first=config.skip_first, window_start=int(starts[0]),
+        n_replicates=len(stim), shuffle=config.shuffle, n_correct=int(correct.sum()), accuracy=float(correct.mean()),
         token_length=TokenLength(correct_mean=token_length[correct].mean(),
                                  incorrect_mean=token_length[~correct].mean(), p_mannwhitney=float(mw_p)),
         focus_layer=focus, bins=config.bins, kl_correct_to_incorrect=focus_div["kl_true_false"],
         kl_incorrect_to_correct=focus_div["kl_false_true"], kl_epsilon=SEED_EPSILON,
         kl_unsupported_bins=UnsupportedBins(correct_to_incorrect=focus_div["unsupported_true_false"],
                                             incorrect_to_correct=focus_div["unsupported_false_true"]),
-        js=pooled.js[focus], seed_symmetric_kl=focus_div["mixture_kl"] / config.bins,  # the tested value
+        js=pooled.js[focus], js_corrected=js_corrected[focus],
+        seed_symmetric_kl=focus_div["mixture_kl"] / config.bins,  # the tested value
         bins_sweep=tuple(SweepEntry(bins=b, edges=b + 1, js=s["js"], seed_symmetric_kl=s["mixture_kl"] / b)
                          for b, s in sweep),
         n_permutations=config.n_permutations, correction=config.correction, alpha=config.alpha,
@@ -194,39 +251,52 @@ def compute(model, config: AttnKLConfig, ctx: Context) -> AttnKLResult:
         n_significant_bh=int(significant(fixed["p_bh"], config.alpha).sum()),
         n_significant_max=int(significant(fixed["p_max"], config.alpha).sum()),
         n_significant_difference=int(diff_sig.sum()),
-        n_difference_positive=int((diff_sig & (pooled.difference > pooled.expected)).sum()),
-        layers=layers, replicates=replicates, across=across, model=ModelFacts.of(model), data_notes=tuple(notes),
-        tokens=Tokens(replicate=window_of, position=tokens["position"].to_numpy(),
+        n_difference_positive=int((diff_sig & (within > 0)).sum()), stratified_scale=pooled.scale,
+        layers=layers, replicates=replicates, across=across, window_starts=starts_summary,
+        model=ModelFacts.of(model), data_notes=tuple(notes),
+        tokens=Tokens(used=keep, replicate=all_window, position=all_position,
                       token=tokens["token"].to_numpy(dtype=str), next_token=next_texts,
-                      predicted=tokens["predicted"].to_numpy(dtype=str), correct=correct,
-                      next_token_length=token_length.astype(np.int64), loss=tokens["loss"].to_numpy(),
-                      focus_log_norm=values[focus], focus_null=null[:, focus], focus_edges=focus_div["edges"],
+                      predicted=tokens["predicted"].to_numpy(dtype=str), correct=all_correct,
+                      next_token_length=all_length.astype(np.int64), loss=tokens["loss"].to_numpy(),
+                      focus_log_norm=all_values[focus], focus_null=null[:, focus], focus_edges=focus_div["edges"],
                       focus_probs=focus_div["probs"]))
 
 
 def _window_arrays(tests, n_layers: int) -> dict[str, np.ndarray]:
     """A window's per-layer statistics for :class:`Replicate`; NaN for a window without tests."""
     if tests is None:
-        return dict.fromkeys(("difference", "difference_expected", "p_difference", "js", "js_z", "p_value"),
-                             np.full(n_layers, np.nan))
-    return dict(difference=tests.difference, difference_expected=tests.expected, p_difference=tests.p_difference,
-                js=tests.js, js_z=tests.js_z, p_value=tests.p_js)
+        return dict.fromkeys(("difference", "difference_expected", "difference_within", "p_difference", "js",
+                              "js_corrected", "js_z", "p_value"), np.full(n_layers, np.nan))
+    return dict(difference=tests.difference, difference_expected=tests.expected, difference_within=tests.within,
+                p_difference=tests.p_difference, js=tests.js, js_corrected=tests.js_corrected, js_z=tests.js_z,
+                p_value=tests.p_js)
 
 
 def tables(result: AttnKLResult) -> dict[str, pd.DataFrame]:
     t = result.tokens
     per_window = [pd.DataFrame({
         "replicate": rep.replicate, "layer": np.arange(len(rep.js)), "difference": rep.difference,
-        "difference_expected": rep.difference_expected, "p_difference": rep.p_difference, "js": rep.js,
-        "js_z": rep.js_z, "p_value": rep.p_value}) for rep in result.replicates]
+        "difference_expected": rep.difference_expected, "difference_within": rep.difference_within,
+        "p_difference": rep.p_difference, "js_corrected": rep.js_corrected, "js_biased": rep.js, "js_z": rep.js_z,
+        "p_value": rep.p_value}) for rep in result.replicates]
+    layers = pd.DataFrame([vars(layer) for layer in result.layers]).rename(columns={"js": "js_biased"})
+    ws = result.window_starts
+    starts = {"layer": np.arange(len(result.layers)), "log_norm_start_z": ws.log_norm_start_z}
+    for name, choice in (("used", ws.used), ("other", ws.other)):
+        if choice is not None:
+            starts.update({f"{name}_skip{choice.skip_first}_{k}": getattr(choice, k) for k in (
+                "difference", "difference_significant", "js_corrected", "js_significant")})
     out = {
         "tokens": pd.DataFrame({
-            "replicate": t.replicate, "position": t.position, "token": t.token, "next_token": t.next_token,
-            "predicted": t.predicted, "correct": t.correct, "next_token_length": t.next_token_length, "loss": t.loss,
+            "replicate": t.replicate, "position": t.position, "used": t.used, "token": t.token,
+            "next_token": t.next_token, "predicted": t.predicted, "correct": t.correct,
+            "next_token_length": t.next_token_length, "loss": t.loss,
             f"log_norm_layer{result.focus_layer}": t.focus_log_norm}),
-        "layers": pd.DataFrame([vars(layer) for layer in result.layers]),
+        "layers": layers,
         "windows": pd.concat(per_window, ignore_index=True),
-        "bins_sweep": pd.DataFrame([vars(entry) for entry in result.bins_sweep]),
+        "window_starts": pd.DataFrame({**starts, "stable_difference": ws.stable_difference,
+                                       "stable_js": ws.stable_js}),
+        "bins_sweep": pd.DataFrame([vars(entry) for entry in result.bins_sweep]).rename(columns={"js": "js_biased"}),
         "null_focus_layer": pd.DataFrame({"permutation": np.arange(result.n_permutations), "js": t.focus_null}),
     }
     if result.across is not None:
@@ -234,23 +304,31 @@ def tables(result: AttnKLResult) -> dict[str, pd.DataFrame]:
         out["across_windows"] = pd.DataFrame({"layer": np.arange(len(result.layers)), **{
             f"difference_{k}": getattr(a.difference, k) for k in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected",
                                                                    "significant")}, **{
-            f"js_{k}": getattr(a.js, k) for k in ("mean", "ci_low", "ci_high", "mismatched", "p", "p_corrected",
-                                                  "significant")}})
+            f"js_corrected_{k}": getattr(a.js, f"corrected_{k}") for k in ("mean", "ci_low", "ci_high")}, **{
+            f"js_biased_{k}": getattr(a.js, k) for k in ("mean", "ci_low", "ci_high", "mismatched")}, **{
+            f"js_{k}": getattr(a.js, k) for k in ("p", "p_corrected", "significant")}})
     return out
 
 
 def profiles(result: AttnKLResult) -> pd.DataFrame:
-    """Per block: the difference of mean log norms (correct − incorrect) and the JS divergence, as the mean
-    across windows with its t interval (one window: the pooled values, the difference with its shift
-    interval), and the pooled mean log norms by group (:func:`profile_table`)."""
+    """Per block, the two profiled metrics, each with a null value of 0 at every layer whatever its bins,
+    histogram occupancy and group sizes:
+
+    * ``difference``: the within-stratum difference of mean log norms, correct − incorrect (strata: the
+      shuffles' windows, or windows and next-token lengths);
+    * ``js_corrected``: the JS divergence minus the mean of its label-shuffle null (the plug-in bias for
+      that layer's bins and group sizes), in nats.
+
+    With several windows each is the mean across windows with its t interval; with one window, the pooled
+    value (the difference with its shift interval, JS without an interval). Also the pooled mean log norms
+    by group (:func:`profile_table`). The raw (biased) JS is not a profile: it stays in results.json."""
     a = result.across
     if a is None:
-        diff = ("attn.out", "difference", result.column("difference"),
-                (result.column("difference_ci_low") + result.column("difference_expected"),
-                 result.column("difference_ci_high") + result.column("difference_expected")))
-        js = ("attn.out", "js", result.column("js"), None)
+        diff = ("attn.out", "difference", result.column("difference_within"),
+                (result.column("difference_ci_low"), result.column("difference_ci_high")))
+        js = ("attn.out", "js_corrected", result.column("js_corrected"), None)
     else:
         diff = ("attn.out", "difference", a.difference.mean, (a.difference.ci_low, a.difference.ci_high))
-        js = ("attn.out", "js", a.js.mean, (a.js.ci_low, a.js.ci_high))
+        js = ("attn.out", "js_corrected", a.js.corrected_mean, (a.js.corrected_ci_low, a.js.corrected_ci_high))
     return profile_table(diff, js, *[("attn.out", name, result.column(name), None) for name in (
         "mean_log_norm_correct", "mean_log_norm_incorrect")])

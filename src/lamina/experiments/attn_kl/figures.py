@@ -36,14 +36,20 @@ def figures(result: AttnKLResult, config, options: AttnKLOptions) -> dict[str, F
     for x in bounds:
         ax.axvline(x, color="0.6", linewidth=0.8, linestyle=":")
     many = result.n_replicates > 1
+    skipped = np.flatnonzero(~t.used)
+    for first, last in _runs(skipped):
+        ax.axvspan(first - 0.5, last + 0.5, color="0.85", zorder=0, linewidth=0)
     ax.set(xlabel="Token (windows one after another)" if many else "Token position in the window",
            title=f"Accuracy by token position ({100 * correct.mean():.1f}% correct)")
     windows = (f" The {result.n_replicates} windows of {result.window} tokens follow each other (dotted lines): "
                "window 0 is the middle of the book, the others in book order." if many else "")
+    skip = (f" Shaded: each window's first {result.skip_first} tokens, left out of both groups (skip_first)."
+            if result.skip_first else "")
     out["accuracy_by_position"] = Figure(fig, "Each token's prediction (argmax of the logits = next token), "
-                                              "jittered vertically." + windows)
+                                              "jittered vertically." + windows + skip)
+    correct = correct[t.used]
     fig, ax = figure(1, size=(10, 3))
-    density_by_group(ax, t.next_token_length.astype(float), correct, unit=" chars", integer=True)
+    density_by_group(ax, t.next_token_length[t.used].astype(float), correct, unit=" chars", integer=True)
     ax.set(xlabel="Next-token length (characters)", ylabel="Density",
            title="Token length distributions by prediction accuracy")
     out["token_lengths"] = Figure(fig, "Length of the token to be predicted, for correct and incorrect "
@@ -63,7 +69,7 @@ def figures(result: AttnKLResult, config, options: AttnKLOptions) -> dict[str, F
     a.plot(bins, js_noise_floor(bins, correct.sum(), (~correct).sum()), "k--", linewidth=1,
            label="expected without any difference")
     a.legend(fontsize=9)
-    a.set(xlabel="Number of histogram bins", ylabel="JS divergence (nats)", title="A) True JS divergence")
+    a.set(xlabel="Number of histogram bins", ylabel="JS divergence (nats)", title="A) Plug-in JS divergence")
     b.plot(bins, [s.seed_symmetric_kl for s in result.bins_sweep], "ks", markersize=7,
            markerfacecolor=[0.9, 0.7, 0.7])
     b.set(xlabel="Number of histogram bins", ylabel="Seed's value", title="B) Seed's symmetric_KL (÷ bins)")
@@ -84,6 +90,17 @@ def figures(result: AttnKLResult, config, options: AttnKLOptions) -> dict[str, F
     return out
 
 
+def _runs(indices) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted integer ``indices`` as inclusive ``(first, last)`` pairs."""
+    indices = np.asarray(indices, dtype=int)
+    if indices.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    starts = np.r_[indices[0], indices[breaks + 1]]
+    ends = np.r_[indices[breaks], indices[-1]]
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
 def _profile(result: AttnKLResult) -> Figure:
     sig, diff_sig = result.column("significant"), result.column("difference_significant")
     mean_correct, mean_incorrect = result.column("mean_log_norm_correct"), result.column("mean_log_norm_incorrect")
@@ -98,45 +115,48 @@ def _profile(result: AttnKLResult) -> Figure:
     layer_profile(top[1], result.column("js"), significant=sig, label="observed (filled: significant)",
                   color="tab:green", marker="h")
     top[1].legend(fontsize=8)
-    top[1].set(ylabel="JS divergence (nats)", title="B) Observed JS with $H_0$ range")
-    shift = result.column("difference_expected")
-    top[2].vlines(np.arange(len(sig)), result.column("difference_ci_low") + shift,
-                  result.column("difference_ci_high") + shift, color="0.5", linewidth=0.8)
-    signed_profile(top[2], result.column("difference"), diff_sig)
-    top[2].set(ylabel="Correct − incorrect", title="C) Difference of means")
+    top[1].set(ylabel="JS divergence (nats)", title="B) Observed (plug-in) JS with $H_0$ range")
+    top[2].vlines(np.arange(len(sig)), result.column("difference_ci_low"), result.column("difference_ci_high"),
+                  color="0.5", linewidth=0.8)
+    signed_profile(top[2], result.column("difference_within"), diff_sig)
+    top[2].set(ylabel="Correct − incorrect", title="C) Difference of means (within strata)")
     which = CORRECTION_NAMES[result.correction]
     pooled = "all windows' tokens, labels shuffled " + SHUFFLES[result.shuffle]
-    caption = (f"Per layer ({pooled}): mean log norm by group (A); observed JS divergence against the "
-               f"permutation null's range and mean (B), filled where the JS test's {which} corrected p <= "
-               f"{result.alpha}; difference of means (C) with its {result.across.level if a else 95:g}% "
-               f"shift interval, blue above zero, red below, large where the difference's own test (same "
-               f"shuffles, {which} corrected) has p <= {result.alpha}.")
+    caption = (f"Per layer ({pooled}): mean log norm by group (A); observed plug-in JS divergence against the "
+               f"permutation null's range and mean (B, the seed's panel: the null's mean is the plug-in bias, "
+               f"which differs between layers), filled where the JS test's {which} corrected p <= "
+               f"{result.alpha}; within-stratum difference of means (C) with its "
+               f"{result.across.level if a else 95:g}% shift interval, blue above zero, red below, large where "
+               f"the difference's own test (same shuffles, {which} corrected) has p <= {result.alpha}.")
     if a is not None:
         bottom = axes[1]
-        excess = result.per_replicate("difference") - result.per_replicate("difference_expected")
+        excess = result.per_replicate("difference_within")
         bottom[0].axhline(0, linestyle="--", color="k", linewidth=0.5)
         replicate_band(bottom[0], a.difference.mean, a.difference.ci_low, a.difference.ci_high, replicates=excess,
                        significant=a.difference.significant, label="mean of windows", color="tab:purple",
                        marker="s", level=a.level)
         bottom[0].legend(fontsize=8)
         bottom[0].set(ylabel="Correct − incorrect", title=f"D) Difference of means across {a.n} windows")
-        replicate_band(bottom[1], a.js.mean, a.js.ci_low, a.js.ci_high, replicates=result.per_replicate("js"),
-                       significant=a.js.significant, label="mean of windows", color="tab:green", marker="h",
-                       level=a.level)
-        layer_profile(bottom[1], a.js.mismatched, label="labels of another window", color="0.4", marker=".")
+        bottom[1].axhline(0, linestyle="--", color="k", linewidth=0.5)
+        replicate_band(bottom[1], a.js.corrected_mean, a.js.corrected_ci_low, a.js.corrected_ci_high,
+                       replicates=result.per_replicate("js_corrected"), significant=a.js.significant,
+                       label="mean of windows", color="tab:green", marker="h", level=a.level)
+        layer_profile(bottom[1], a.js.mean - a.js.mismatched, label="plug-in JS − mismatched-pairing mean",
+                      color="0.4", marker=".")
         bottom[1].legend(fontsize=8)
-        bottom[1].set(ylabel="JS divergence (nats)", title=f"E) JS of each window across {a.n} windows")
+        bottom[1].set(ylabel="JS − null mean (nats)", title=f"E) Bias-corrected JS across {a.n} windows")
         reps = result.replicates
         colours = ["tab:blue" if rep.agrees else "0.7" for rep in reps]
         bottom[2].bar([rep.replicate for rep in reps], [100 * rep.accuracy for rep in reps], color=colours)
         bottom[2].set(xlabel="Window", ylabel="Accuracy (%)", xticks=[rep.replicate for rep in reps],
                       title=f"F) Windows: {a.n_agree} of {a.n} agree with the pooled result")
         flips = "sign flips of whole windows, max |t|" if a.correction == "max" else which
-        caption += (f" Across windows, the window as the unit: (D) each window's difference beyond its shuffle "
-                    f"expectation (thin lines), their mean and {a.level:g}% t interval (band), filled where the "
-                    f"t test across windows ({flips} corrected) has p <= {result.alpha}; (E) each window's JS "
-                    f"(thin lines), their mean and t interval, and the mean JS of one window's log norms split "
-                    f"by another window's labels (grey), "
+        caption += (f" Across windows, the window as the unit: (D) each window's within-stratum difference "
+                    f"(thin lines), their mean and {a.level:g}% t interval (band), filled where the "
+                    f"t test across windows ({flips} corrected) has p <= {result.alpha}; (E) each window's "
+                    f"bias-corrected JS (its JS minus the mean of its own label shuffles; thin lines), their mean "
+                    f"and t interval, and the mean plug-in JS minus the mean JS of one window's log norms split "
+                    f"by another window's labels (grey, the other correction), "
                     f"filled where the pairing test ({which} corrected) has p <= {result.alpha}; (F) each window's "
                     f"accuracy, blue where its difference has the pooled sign at more than half of the layers where "
                     f"the pooled difference is significant.")

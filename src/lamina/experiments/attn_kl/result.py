@@ -45,14 +45,19 @@ class LayerStats(Typed):
     layer: int
     mean_log_norm_correct: float
     mean_log_norm_incorrect: float
-    difference: float  # correct − incorrect
+    difference: float  # correct − incorrect, pooled means (raw: mixes strata)
     difference_expected: float  # its mean under the shuffles (0 unless the shuffles are stratified)
-    difference_ci_low: float  # interval for difference − difference_expected (the test's shift interval)
+    # The within-stratum difference: Σ_s w_s·δ_s / Σ_s w_s over the shuffles' strata (windows, or windows and
+    # next-token lengths), δ_s a stratum's own correct − incorrect, w_s = n_correct,s·n_incorrect,s / n_s;
+    # = (difference − difference_expected) / stratified_scale. Null value 0 at every layer.
+    difference_within: float
+    difference_ci_low: float  # interval for difference_within (the test's shift interval, divided by the scale)
     difference_ci_high: float
     p_difference: float  # two-sided permutation p, uncorrected
     p_difference_corrected: float  # the chosen correction across layers
     difference_significant: bool
-    js: float  # nats
+    js: float  # nats, plug-in: biased upwards by about (occupied bins − 1)/8·(1/n_c + 1/n_i); compare js_corrected
+    js_corrected: float  # js − null_mean: the bias-corrected JS, null value 0 at every layer
     js_z: float  # (js − null_mean) / null_sd
     p_value: float  # uncorrected permutation p of js
     p_corrected: float  # the chosen correction
@@ -78,8 +83,10 @@ class Replicate(Typed):
     tested: bool  # both groups have 2 or more tokens; else the arrays below are NaN and the window is left out
     difference: FloatArray  # correct − incorrect mean log norm
     difference_expected: FloatArray
+    difference_within: FloatArray  # within-stratum difference (= difference with shuffle=window)
     p_difference: FloatArray  # two-sided, uncorrected
-    js: FloatArray
+    js: FloatArray  # plug-in (biased)
+    js_corrected: FloatArray  # js minus the mean of this window's own shuffles' JS
     js_z: FloatArray
     p_value: FloatArray  # js, uncorrected
     same_sign: int  # layers where the pooled difference is significant and this window's has its sign
@@ -88,7 +95,7 @@ class Replicate(Typed):
 
 @dataclass(frozen=True, eq=False)
 class AcrossDifference(Typed):
-    """The difference beyond its shuffle expectation, windows as the unit: one-sample t test against 0."""
+    """Each window's within-stratum difference, windows as the unit: one-sample t test against 0."""
 
     mean: FloatArray  # (n_layers,)
     ci_low: FloatArray  # t interval
@@ -103,7 +110,10 @@ class AcrossDifference(Typed):
 class AcrossJS(Typed):
     """JS of each window, tested against the other pairings of windows' labels and log norms."""
 
-    mean: FloatArray  # (n_layers,) mean of the windows' own JS
+    corrected_mean: FloatArray  # (n_layers,) mean of the windows' bias-corrected JS (js − own shuffles' mean)
+    corrected_ci_low: FloatArray  # t interval of that mean
+    corrected_ci_high: FloatArray
+    mean: FloatArray  # (n_layers,) mean of the windows' own plug-in JS (biased: depends on bins and sizes)
     ci_low: FloatArray  # t interval of that mean
     ci_high: FloatArray
     mismatched: FloatArray  # mean JS of one window's log norms split by another window's labels
@@ -130,9 +140,39 @@ class AcrossWindows(Typed):
 
 
 @dataclass(frozen=True, eq=False)
-class Tokens(Typed):
-    """The compared tokens of all windows (n = n_tokens) and the focus layer's arrays."""
+class StartChoice(Typed):
+    """The main estimates and decisions per layer (n_layers,) with one handling of window starts: across
+    windows (``unit`` "windows") or, with one window, pooled."""
 
+    skip_first: int  # tokens left out at the start of each window
+    n_tokens: int
+    unit: str  # "windows" or "pooled"
+    difference: FloatArray  # within-stratum difference (across windows: the windows' mean)
+    difference_significant: BoolArray  # its test, corrected across layers
+    js_corrected: FloatArray
+    js_significant: BoolArray  # JS test (across windows: the pairing test), corrected across layers
+
+
+@dataclass(frozen=True, eq=False)
+class WindowStarts(Typed):
+    """Each window starts a new context: its first tokens are predicted badly and have small attention
+    norms. The transient, and the main decisions with the first tokens left out and kept."""
+
+    start_tokens: int  # the first this many positions of each window are summarised (the larger skip_first)
+    accuracy_start: float  # accuracy of those positions, all windows
+    accuracy_rest: float  # accuracy from that position on
+    log_norm_start_z: FloatArray  # (n_layers,) (mean log norm of the start − mean of the rest) / sd of the rest
+    used: StartChoice  # as run (skip_first)
+    other: StartChoice | None  # the other choice (0 if skip_first > 0, else the default); None if it cannot run
+    stable_difference: BoolArray  # significant with the same sign in both choices
+    stable_js: BoolArray  # significant in both choices
+
+
+@dataclass(frozen=True, eq=False)
+class Tokens(Typed):
+    """Every recorded token with a known next token (n; the used ones: ``used``) and the focus layer's arrays."""
+
+    used: np.ndarray  # (n,) bool, position >= skip_first: the tokens compared (n_tokens of them)
     replicate: np.ndarray  # (n,) int64, the window of each token (0 = the middle of the book)
     position: np.ndarray  # (n,) int64, position in its window
     token: np.ndarray  # (n,) str
@@ -141,16 +181,17 @@ class Tokens(Typed):
     correct: np.ndarray  # (n,) bool
     next_token_length: np.ndarray  # (n,) int64, characters
     loss: np.ndarray  # (n,) float32, nats
-    focus_log_norm: np.ndarray  # (n,) float64, log norm of attn.out at the focus layer
-    focus_null: np.ndarray  # (n_permutations,) pooled JS divergence of each shuffle at the focus layer
+    focus_log_norm: np.ndarray  # (n,) float64, log norm of attn.out at the focus layer (every token)
+    focus_null: np.ndarray  # (n_permutations,) pooled JS divergence of each shuffle at the focus layer (used tokens)
     focus_edges: np.ndarray  # (bins + 1,) the focus layer's histogram edges
     focus_probs: np.ndarray  # (2, bins) probability per bin, correct then incorrect
 
 
 @dataclass(frozen=True, eq=False)
 class AttnKLResult(Typed):
-    n_tokens: int  # all windows
+    n_tokens: int  # compared: all windows, from position skip_first on
     window: int  # tokens per window
+    skip_first: int  # each window's first tokens left out of both groups
     window_start: int  # window 0's (the seed's middle window)
     n_replicates: int
     shuffle: str
@@ -163,7 +204,8 @@ class AttnKLResult(Typed):
     kl_incorrect_to_correct: float
     kl_epsilon: float
     kl_unsupported_bins: UnsupportedBins
-    js: float
+    js: float  # focus layer, plug-in (biased)
+    js_corrected: float  # focus layer, js − its shuffles' mean
     seed_symmetric_kl: float
     bins_sweep: tuple[SweepEntry, ...]
     n_permutations: int
@@ -175,9 +217,11 @@ class AttnKLResult(Typed):
     n_significant_max: int
     n_significant_difference: int
     n_difference_positive: int  # of those, correct larger
+    stratified_scale: float  # pooled (difference − expected) = stratified_scale · difference_within
     layers: tuple[LayerStats, ...]
     replicates: tuple[Replicate, ...]
     across: AcrossWindows | None  # None with one window
+    window_starts: WindowStarts
     model: ModelFacts = detail_field()
     data_notes: tuple[str, ...] = detail_field()
     tokens: Tokens = array_field()
