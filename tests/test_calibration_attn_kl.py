@@ -13,23 +13,11 @@ sys.path.insert(0, str(ROOT))
 from calibration import attn_kl  # noqa: E402
 from calibration.attn_kl import CELLS  # noqa: E402
 from lamina.stats.dimensionality import one_blas_thread  # noqa: E402
-from lamina.stats.profiles import band_exits  # noqa: E402
-
-
-@pytest.mark.parametrize("index", range(len(CELLS)), ids=[f"{c.kind}-{i}" for i, c in enumerate(CELLS)])
-def test_cell(index):
-    cell = CELLS[index]
-    made = cell.run(cell.fast_n, np.random.default_rng(25_000 + index))
-    rate = made / cell.fast_n
-    if cell.kind == "level":
-        assert rate <= cell.limit(), (cell.claim, cell.nuisance, rate)
-    else:
-        assert rate >= cell.limit(), (cell.claim, cell.nuisance, rate)
 
 
 def test_cells_are_complete():
     assert {c.kind for c in CELLS} == {"level", "power"}
-    assert all(c.fast_n <= c.n for c in CELLS)
+    assert all(c.fast_n <= c.n for c in CELLS)  # the cells themselves run in tests/test_calibration.py
 
 
 def test_window_starts_confound_the_difference_unless_left_out():
@@ -48,16 +36,16 @@ def test_window_starts_confound_the_difference_unless_left_out():
 
 
 def test_raw_js_bands_claim_a_difference_between_null_models():
-    """Why the bias correction: two null models with different occupancy and group sizes (the band cell) leave
-    each other's plug-in JS band at some layer in most simulations (200 simulations: 84.5%), their
-    bias-corrected bands rarely (1.0%; the calibration cell)."""
+    """Why the bias correction: two null models with different occupancy and group sizes (the cell of two null
+    models) are called different at some layer by lamina compare's rule in most simulations when their
+    plug-in JS is compared, rarely when their bias-corrected JS is (the calibration cell)."""
     rng = np.random.default_rng(7)
     raw = corrected = 0
     with one_blas_thread():
         for _ in range(30):
             a = attn_kl.analyse(attn_kl.simulate(rng), rng).across.js
             b = attn_kl.analyse(attn_kl.simulate(rng, occupancy=True, unequal=True), rng).across.js
-            raw += band_exits(a.mean, a.ci_low, a.ci_high, b.mean, b.ci_low, b.ci_high).outside.any()
-            corrected += band_exits(a.corrected_mean, a.corrected_ci_low, a.corrected_ci_high, b.corrected_mean,
-                                    b.corrected_ci_low, b.corrected_ci_high).outside.any()
+            raw += attn_kl.differ(a.mean, a.ci_low, a.ci_high, b.mean, b.ci_low, b.ci_high)
+            corrected += attn_kl.differ(a.corrected_mean, a.corrected_ci_low, a.corrected_ci_high, b.corrected_mean,
+                                        b.corrected_ci_low, b.corrected_ci_high)
     assert raw / 30 > 0.6 and corrected / 30 <= 0.1, (raw, corrected)
