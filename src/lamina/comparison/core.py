@@ -8,7 +8,7 @@ A comparison directory::
     profiles.csv        the tidy table: model, family, n_layers, site, layer, relative_depth, metric, value,
                         ci_low, ci_high, control
     key_numbers.csv     every member's report key numbers (model, control, label, quantity, value, test)
-    bands.csv           per trained model, metric and layer: whether it leaves its control's band (--controls)
+    bands.csv           per trained model, metric and layer: whether it leaves its controls' band (--controls)
     differences.csv     differences of profiles on a common relative-depth grid, with intervals
     figures/            profiles.png|svg, differences.png|svg
     report.html         one self-contained page

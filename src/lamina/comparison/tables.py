@@ -1,5 +1,5 @@
 """The comparison's tables, from its members' runs alone (no model): the tidy profile table, key numbers
-side by side, where each trained model leaves its control's band, and differences of profiles."""
+side by side, where each trained model leaves its controls' band, and differences of profiles."""
 
 from __future__ import annotations
 

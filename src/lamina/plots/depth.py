@@ -19,7 +19,7 @@ def depth_profile(ax, depth, value, low=None, high=None, *, label=None, color="C
         low, high: the interval per layer (shape ``(n_layers,)``, NaN where none); shaded where finite.
         label: legend entry; color: line colour; control: dashed line and hollow markers.
         exits: optional boolean mask ``(n_layers,)``: layers where this (trained) profile leaves its
-            control's band, ringed in black.
+            controls' band, ringed in black.
     """
     depth, value = np.asarray(depth, dtype=float), np.asarray(value, dtype=float)
     style = dict(linestyle="--", linewidth=1.0, marker="o", markersize=3.5, markerfacecolor="white") if control \

@@ -37,7 +37,7 @@ def render_comparison(*, title: str, experiment: str, question: str, started: st
             path of its run directory or None), weights (sha256 or identity), device, reason (failed only).
         key_numbers: DataFrame: column "quantity" and one column per member label (strings).
         figures: (name, png path, caption, width in px) to embed.
-        bands: metric -> {trained model: where it leaves its control's band}.
+        bands: metric -> {trained model: where it leaves its controls' band}.
         differences: sentences on the differences of profiles.
         definitions: how relative depth, bands and differences are defined (short paragraphs).
         files: names of the comparison's data files (linked).
@@ -82,7 +82,7 @@ def render_comparison(*, title: str, experiment: str, question: str, started: st
                      f"src='data:image/png;base64,{data}'><figcaption><b>{_e(name)}.</b> {_e(caption)}"
                      "</figcaption></figure>")
     if bands:
-        parts.append("<h2>Where each trained model leaves its untrained control's band</h2>")
+        parts.append("<h2>Where each trained model leaves the band of its untrained initialisations</h2>")
         models = list(dict.fromkeys(m for per_model in bands.values() for m in per_model))
         parts.append(_table(["metric", *models], [[_e(metric)] + [_e(per_model.get(m, "—")) for m in models]
                                                   for metric, per_model in bands.items()]))

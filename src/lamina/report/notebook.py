@@ -94,7 +94,7 @@ def comparison_html(*, experiment, seed: int, path, members: list[dict], bands: 
 
     Args:
         members: one dict per member: label, status (new/reused/failed), seconds, reason.
-        bands: metric -> {model: where it leaves its control's band}; differences: sentences.
+        bands: metric -> {model: where it leaves its controls' band}; differences: sentences.
         figures: (name, caption, base64 PNG) triples.
     """
     ok = sum(m["status"] != "failed" for m in members)
