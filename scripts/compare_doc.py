@@ -96,8 +96,7 @@ def write() -> None:
     missing = [n for n in lamina.experiments.EXPERIMENTS if n not in names]
     if missing:
         body += [f"Not compared here: {', '.join(missing)} (no per-layer profile to compare: its key numbers on "
-                 "SmolLM2 are in docs/results.md; `python scripts/compare_doc.py run position` adds it, about two "
-                 "hours on 2 CPU cores with its six replicates).", ""]
+                 "SmolLM2 are in docs/results.md; `python scripts/compare_doc.py run position` adds it).", ""]
     doc = DOC.read_text()
     start, stop = doc.index(BEGIN) + len(BEGIN), doc.index(END)
     DOC.write_text(doc[:start] + "\n" + "\n".join(body).rstrip() + "\n" + doc[stop:])
