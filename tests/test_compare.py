@@ -194,9 +194,9 @@ def test_cli(tiny_gpt2, tiny_llama, tmp_path, capsys, data_dir):
     out = tmp_path / "cmp"
     assert main(["compare", EXP, "--models", f"{gpt2},{llama}", "--controls", "random", "--out", str(out), *sets]) == 0
     printed = capsys.readouterr().out
-    # --controls random: three initialisations per model by default (2 models + 6 controls)
-    assert f"report: {out / 'report.html'}" in printed and printed.count(" new ") == 8
-    assert all(f"-untrained-s{seed}-" in printed for seed in (0, 1, 2))
+    # --controls random: five initialisations per model by default (2 models + 10 controls)
+    assert f"report: {out / 'report.html'}" in printed and printed.count(" new ") == 12
+    assert all(f"-untrained-s{seed}-" in printed for seed in range(5))
     assert main(["compare", EXP, "--models", f"{gpt2},{tmp_path / 'missing'}", "--out", str(out), *sets]) == 1
     captured = capsys.readouterr()
     assert "reused" in captured.out and "1 of 2 runs failed" in captured.err

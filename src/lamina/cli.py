@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "NAME@cuda:1 places one model on its own device")
     cmp.add_argument("--controls", default=None, type=control_kinds,
                      help="random or random:K: add K untrained controls per model (same architecture, fresh "
-                          "initialisations; default K=3), the band 'leaves its controls' band' refers to")
+                          "initialisations; default K=5), the band 'leaves its controls' band' refers to")
     cmp.add_argument("--control-seed", type=count(0), default=0,
                      help="init seed of the first untrained control; the others take the next seeds (default 0)")
     cmp.add_argument("--device", default=None, type=device,

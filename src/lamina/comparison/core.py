@@ -61,7 +61,7 @@ DEFINITIONS = (
     "(l + 0.5)/n, between the boundaries it reads from and writes to.",
     "Untrained control: the same architecture built by transformers' own initialisation (from_config) under the "
     "recorded init seed, with the trained model's tokenizer and BOS policy, run through the same experiment.",
-    "Untrained controls: K initialisations per model (--controls random:K, default 3; seeds control_seed, "
+    "Untrained controls: K initialisations per model (--controls random:K, default 5; seeds control_seed, "
     "control_seed + 1, ...). Their spread is what another initialisation could give.",
     "Leaves its controls' band: the trained value lies outside the band in which one more initialisation would lie, "
     "mean ± q √(s² (1 + 1/K) + se² + mean(se_c²)/K), with s² the controls' spread (K − 1 df), se and se_c the runs' own "
@@ -329,7 +329,7 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
             or a comma-separated string. ``"name@cuda:1"`` places that model on its own device.
         controls: ``"random"`` or ``"random:K"``: add K untrained controls per model (same architecture,
             fresh initialisations under seeds ``control_seed .. control_seed + K − 1``, same tokenizer and
-            BOS policy; K defaults to 3). Their spread is the band "leaves its controls' band" refers
+            BOS policy; K defaults to 5). Their spread is the band "leaves its controls' band" refers
             to (:func:`lamina.stats.profiles.control_band`); one control gives no band. None: no controls.
         seed: every run's seed (permutations, bootstrap, subsets).
         settings / kwargs: compute settings, the same for every model (``focus_layer=0.25`` is the same

@@ -145,7 +145,7 @@ def band_statement(rows: pd.DataFrame) -> str:
     if not tested.any():
         if k < 2:
             return (f"not tested: {k} initialisation{'s' if k != 1 else ''} of the architecture cannot give a band "
-                    "for another one (use --controls random:3 or more).")
+                    "for another one (use --controls random:5, the default, or at least 2).")
         return "not tested: the metric is constant across initialisations and exactly estimated at every layer."
     i = int(np.nanargmax(np.abs(np.where(tested, rows["t"].to_numpy(float), np.nan))))
     r = rows.iloc[i]
