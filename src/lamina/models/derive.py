@@ -72,7 +72,7 @@ def find_layers(hf, n_layers: int) -> str:
     if len(found) == 1:
         return found[0]
     seen: dict = {}
-    with capture({name: (hf.get_submodule(name)[0], "input") for name in found}, seen):
+    with capture(hf, {name: (hf.get_submodule(name)[0], "input") for name in found}, seen):
         out = forward(hf, probe_ids(hf), logits=False, output_hidden_states=True)
     hidden = getattr(out, "hidden_states", None)
     reading = [name for name in found if hidden is not None and same(seen.get(name), hidden[0])]
@@ -237,7 +237,7 @@ def derive(hf) -> Adapter:
     for path, module in outside.items():
         points[(path, "final")] = (module, "output")
     seen: dict = {}
-    with capture(points, seen):
+    with capture(hf, points, seen):
         out = forward(hf, probe_ids(hf), logits=False, output_hidden_states=True)
     if getattr(out, "hidden_states", None) is None:
         raise Refused(f"{name} does not return output_hidden_states, which lamina's hidden site is defined by")
