@@ -12,8 +12,8 @@ import torch
 
 from ..errors import LaminaError, one_line
 from . import bos
-from .adapters import Adapter, adapter_for_model
-from .derive import text_config
+from .adapters import Adapter
+from .derive import adapter_for_model, text_config
 from .embedded import EMBEDDED, converted_dir
 from .scope import refusal
 from .selfcheck import self_check
