@@ -116,7 +116,7 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
                       seen[(f"{part}.post_in", layer)])
     # mlp.pre / mlp.post through the MLP's own weights
     if "mlp.pre" in sites:
-        _check_mlp(hf, adapter, blocks, values, n_layers, check)
+        _check_mlp(hf, adapter, blocks, values, site_taps, n_layers, check)
     _check_loss(out, ids, tol, hf, adapter)
     return {site: int(values[(site, 0)].shape[-1]) for site in sites}
 
@@ -144,16 +144,13 @@ def _post_norm_input(adapter, part: str):
     return type(out)(out.module, "input")
 
 
-def _check_mlp(hf, adapter, blocks, values, n_layers, check):
-    pre_hook = adapter.mlp_pre
+def _check_mlp(hf, adapter, blocks, values, site_taps, n_layers, check):
     with torch.inference_mode():
         for layer in range(n_layers):
             block = blocks[layer]
             x, pre, post = (values[(s, layer)] for s in ("mlp.in", "mlp.pre", "mlp.post"))
-            proj = get_module(block, pre_hook.module)
-            pre_again = _call(proj, x)
-            if pre_hook.half is not None:
-                pre_again = pre_again.chunk(2, dim=-1)[pre_hook.half]
+            pre_tap = site_taps[("mlp.pre", layer)]  # its projection, read as the site (a fused one's half)
+            pre_again = pre_tap.read(_call(pre_tap.module, x))
             check("mlp.pre == its projection of mlp.in", layer, pre_again, pre)
             post_again = _act(hf, block, adapter.mlp_act)(pre) if adapter.mlp_act else None
             if post_again is not None:
