@@ -9,7 +9,7 @@ import torch
 
 import lamina
 from lamina import LaminaError, Recording, Stimuli
-from lamina.models.sites import resolve
+from lamina.models.tap import tap
 from lamina.recording import store
 from lamina.recording.capture import Capture
 from lamina.recording.engine import _Chunk
@@ -93,8 +93,8 @@ class Calls:
 def test_no_loss_runs_no_lm_head_and_stops_after_the_last_recorded_module(name, request):
     model = request.getfixturevalue(name)
     n = model.n_layers
-    blocks = {f"block{l}": resolve(model.hf, model.adapter, "hidden", l, n)[0] for l in range(n)}
-    calls = Calls(head=model.hf.get_output_embeddings(), norm=resolve(model.hf, model.adapter, "hidden", n, n)[0],
+    blocks = {f"block{l}": tap(model.hf, model.adapter, "hidden", l, n).module for l in range(n)}
+    calls = Calls(head=model.hf.get_output_embeddings(), norm=tap(model.hf, model.adapter, "hidden", n, n).module,
                   **blocks)
     stimuli = ragged(5)
 
@@ -144,7 +144,7 @@ def _nan_outside(model, keep_row):
             out[b, ~keep_row(mask)] = float("nan")
         return out
 
-    post = resolve(model.hf, model.adapter, "hidden", model.n_layers, model.n_layers)[0].register_forward_hook(poison)
+    post = tap(model.hf, model.adapter, "hidden", model.n_layers, model.n_layers).module.register_forward_hook(poison)
     return pre, post
 
 

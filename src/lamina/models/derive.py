@@ -23,8 +23,10 @@ import re
 import torch
 
 from ..errors import LaminaError
+from .adapters import handwritten
 from .adapters.base import Adapter, Hook
 from .probe import capture, forward, probe_ids, same
+from .scope import refusal
 
 _ATTN_CLASS = re.compile(r"attention|attn", re.I)
 _ATTN_NAMES = ("self_attn", "attn", "attention", "self_attention", "multi_head_attention", "self_att")
@@ -44,6 +46,15 @@ _LINEAR_ATTN_CLASS = re.compile(r"delta|linearattention|lightning", re.I)
 
 class Refused(LaminaError):
     """The architecture is outside what lamina's sites describe (the message says why)."""
+
+
+def adapter_for_model(hf) -> Adapter:
+    """The adapter for a loaded model: refused with the reason, hand-written, or derived."""
+    model_type = getattr(hf.config, "model_type", "")
+    reason = refusal(model_type)
+    if reason is not None:
+        raise LaminaError(reason)
+    return handwritten(model_type) or derive(hf)
 
 
 def _is_norm(module) -> bool:
@@ -72,7 +83,7 @@ def find_layers(hf, n_layers: int) -> str:
     if len(found) == 1:
         return found[0]
     seen: dict = {}
-    with capture({name: (hf.get_submodule(name)[0], "input") for name in found}, seen):
+    with capture(hf, {name: (hf.get_submodule(name)[0], "input") for name in found}, seen):
         out = forward(hf, probe_ids(hf), logits=False, output_hidden_states=True)
     hidden = getattr(out, "hidden_states", None)
     reading = [name for name in found if hidden is not None and same(seen.get(name), hidden[0])]
@@ -237,7 +248,7 @@ def derive(hf) -> Adapter:
     for path, module in outside.items():
         points[(path, "final")] = (module, "output")
     seen: dict = {}
-    with capture(points, seen):
+    with capture(hf, points, seen):
         out = forward(hf, probe_ids(hf), logits=False, output_hidden_states=True)
     if getattr(out, "hidden_states", None) is None:
         raise Refused(f"{name} does not return output_hidden_states, which lamina's hidden site is defined by")

@@ -12,12 +12,13 @@ import torch
 
 from ..errors import LaminaError, one_line
 from . import bos
-from .adapters import Adapter, adapter_for_model
-from .derive import text_config
+from .adapters import Adapter
+from .derive import adapter_for_model, text_config
 from .embedded import EMBEDDED, converted_dir
 from .scope import refusal
 from .selfcheck import self_check
-from .sites import SITES, n_entries, resolve
+from .sites import SITES, n_entries
+from .tap import tap
 
 DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
@@ -132,8 +133,8 @@ class Model:
         for name, site in SITES.items():
             why = self.adapter.why_unavailable(name)
             if why is None:
-                module, which = resolve(self.hf, self.adapter, name, 0, self.n_layers)
-                hook = self.adapter.hook(name) if name != "hidden" else None
+                site_tap = tap(self.hf, self.adapter, name, 0, self.n_layers)
+                module, which, hook = site_tap.module, site_tap.which, site_tap.hook
                 extra = "" if hook is None else "".join(
                     [f" x {hook.scale}" if hook.scale else "", f" (half {hook.half})" if hook.half is not None else ""])
                 where = f"{which} of {_module_name(self.hf, module)}{extra}"

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .sites import as_tokens, hooked_input, hooked_output
+from . import tap
 
 PROBE_SHAPE = (2, 6)  # two sequences of six tokens: enough to see every identity, cheap on any model
 
@@ -40,29 +40,20 @@ def forward(hf, ids, *, logits: bool = True, **kwargs):
 
 
 @contextmanager
-def capture(points: dict, store: dict):
-    """Hook ``points`` (key -> (module, "input"|"output")); each probe forward puts a detached copy of
-    the tensor in ``store[key]`` (a copy: some blocks update tensors in place after reading them),
-    shaped ``(batch, seq, width)`` like a recorded site."""
-    handles = []
-    try:
-        for key, (module, which) in points.items():
-            if which == "input":
-                def pre(_m, args, kwargs, key=key):
-                    value = hooked_input(args, kwargs) if (args or kwargs) else None
-                    if isinstance(value, torch.Tensor):
-                        store[key] = as_tokens(value.detach().clone(), PROBE_SHAPE)
-                handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
-            else:
-                def post(_m, _args, output, key=key):
-                    value = hooked_output(output)
-                    if isinstance(value, torch.Tensor):
-                        store[key] = as_tokens(value.detach().clone(), PROBE_SHAPE)
-                handles.append(module.register_forward_hook(post))
+def capture(hf, points: dict, store: dict):
+    """Hook ``points`` (key -> a :class:`~lamina.models.tap.Tap`, or ``(module, "input"|"output")`` for a
+    bare point) through the one registrar, :func:`lamina.models.tap.hooks`; each probe forward of ``hf``
+    puts a detached copy of the value in ``store[key]`` (a copy: some blocks update tensors in place
+    after reading them), read and shaped ``(batch, seq, width)`` exactly as recording reads it."""
+    keys = {}
+    for key, point in points.items():
+        keys[point if isinstance(point, tap.Tap) else tap.Tap.point(*point)] = key
+
+    def on_read(t, tensor):
+        store[keys[t]] = tensor
+
+    with tap.hooks(hf, list(keys), on_read, copy=True):
         yield store
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def mismatch(value: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """The load-time self-check: every site is verified on the loaded weights before anything is recorded.
 
 One probe forward pass (two sequences of six tokens) reads every available site at every
-layer exactly as recording does (same hooks, same transforms) and checks:
+layer exactly as recording does (the same :class:`~lamina.models.tap.Tap` objects, hooked by the
+same registrar, :func:`lamina.models.tap.hooks`) and checks:
 
 * ``hidden`` equals HF's ``output_hidden_states``, entry for entry;
 * where the block is a residual sum, ``hidden[l+1] = hidden[l] + attn.out[l] + mlp.out[l]``
@@ -23,7 +24,8 @@ import torch
 
 from ..errors import LaminaError
 from .probe import capture, forward, mismatch, probe_ids
-from .sites import available, get_module, n_entries, partner, resolve, transform
+from .sites import available, get_module, n_entries
+from .tap import Tap, taps
 
 # Largest mismatch accepted, relative to the reference's largest magnitude (loss: in nats).
 TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-6, torch.bfloat16: 3e-2, torch.float16: 1e-2}
@@ -62,32 +64,24 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
     """
     sites = available(adapter)
     blocks = get_module(hf, adapter.layers)
-    points, transforms = {}, {}
+    points: dict = {}
     try:
-        for site in sites:
-            for layer in range(n_entries(site, n_layers)):
-                points[(site, layer)] = resolve(hf, adapter, site, layer, n_layers)
-                transforms[(site, layer)] = transform(hf, adapter, site, layer)
-                other = partner(hf, adapter, site, layer) if site != "hidden" else None
-                if other is not None:
-                    points[("plus", site, layer)] = (other, "output")
+        site_taps = taps(hf, adapter, {site: range(n_entries(site, n_layers)) for site in sites}, n_layers=n_layers)
         extra = {"mid": adapter.resid_mid,
                  "attn.post_in": _post_norm_input(adapter, "attn"), "mlp.post_in": _post_norm_input(adapter, "mlp")}
         for key, hook in extra.items():
             for layer in range(n_layers) if hook is not None else ():
-                points[(key, layer)] = (get_module(blocks[layer], hook.module), hook.which)
-        points[("final_in", n_layers)] = (get_module(hf, adapter.final_norm), "input")
+                points[(key, layer)] = Tap.point(get_module(blocks[layer], hook.module), hook.which)
+        points[("final_in", n_layers)] = Tap.point(get_module(hf, adapter.final_norm), "input")
     except (AttributeError, IndexError, TypeError) as err:
         raise LaminaError(f"the {adapter.family} adapter names a module that {type(hf).__name__} does not have "
                           f"({err}); this checkpoint's layout differs from the family's.") from None
     ids = probe_ids(hf)
     seen: dict = {}
-    with capture(points, seen):
+    with capture(hf, {**site_taps, **points}, seen):  # the sites through their taps, as recording reads them
         out = forward(hf, ids, output_hidden_states=True, labels=ids)
-    with torch.inference_mode():
-        values = {key: (fn(seen[key], seen.get(("plus", *key))) if fn is not None else seen[key])
-                  for key, fn in transforms.items() if key in seen}
-    missing = [key for key in points if key not in seen and key[0] in sites]
+    values = {key: seen[key] for key in site_taps if key in seen}
+    missing = [key for key in site_taps if key not in seen]
     if missing:
         site, layer = missing[0]
         raise SelfCheckFailed(f"{_who(hf, adapter)}: site {site!r} at layer {layer} was never computed by the "
@@ -122,7 +116,7 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
                       seen[(f"{part}.post_in", layer)])
     # mlp.pre / mlp.post through the MLP's own weights
     if "mlp.pre" in sites:
-        _check_mlp(hf, adapter, blocks, values, n_layers, check)
+        _check_mlp(hf, adapter, blocks, values, site_taps, n_layers, check)
     _check_loss(out, ids, tol, hf, adapter)
     return {site: int(values[(site, 0)].shape[-1]) for site in sites}
 
@@ -150,16 +144,13 @@ def _post_norm_input(adapter, part: str):
     return type(out)(out.module, "input")
 
 
-def _check_mlp(hf, adapter, blocks, values, n_layers, check):
-    pre_hook = adapter.mlp_pre
+def _check_mlp(hf, adapter, blocks, values, site_taps, n_layers, check):
     with torch.inference_mode():
         for layer in range(n_layers):
             block = blocks[layer]
             x, pre, post = (values[(s, layer)] for s in ("mlp.in", "mlp.pre", "mlp.post"))
-            proj = get_module(block, pre_hook.module)
-            pre_again = _call(proj, x)
-            if pre_hook.half is not None:
-                pre_again = pre_again.chunk(2, dim=-1)[pre_hook.half]
+            pre_tap = site_taps[("mlp.pre", layer)]  # its projection, read as the site (a fused one's half)
+            pre_again = pre_tap.read(_call(pre_tap.module, x))
             check("mlp.pre == its projection of mlp.in", layer, pre_again, pre)
             post_again = _act(hf, block, adapter.mlp_act)(pre) if adapter.mlp_act else None
             if post_again is not None:

@@ -25,6 +25,9 @@ On most families ``attn.raw == attn.out`` and ``mlp.raw == mlp.out``; they diffe
 the block normalises or scales a sublayer's output before adding it (Gemma-2/3, OLMo-2,
 Granite, ...). Token-level outputs (``loss``, ``correct``, ``predicted``) are not hooks;
 they are columns of every recording's token table.
+
+Where each site is read on a loaded model (the hooked module, its transforms) is a
+:class:`~lamina.models.tap.Tap`, resolved once per (site, layer) in :mod:`lamina.models.tap`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import LaminaError, closest
-from .adapters import Adapter, Hook
+from .adapters.base import Adapter
 
 
 @dataclass(frozen=True)
@@ -128,96 +131,6 @@ def get_module(root, path: str):
     return module
 
 
-def _check_available(adapter: Adapter, site: str) -> Hook | None:
-    if site == "hidden":
-        return None
-    hook = adapter.hook(site)
-    if hook is None:
-        raise LaminaError(f"site {site!r} is not recorded on {adapter.family} models: "
-                          f"{adapter.why_unavailable(site)}")
-    return hook
-
-
 def available(adapter: Adapter) -> list[str]:
     """The sites this family defines (all of :data:`SITES` but those in ``adapter.unavailable``)."""
     return [s for s in SITES if s == "hidden" or adapter.hook(s) is not None]
-
-
-def resolve(hf_model, adapter: Adapter, site: str, layer: int, n_layers: int) -> tuple[object, str]:
-    """The (module, "input"|"output") that holds ``site`` at ``layer``."""
-    check_site(site)
-    hook = _check_available(adapter, site)
-    blocks = get_module(hf_model, adapter.layers)
-    if site == "hidden":
-        if layer == n_layers:
-            return get_module(hf_model, adapter.final_norm), "output"
-        return blocks[layer], "input"
-    return get_module(blocks[layer], hook.module), hook.which
-
-
-def transform(hf_model, adapter: Adapter, site: str, layer: int):
-    """What turns the hooked tensor into the site's value: None (the tensor itself) or a function.
-
-    A site's hook may need a residual scale (Granite multiplies each sublayer's output by the
-    block's ``residual_multiplier`` before adding it) or half of a fused projection's output.
-    """
-    hook = _check_available(adapter, site)
-    if hook is None or (hook.scale is None and hook.half is None and hook.bias is None and hook.plus is None):
-        return None
-    block = get_module(hf_model, adapter.layers)[layer]
-    scale = None if hook.scale is None else float(getattr(block, hook.scale))
-    bias = None if hook.bias is None else _optional(block, hook.bias)
-    if scale is None and bias is None and hook.half is None and hook.plus is None:
-        return None
-    half = hook.half
-
-    def apply(tensor, partner=None):
-        if partner is not None:  # the output of hook.plus, computed just before
-            tensor = tensor + partner
-        if half is not None:
-            tensor = tensor.chunk(2, dim=-1)[half]
-        if bias is not None:
-            tensor = tensor + bias.to(tensor.device)
-        return tensor * scale if scale is not None else tensor
-    return apply
-
-
-def _optional(root, path: str):
-    """``root.<path>``, or None where an attribute on the way is None."""
-    value = root
-    for part in path.split("."):
-        value = getattr(value, part, None)
-        if value is None:
-            return None
-    return value
-
-
-def partner(hf_model, adapter: Adapter, site: str, layer: int):
-    """The module whose output a site adds to its own (``Hook.plus``), or None."""
-    hook = _check_available(adapter, site)
-    if hook is None or hook.plus is None:
-        return None
-    return get_module(get_module(hf_model, adapter.layers)[layer], hook.plus)
-
-
-def hooked_input(args, kwargs):
-    """The tensor a pre-hook reads as a module's input: its first positional argument, else the
-    ``hidden_states`` keyword (blocks are often called with keywords only), else the first tensor."""
-    if args:
-        return args[0]
-    if "hidden_states" in kwargs:
-        return kwargs["hidden_states"]
-    return next(v for v in kwargs.values() if hasattr(v, "shape"))
-
-
-def as_tokens(tensor, batch_shape):
-    """``tensor`` as ``(batch, seq, width)``: some blocks (OPT's) flatten the tokens to ``(batch * seq,
-    width)`` around their MLP; ``batch_shape`` is the forward pass's ``(batch, seq)``."""
-    if tensor.dim() == 2 and batch_shape is not None and tensor.shape[0] == batch_shape[0] * batch_shape[1]:
-        return tensor.view(*batch_shape, tensor.shape[-1])
-    return tensor
-
-
-def hooked_output(output):
-    """The tensor a forward hook reads as a module's output (the first element of a tuple)."""
-    return output[0] if isinstance(output, (tuple, list)) else output

@@ -1,5 +1,8 @@
 """Hand-written adapters, for the families where they exist; every other architecture's adapter is
-derived from its module tree (:func:`adapter_for_model`)."""
+derived from its module tree (:func:`lamina.models.derive.adapter_for_model`).
+
+This package imports no other module of ``lamina.models`` at import time but ``scope`` (lazily): the
+structural resolver, the taps and the self-check import it, never the other way round."""
 
 from ...errors import LaminaError
 from .base import Adapter, Hook
@@ -41,17 +44,5 @@ def adapter_for(model_type: str) -> Adapter:
                       "it loads it (lamina.load / lamina.wrap).")
 
 
-def adapter_for_model(hf) -> Adapter:
-    """The adapter for a loaded model: refused with the reason, hand-written, or derived."""
-    from ..derive import derive
-    from ..scope import refusal
-
-    model_type = getattr(hf.config, "model_type", "")
-    reason = refusal(model_type)
-    if reason is not None:
-        raise LaminaError(reason)
-    return handwritten(model_type) or derive(hf)
-
-
-__all__ = ["ADAPTERS", "Adapter", "Hook", "adapter_for", "adapter_for_model", "handwritten",
+__all__ = ["ADAPTERS", "Adapter", "Hook", "adapter_for", "handwritten",
            "supported_model_types"]
