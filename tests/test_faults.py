@@ -182,7 +182,7 @@ def test_full_disk_mid_comparison(model_dir, reference_run, tmp_path, capsys, fr
     need = 2 * sum(p.stat().st_size for p in reference_run.rglob("*") if p.is_file()) + (1 << 20)
     disk = tmp_path / f"disk-{fraction:.6f}"
     with small_disk(disk, 4096 + int(fraction * need)) as grow:
-        args = ["compare", "position", "--models", str(model_dir), "--controls", "random", *RUN_SETTINGS,
+        args = ["compare", "position", "--models", str(model_dir), "--controls", "random:1", *RUN_SETTINGS,
                 "--out", str(disk / "cmp"), "--runs-dir", str(disk / "runs")]
         code = main(args)
         captured = capsys.readouterr()
@@ -247,7 +247,7 @@ def test_sigkill_at_any_moment_of_a_run(model_dir, reference_run, tmp_path, dela
 @given(delay=st.floats(0.5, 20.0))
 def test_sigkill_at_any_moment_of_a_comparison(model_dir, reference_run, tmp_path, capsys, delay):
     root = tmp_path / f"c-{delay:.4f}"
-    args = ["compare", "position", "--models", str(model_dir), "--controls", "random", *RUN_SETTINGS,
+    args = ["compare", "position", "--models", str(model_dir), "--controls", "random:1", *RUN_SETTINGS,
             "--out", str(root / "cmp"), "--runs-dir", str(root / "runs")]
     root.mkdir()
     _kill_after(args, delay, root)
@@ -337,7 +337,7 @@ def test_damaged_recording_is_named(reference_recording, tmp_path, name, damage)
 @pytest.fixture(scope="module")
 def comparison_dir(model_dir, tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("cmp")
-    assert main(["compare", "position", "--models", str(model_dir), "--controls", "random", *RUN_SETTINGS,
+    assert main(["compare", "position", "--models", str(model_dir), "--controls", "random:1", *RUN_SETTINGS,
                  "--out", str(out / "cmp"), "--runs-dir", str(out / "runs")]) == 0
     return out
 
@@ -364,7 +364,7 @@ def test_damaged_member_run_is_named_and_run_again(comparison_dir, model_dir, tm
     _truncate(member / "arrays.npz")
     with pytest.raises(LaminaError, match="arrays.npz"):
         lamina.Comparison.load(root / "cmp")
-    args = ["compare", "position", "--models", str(model_dir), "--controls", "random", *RUN_SETTINGS,
+    args = ["compare", "position", "--models", str(model_dir), "--controls", "random:1", *RUN_SETTINGS,
             "--out", str(root / "cmp"), "--runs-dir", str(root / "runs")]
     assert main(args) == 0
     out = capsys.readouterr().out
