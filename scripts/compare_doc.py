@@ -34,10 +34,15 @@ def run(experiments: list[str]) -> None:
     impostor = None
     for name in experiments:
         started = time.perf_counter()
-        lamina.compare(name, MODELS, controls=CONTROLS, out=OUT / name, runs_dir=OUT / "runs")
+        done = lamina.compare(name, MODELS, controls=CONTROLS, out=OUT / name, runs_dir=OUT / "runs")
         if impostor is None:
             impostor = random_control(lamina.load("smollm2-135m"), seed=7)
-        lamina.compare(name, [impostor], controls=CONTROLS, out=OUT / f"{name}-negative", runs_dir=OUT / "runs")
+        # An experiment whose controls take their trained model's labels (attn-kl: an untrained model
+        # predicts nothing correctly) gives the impostor SmolLM2's labels too: it stands where SmolLM2 stood.
+        settings = EXPERIMENTS[name].control_settings(done.runs["smollm2-135m"].path) \
+            if EXPERIMENTS[name].control_settings else {}
+        lamina.compare(name, [impostor], controls=CONTROLS, out=OUT / f"{name}-negative", runs_dir=OUT / "runs",
+                       settings=settings)
         print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
 
 

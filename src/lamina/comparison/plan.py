@@ -98,7 +98,7 @@ def parse_models(models) -> list:
 #: Untrained controls per model with ``--controls random`` (init seeds control_seed .. control_seed + 4):
 #: a band for another initialisation needs the spread of several, one gives none, and with K of them
 #: the family-wise band over 30 layers uses Student's t with K − 1 df at 1 − 0.05/60: 24.5 for K = 3,
-#: 7.5 for K = 5. Power to find a shift of 8 initialisation SDs at 5 of 30 layers: 19% vs 86%
+#: 7.5 for K = 5. Power to find a shift of 8 initialisation SDs at 5 of 30 layers: 19% vs 90%
 #: (docs/calibration.md).
 DEFAULT_CONTROL_SEEDS = 5
 
