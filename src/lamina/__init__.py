@@ -38,14 +38,16 @@ _LAZY = {
     "wrap": (".models", "wrap"),
     "Recording": (".recording", "Recording"),
     "record": (".recording", "record"),
+    "edits": (".recording.edits", None),
+    "editing": (".recording.edits", "editing"),
     "Run": (".runner", "Run"),
     "run": (".runner", "run"),
     "compare": (".comparison", "compare"),
     "Comparison": (".comparison", "Comparison"),
 }
 
-__all__ = ["Comparison", "LaminaError", "Model", "Recording", "Run", "Stimuli", "compare", "data", "load", "record",
-           "run", "stimuli", "wrap", "__version__"]
+__all__ = ["Comparison", "LaminaError", "Model", "Recording", "Run", "Stimuli", "compare", "data", "editing", "edits",
+           "load", "record", "run", "stimuli", "wrap", "__version__"]
 
 
 def __getattr__(name: str):

@@ -9,8 +9,9 @@ self-check (``models/selfcheck``) and the structural resolver (``models/derive``
 ``models/probe.capture``) all read through :func:`hooks`, so "the self-check reads every site exactly
 as recording does" holds by construction.
 
-Nothing here writes: the write-side fields and the table in :class:`Tap`'s docstring say what an
-edit of each site will mean, for the interventions of issue 26.
+Writing (the interventions of ``lamina.recording.edits``) goes through the same objects:
+:meth:`Tap.write` inverts the read transform, and :func:`hooks` with ``on_write`` registers hooks that
+return the edited tensor, ahead of every reading hook on the same module.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Tap:
     3. ``+ bias`` for a bias the block adds outside the module (GPT-NeoX-Japanese);
     4. ``* scale`` for the block's residual multiplier (Granite).
 
-    Writing (issue 26's interventions; not implemented yet): an edit gives the site a new value
+    Writing (:meth:`write`, used by ``lamina.recording.edits``): an edit gives the site a new value
     ``v`` and must make the block compute with it, so the hook replaces what it reads by the inverse
     of the read transform, applied in the reverse order:
 
@@ -111,6 +112,28 @@ class Tap:
     def key(self) -> tuple[int, str]:
         """``(id(module), which)``: taps that share it read (and would write) one tensor."""
         return id(self.module), self.which
+
+    def refusal(self) -> str | None:
+        """Why no module output can give this site an arbitrary value (None: it can be written)."""
+        if self.scale is not None and (self.scale == 0 or self.scale != self.scale or abs(self.scale) == float("inf")):
+            return f"the block's residual multiplier is {self.scale:g}, which has no inverse"
+        return None
+
+    def write(self, value: torch.Tensor, hooked: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
+        """The hooked tensor that makes the site read ``value``: the inverse of :meth:`read`, in the
+        reverse order (divide by the scale, subtract the bias, put the half back beside the untouched
+        other half, subtract the partner's output); ``hooked`` is the tensor as the module computed it,
+        ``(batch, seq, width)``. Returned in ``hooked``'s dtype."""
+        if self.scale is not None:
+            value = value / self.scale
+        if self.bias is not None:
+            value = value - self.bias.to(value.device, value.dtype)
+        if self.half is not None:
+            other = (hooked if partner is None else hooked + partner).chunk(2, dim=-1)[1 - self.half]
+            value = torch.cat((value, other.to(value.dtype)) if self.half == 0 else (other.to(value.dtype), value), -1)
+        if partner is not None:
+            value = value - partner
+        return value.to(hooked.dtype)
 
     def read(self, tensor: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
         """The site's value from the hooked tensor (and the partner's output, computed just before)."""
@@ -214,7 +237,7 @@ def _optional(root, path: str):
 
 
 @contextmanager
-def hooks(root, taps, on_read, *, copy: bool = False):
+def hooks(root, taps, on_read=None, *, copy: bool = False, on_write=None):
     """Hook every tap in ``taps`` (an iterable of :class:`Tap`, or a dict of them) on ``root``'s forward
     passes; each pass calls ``on_read(tap, tensor)`` with the site's value, shaped
     ``(batch, seq, width)`` (:func:`as_tokens`).
@@ -229,9 +252,18 @@ def hooks(root, taps, on_read, *, copy: bool = False):
         copy: hand over detached clones, taken when the module runs (the resolver and the self-check
             keep tensors past the pass, and some blocks update tensors in place after reading them).
 
-    The hooks return nothing, so the forward pass is unchanged. A module called without a tensor is
-    skipped (the callback is not called for it). Yields the list of handles; all are removed on exit.
+    With ``on_read`` the hooks return nothing, so the forward pass is unchanged. With ``on_write``
+    instead, ``on_write(tap, value)`` gets the site's value and returns its new value (or None: left
+    as is); the hook writes it through :meth:`Tap.write` and returns the new output (forward hook) or
+    new arguments (pre-hook). Writing hooks are registered *first* on their module (``prepend``, in the
+    order of ``taps``), so every reading hook of that module, registered before or after, reads the
+    edited tensor; two taps with one :attr:`Tap.key` see each other's edits.
+
+    A module called without a tensor is skipped (the callback is not called for it). Yields the list
+    of handles; all are removed on exit.
     """
+    if (on_read is None) == (on_write is None):
+        raise TypeError("hooks(): give on_read or on_write, not both")
     taps = list(taps.values()) if isinstance(taps, dict) else list(taps)
     handles, batch, stash = [], {}, {}
 
@@ -244,6 +276,10 @@ def hooks(root, taps, on_read, *, copy: bool = False):
 
     try:
         handles.append(root.register_forward_pre_hook(remember_batch, with_kwargs=True))
+        if on_write is not None:
+            _writers(taps, on_write, handles, batch, stash)
+            yield handles
+            return
         for i, t in enumerate(taps):
             if t.partner is not None:  # a site that is the sum of two modules' outputs: keep the first
                 def stash_hook(_module, _args, output, i=i):
@@ -267,6 +303,56 @@ def hooks(root, taps, on_read, *, copy: bool = False):
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _writers(taps, on_write, handles, batch, stash) -> None:
+    """Register the writing hooks of :func:`hooks` (prepended, so registered last to first)."""
+    for i, t in enumerate(taps):
+        if t.partner is not None:
+            def stash_hook(_module, _args, output, i=i):
+                value = hooked_output(output)
+                if isinstance(value, torch.Tensor):
+                    stash[i] = as_tokens(value, batch.get("shape"))
+            handles.append(t.partner.register_forward_hook(stash_hook))
+    for i, t in reversed(list(enumerate(taps))):
+        def edit(value, partner, t=t):
+            tokens = as_tokens(value, batch.get("shape"))
+            new = on_write(t, t.read(tokens, partner))
+            return None if new is None else t.write(new, tokens, partner).reshape(value.shape)
+
+        if t.which == "input":
+            def pre_hook(_module, args, kwargs, edit=edit):
+                value = hooked_input(args, kwargs) if (args or kwargs) else None
+                if isinstance(value, torch.Tensor):
+                    new = edit(value, None)
+                    if new is not None:
+                        return replaced_input(args, kwargs, new)
+                return None
+            handles.append(t.module.register_forward_pre_hook(pre_hook, with_kwargs=True, prepend=True))
+        else:
+            def post_hook(_module, _args, output, edit=edit, i=i):
+                value = hooked_output(output)
+                if isinstance(value, torch.Tensor):
+                    new = edit(value, stash.pop(i, None))
+                    if new is not None:
+                        return replaced_output(output, new)
+                return None
+            handles.append(t.module.register_forward_hook(post_hook, prepend=True))
+
+
+def replaced_input(args, kwargs, new):
+    """``(args, kwargs)`` with the tensor :func:`hooked_input` reads replaced by ``new``."""
+    if args:
+        return (new, *args[1:]), kwargs
+    key = "hidden_states" if "hidden_states" in kwargs else next(k for k, v in kwargs.items() if hasattr(v, "shape"))
+    return args, {**kwargs, key: new}
+
+
+def replaced_output(output, new):
+    """``output`` with the tensor :func:`hooked_output` reads replaced by ``new``."""
+    if isinstance(output, (tuple, list)):
+        return type(output)([new, *output[1:]]) if isinstance(output, list) else (new, *output[1:])
+    return new
 
 
 def hooked_input(args, kwargs):

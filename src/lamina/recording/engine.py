@@ -19,6 +19,7 @@ from ..models.fingerprint import weights_sha256
 from ..models.sites import TOKEN_SITES, check_layers, split_sites
 from . import store
 from .capture import TORCH_DTYPES, Capture, forward
+from .edits import Editor
 from .memory import check_fits, site_bytes
 from .positions import describe, kept_positions
 from .recording import Recording, token_table
@@ -69,7 +70,7 @@ class _Chunk:
         return {k: v[order] for k, v in cols.items()}
 
 
-def _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss: bool) -> str:
+def _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss: bool, edits=None) -> str:
     # The weights identify the model (a name does not: two wraps of one model may be named differently).
     key = {"weights": weights_sha256(model) or model.name,
            "prepend_bos": model.prepend_bos, "bos_id": model.bos_id if model.prepend_bos else None,
@@ -77,13 +78,15 @@ def _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss: bool)
            "positions": describe(positions), "dtype": dtype, "shard_size": shard_size}
     if not loss:  # only then: recordings made before loss= existed keep their fingerprint and resume
         key["loss"] = False
+    if edits:  # likewise: an unedited recording keeps its fingerprint
+        key["edits"] = edits
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", dtype="float32",
            batch_size: int = 8, out=None, overwrite: bool = False, shard_size: int | None = None,
            progress: bool | None = None, backend: str = "local", workers: int | None = None,
-           ray_address: str | None = None, loss: bool = True) -> Recording:
+           ray_address: str | None = None, loss: bool = True, edits=None) -> Recording:
     """Record activations at ``sites`` and, unless ``loss=False``, per-token loss for every stimulus sequence.
 
     Args:
@@ -114,6 +117,10 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
             last module it records (the final norm runs only for ``hidden``'s last entry), with
             the same activations bit for bit; the token table then holds ids and positions only
             (sequence, position, slot, token_id, token, next_id).
+        edits: interventions applied during every forward pass (``lamina.edits.zero``, ``mean``,
+            ``resample``, ``patch``, ``add``, ``scale``): the recording, loss included, is the
+            edited run's. Each edit's ``positions`` are kept positions like ``positions``'s; only real
+            (unpadded) tokens are edited, never a BOS lamina feeds. See docs/sites.md, "Editing a site".
 
     Returns:
         A :class:`Recording` with arrays of shape ``(layer, sequence, slot, width)``.
@@ -145,6 +152,10 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
                           "them or record with loss=True.")
     plan = _plan(model, sites, layers)
     lengths = stimuli.lengths
+    editor = Editor(model, edits, lengths) if edits is not None else None  # every edit checked up front
+    if editor is not None and not editor.bound:
+        editor = None
+    edits = None if editor is None else editor.edits
     offset = int(model.prepend_bos)
     if lengths.max() + offset > model.context_length:
         raise LaminaError(f"the longest sequence has {lengths.max()} tokens (+{offset} BOS), more than "
@@ -164,13 +175,13 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
                    working=working, dtype=dtype)
         chunk = _Chunk(model, plan, np.arange(n), n_slots, int(n_slots.max()), np_dtype)
         texts: dict[int, str] = {}
-        _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, loss, total=n)
-        info = _info(model, stimuli, plan, positions, dtype, loss)
+        _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, loss, total=n, editor=editor)
+        info = _info(model, stimuli, plan, positions, dtype, loss, editor)
         return Recording(layers=plan, tokens=token_table(chunk.token_columns(), texts), meta=stimuli.meta,
                          n_slots=n_slots, info=info, arrays=chunk.acts)
 
     return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
-                           overwrite, shard_size, progress, loss, backend, workers, ray_address)
+                           overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor)
 
 
 def _forward_bytes(model, lengths, offset: int, batch_size: int, loss: bool) -> int:
@@ -181,17 +192,20 @@ def _forward_bytes(model, lengths, offset: int, batch_size: int, loss: bool) -> 
     return min(batch_size, len(lengths)) * (int(lengths.max()) + offset) * model.vocab_size * 4
 
 
-def _info(model, stimuli, plan, positions, dtype, loss) -> dict:
-    return {"lamina": __version__, "model": model.name, "family": model.adapter.family, "source": model.source,
+def _info(model, stimuli, plan, positions, dtype, loss, editor=None) -> dict:
+    info = {"lamina": __version__, "model": model.name, "family": model.adapter.family, "source": model.source,
             "n_layers": model.n_layers, "prepend_bos": model.prepend_bos,
             "bos_id": model.bos_id if model.prepend_bos else None, "n_sequences": len(stimuli),
             "stimuli_fingerprint": stimuli.fingerprint(), "notes": list(stimuli.notes),
             "positions": describe(positions), "dtype": dtype, "loss": loss, "device": str(model.device),
             "torch": torch.__version__}
+    if editor is not None:
+        info["edits"] = editor.describe()
+    return info
 
 
 def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_size, out, shard_size, loss=True,
-                 bar=None) -> dict:
+                 bar=None, edits=None, editor=None) -> dict:
     """Record shard ``k`` (sequences ``k*shard_size ..``) and write it; returns its manifest entry.
 
     The unit of work of both backends: the local loop calls it in turn, Ray workers in parallel.
@@ -200,21 +214,25 @@ def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_si
     seqs = np.arange(k * shard_size, min(n, (k + 1) * shard_size))
     chunk = _Chunk(model, plan, seqs, n_slots[seqs], int(n_slots.max()), STORE_DTYPES[dtype])
     texts: dict[int, str] = {}
-    _run(model, stimuli, plan, kept, chunk, batch_size, False, texts, loss, bar=bar)
+    if edits and editor is None:  # a Ray worker binds the edits to its own copy of the model
+        editor = Editor(model, edits, stimuli.lengths)
+    _run(model, stimuli, plan, kept, chunk, batch_size, False, texts, loss, bar=bar, editor=editor)
     entry = store.write_shard(Path(out), k, chunk.acts, chunk.token_columns(), texts)
     entry.update(start=int(seqs[0]), stop=int(seqs[-1]) + 1)
     return entry
 
 
 def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out: Path,
-                    overwrite, shard_size, progress, loss, backend="local", workers=None, ray_address=None) -> Recording:
+                    overwrite, shard_size, progress, loss, backend="local", workers=None, ray_address=None,
+                    edits=None, editor=None) -> Recording:
     with store.writer_lock(out):
         return _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
-                              overwrite, shard_size, progress, loss, backend, workers, ray_address)
+                              overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor)
 
 
 def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out: Path,
-                   overwrite, shard_size, progress, loss, backend, workers, ray_address) -> Recording:
+                   overwrite, shard_size, progress, loss, backend, workers, ray_address, edits=None,
+                   editor=None) -> Recording:
     n = len(stimuli)
     item = np.dtype(STORE_DTYPES[dtype]).itemsize
     if shard_size is None:
@@ -225,7 +243,8 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
                                  STORE_DTYPES[dtype]),
                working=_forward_bytes(model, stimuli.lengths, int(model.prepend_bos), batch_size, loss),
                what=f"one shard of {min(n, shard_size)} sequences", dtype=dtype, streaming=True)
-    fingerprint = _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss)
+    fingerprint = _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss,
+                               editor.describe() if editor is not None else None)
     manifest = store.read_manifest(out) if out.exists() else None
     if out.exists() and manifest is None and any(out.iterdir()):
         if not overwrite:
@@ -244,7 +263,7 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
                     "complete": False, "n_shards": n_shards, "shard_size": shard_size,
                     "n_slots": n_slots.tolist(),
                     "sites": {s: {"layers": l, "width": model.width(s)} for s, l in plan.items()},
-                    "info": _info(model, stimuli, plan, positions, dtype, loss), "shards": []}
+                    "info": _info(model, stimuli, plan, positions, dtype, loss, editor), "shards": []}
         store.write_json(out / "meta.json", store.meta_to_json(stimuli.meta))
     done = {}
     for entry in manifest["shards"]:
@@ -260,7 +279,7 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
                        desc="recording", unit="seq", progress=progress)
     started = time.perf_counter()
     job = dict(stimuli=stimuli, plan=plan, kept=kept, n_slots=n_slots, dtype=dtype, batch_size=batch_size,
-               out=str(out), shard_size=shard_size, loss=loss)
+               out=str(out), shard_size=shard_size, loss=loss, edits=edits)
 
     def finished(entry):  # the only writer of the manifest, whichever backend recorded the shard
         manifest["shards"] = sorted(manifest["shards"] + [entry], key=lambda e: e["index"])
@@ -274,7 +293,7 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
         run_shards(model, todo, record_shard, workers=workers, address=ray_address, on_done=finished, job=job)
     else:
         for k in todo:
-            finished(record_shard(model, k, bar=bar, **job))
+            finished(record_shard(model, k, bar=bar, editor=editor, **job))
     bar.close()
     manifest["complete"] = True
     manifest["info"]["seconds"] = round(time.perf_counter() - started, 3)
@@ -288,7 +307,8 @@ def _vocab_texts(model, ids: np.ndarray, texts: dict[int, str]) -> None:
             texts[int(i)] = model.tokenizer.decode([int(i)])
 
 
-def _run(model, stimuli, plan, kept, chunk: _Chunk, batch_size, progress, texts, loss, total=None, bar=None):
+def _run(model, stimuli, plan, kept, chunk: _Chunk, batch_size, progress, texts, loss, total=None, bar=None,
+         editor=None):
     """Fill ``chunk`` with activations and token columns for its sequences."""
     seqs = chunk.seqs
     lengths = stimuli.lengths
@@ -303,8 +323,13 @@ def _run(model, stimuli, plan, kept, chunk: _Chunk, batch_size, progress, texts,
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            _run_batch(model, stimuli, plan, kept, chunk, batch, [local[int(s)] for s in batch], offset, device, texts,
-                       loss)
+            if editor is None:
+                _run_batch(model, stimuli, plan, kept, chunk, batch, [local[int(s)] for s in batch], offset, device,
+                           texts, loss)
+            else:  # the edits' hooks run before the recording's on every module they share
+                with editor.applied(batch, offset):
+                    _run_batch(model, stimuli, plan, kept, chunk, batch, [local[int(s)] for s in batch], offset,
+                               device, texts, loss)
             bar.update(len(batch))
     if own_bar:
         bar.close()
