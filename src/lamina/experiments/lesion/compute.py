@@ -1,0 +1,237 @@
+"""Issue 26: the laminar lesion profile (compute: no figures here).
+
+One clean recording of windows of a book (loss per token, and the ablated sites for the reference of
+a mean or resample ablation); then, per site and layer, one edited recording with only the loss
+(``sites=["loss"]``: no activation is stored). Per window (the replicate): Δ mean loss and Δ accuracy,
+edited − clean, and Δ loss on the tokens the clean model predicts correctly and incorrectly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ... import data, stimuli
+from ...errors import LaminaError
+from ...recording import edits, record
+from ...stats.multiple import significant
+from ...stats.replicates import across_replicates
+from ..base import Context, ModelFacts, profile_table
+from .result import Across, LesionResult, SiteLesion, Windows
+
+LEVEL = 95.0  # every interval
+BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
+ABLATIONS = ("mean", "zero", "resample")
+SITES = ("attn.out", "mlp.out")
+CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise)", "holm": "Holm (family-wise)"}
+N_FLIPS = 10_000
+
+
+@dataclass
+class LesionConfig:
+    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
+    window: int = 128  # tokens per window
+    # Disjoint windows of the book (stimuli.windows): the replicates, the unit of every interval and test.
+    replicates: int = 8
+    # What replaces the site at the ablated layer: "mean" (its mean over the clean recording of the same
+    # windows), "zero", or "resample" (each token's value at a random token of another window, clean run).
+    ablation: str = "mean"
+    sites: tuple[str, ...] = SITES  # each is ablated separately, one layer at a time
+    correction: str = "max"  # across layers: "max" (sign-flip max-|t|) or "holm"; both family-wise
+    alpha: float = 0.05
+
+    def check(self):
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 2:
+            raise LaminaError(f"window must be a whole number of tokens, at least 2, not {self.window!r}.")
+        if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) or self.replicates < 2:
+            raise LaminaError(f"replicates must be a whole number of windows, at least 2 (windows are the unit of "
+                              f"the t tests), not {self.replicates!r}.")
+        if self.ablation not in ABLATIONS:
+            raise LaminaError(f"ablation must be one of {', '.join(ABLATIONS)}, not {self.ablation!r}.")
+        if not self.sites:
+            raise LaminaError(f"sites must name at least one of {', '.join(SITES)}.")
+        for site in self.sites:
+            if site not in SITES:
+                raise LaminaError(f"sites: {site!r} is not a lesion site; use {', '.join(SITES)} "
+                                  "(e.g. --set sites=attn.out,mlp.out).")
+        if len(set(self.sites)) != len(self.sites):
+            raise LaminaError(f"sites lists a site twice: {','.join(self.sites)}.")
+        if self.correction not in CORRECTIONS:
+            raise LaminaError(f"correction must be 'max' (sign-flip max-|t|) or 'holm', not {self.correction!r}.")
+        if not 0 < self.alpha < 1:
+            raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
+
+
+def window_length(model, config: LesionConfig) -> int:
+    room = model.context_length - int(model.prepend_bos)
+    if config.window > room:
+        bos = " minus 1 for the BOS token" if model.prepend_bos else ""
+        raise LaminaError(f"window={config.window} does not fit {model.name}'s context of {model.context_length} "
+                          f"tokens{bos}; use --set window={room} or less.")
+    return config.window
+
+
+def ablation_edit(ablation: str, site: str, layer: int, clean, seed: int):
+    """The edit that lesions ``site`` at ``layer``; ``clean`` is the clean recording (the reference)."""
+    if ablation == "zero":
+        return edits.zero(site, layers=layer)
+    if ablation == "mean":
+        return edits.mean(site, layers=layer, reference=clean)
+    return edits.resample(site, layers=layer, source=clean, seed=seed)
+
+
+def _token_outputs(rec, known):
+    t = rec.tokens
+    return t["loss"].to_numpy(dtype=float)[known], t["correct"].to_numpy(dtype=bool, na_value=False)[known]
+
+
+def window_means(values, window_of, n_windows: int, mask=None) -> np.ndarray:
+    """Mean of ``values`` per window (over ``mask``'s tokens); NaN for a window with none."""
+    keep = np.ones(len(values), bool) if mask is None else np.asarray(mask, bool)
+    sums = np.bincount(window_of[keep], weights=values[keep], minlength=n_windows)
+    counts = np.bincount(window_of[keep], minlength=n_windows)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def layer_tests(values, correction: str, alpha: float, rng) -> Across:
+    """Windows × layers ``values``: mean, t interval, one-sample t test against 0, corrected across layers."""
+    if correction == "max":
+        res = across_replicates(values, null=0.0, level=LEVEL, correction="max", n_flips=N_FLIPS, rng=rng)
+        corrected = res.p_corrected
+    else:
+        from statsmodels.stats.multitest import multipletests
+
+        res = across_replicates(values, null=0.0, level=LEVEL, correction="none")
+        corrected = np.ones_like(res.p)
+        ok = np.isfinite(res.p)
+        if ok.any():
+            corrected[ok] = multipletests(res.p[ok], method="holm")[1]
+    # a layer whose ablation changes nothing in any window: t is 0/0, reported as p = 1
+    p = np.where(np.isfinite(res.p), res.p, 1.0)
+    corrected = np.where(np.isfinite(corrected), corrected, 1.0)
+    return Across(mean=res.mean, ci_low=res.ci_low, ci_high=res.ci_high, t=res.t, p=p, p_corrected=corrected,
+                  significant=significant(corrected, alpha))
+
+
+def compute(model, config: LesionConfig, ctx: Context) -> LesionResult:
+    length = window_length(model, config)
+    with ctx.stage("data"):
+        stim = stimuli.windows(data.book(config.book), model, length, config.replicates,
+                               max_length=model.context_length - int(model.prepend_bos))
+    batch = max(1, BATCH_TOKENS // length)
+    reference = [] if config.ablation == "zero" else list(config.sites)
+    with ctx.stage("record"):
+        clean = record(model, stim, sites=reference or ["loss"], batch_size=batch, progress=ctx.progress)
+    tokens = clean.tokens
+    known = tokens["next_id"].to_numpy() >= 0  # only the book's last token has no next token
+    window_of = tokens["sequence"].to_numpy()[known]
+    r = len(stim)
+    loss0, correct0 = _token_outputs(clean, known)
+    shape = (len(config.sites), model.n_layers, r)
+    d_loss, d_acc, d_cor, d_inc = (np.full(shape, np.nan) for _ in range(4))
+    with ctx.stage("record"):
+        for s, site in enumerate(config.sites):
+            for layer in range(model.n_layers):
+                edit = ablation_edit(config.ablation, site, layer, clean, ctx.seed)
+                rec = record(model, stim, sites=["loss"], batch_size=batch, progress=False, edits=[edit])
+                loss1, correct1 = _token_outputs(rec, known)
+                diff = loss1 - loss0
+                d_loss[s, layer] = window_means(diff, window_of, r)
+                d_acc[s, layer] = window_means(correct1.astype(float) - correct0, window_of, r)
+                d_cor[s, layer] = window_means(diff, window_of, r, correct0)
+                d_inc[s, layer] = window_means(diff, window_of, r, ~correct0)
+    notes = list(stim.notes)
+    if not known.all():
+        notes.append(f"the last window ends with the book, so its last token has no next token and is left out "
+                     f"({int(known.sum())} of {len(known)} tokens are used)")
+    with ctx.stage("stats"):
+        split_ok = np.isfinite(d_cor[0, 0]) & np.isfinite(d_inc[0, 0])  # the clean labels: same for every layer
+        n_split = int(split_ok.sum())
+        if n_split < r:
+            notes.append(f"{r - n_split} of {r} windows have no correct or no incorrect clean prediction: they are "
+                         "left out of the correct/incorrect split")
+        if n_split < 2:
+            notes.append("fewer than 2 windows have both correct and incorrect clean predictions, so the "
+                         "correct/incorrect split is not tested")
+        sites = []
+        for s, site in enumerate(config.sites):
+            dl = layer_tests(d_loss[s].T, config.correction, config.alpha, ctx.rng)
+            da = layer_tests(d_acc[s].T, config.correction, config.alpha, ctx.rng)
+            split = (layer_tests((d_cor[s] - d_inc[s])[:, split_ok].T, config.correction, config.alpha, ctx.rng)
+                     if n_split >= 2 else None)
+            with np.errstate(invalid="ignore"):
+                mean_cor = d_cor[s][:, split_ok].mean(axis=1) if n_split else np.full(model.n_layers, np.nan)
+                mean_inc = d_inc[s][:, split_ok].mean(axis=1) if n_split else np.full(model.n_layers, np.nan)
+            sites.append(SiteLesion(site=site, delta_loss=dl, delta_accuracy=da, worst_layer=int(np.argmax(dl.mean)),
+                                    delta_loss_correct=mean_cor, delta_loss_incorrect=mean_inc, split=split,
+                                    n_split_windows=n_split))
+    starts = stim.meta["start"].to_numpy()
+    return LesionResult(
+        n_tokens=int(known.sum()), window=length, n_replicates=r, ablation=config.ablation,
+        correction=config.correction, alpha=config.alpha, level=LEVEL, clean_loss=float(loss0.mean()),
+        clean_accuracy=float(correct0.mean()), n_correct=int(correct0.sum()), sites=tuple(sites),
+        model=ModelFacts.of(model), data_notes=tuple(notes),
+        windows=Windows(start=starts.astype(np.int64), clean_loss=window_means(loss0, window_of, r),
+                        clean_accuracy=window_means(correct0.astype(float), window_of, r),
+                        n_tokens=np.bincount(window_of, minlength=r).astype(np.int64),
+                        n_correct=np.bincount(window_of[correct0], minlength=r).astype(np.int64),
+                        delta_loss=d_loss, delta_accuracy=d_acc, delta_loss_correct=d_cor,
+                        delta_loss_incorrect=d_inc))
+
+
+METRICS = ("delta_loss", "delta_accuracy")
+
+
+def tables(result: LesionResult) -> dict[str, pd.DataFrame]:
+    w = result.windows
+    layers, per_window = [], []
+    for s, site in enumerate(result.sites):
+        n_layers = len(site.delta_loss.mean)
+        row = {"site": site.site, "layer": np.arange(n_layers)}
+        for metric in METRICS:
+            a = getattr(site, metric)
+            row.update({f"{metric}_{k}": getattr(a, k) for k in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected",
+                                                                  "significant")})
+        row.update(delta_loss_correct=site.delta_loss_correct, delta_loss_incorrect=site.delta_loss_incorrect)
+        if site.split is not None:
+            row.update({f"split_{k}": getattr(site.split, k) for k in ("mean", "ci_low", "ci_high", "t", "p",
+                                                                        "p_corrected", "significant")})
+        layers.append(pd.DataFrame(row))
+        for layer in range(n_layers):
+            per_window.append(pd.DataFrame({
+                "site": site.site, "layer": layer, "window": np.arange(result.n_replicates),
+                "delta_loss": w.delta_loss[s, layer], "delta_accuracy": w.delta_accuracy[s, layer],
+                "delta_loss_correct": w.delta_loss_correct[s, layer],
+                "delta_loss_incorrect": w.delta_loss_incorrect[s, layer]}))
+    return {
+        "layers": pd.concat(layers, ignore_index=True),
+        "windows": pd.concat(per_window, ignore_index=True),
+        "clean": pd.DataFrame({"window": np.arange(result.n_replicates), "start": w.start, "n_tokens": w.n_tokens,
+                               "n_correct": w.n_correct, "loss": w.clean_loss, "accuracy": w.clean_accuracy}),
+    }
+
+
+def profiles(result: LesionResult) -> pd.DataFrame:
+    """Per site and block, each metric with its t interval across windows; every null value is 0 at every
+    layer, whatever the model's depth or its clean loss:
+
+    * ``delta_loss``: edited − clean mean loss (nats): 0 when the ablated output carries nothing the rest
+      of the model uses beyond what replaces it (its mean, zero, or another token's value);
+    * ``delta_accuracy``: edited − clean top-1 accuracy (fraction): 0 likewise;
+    * ``delta_loss_correct_minus_incorrect``: Δ loss on the clean model's correct tokens minus Δ loss on
+      its incorrect ones: 0 when the lesion costs both kinds of token the same (seed 001's question asked
+      causally). Absent when fewer than 2 windows hold both kinds (an untrained control: it predicts
+      (almost) nothing correctly).
+    """
+    parts = []
+    for site in result.sites:
+        for metric in METRICS:
+            a = getattr(site, metric)
+            parts.append((site.site, metric, a.mean, (a.ci_low, a.ci_high)))
+        if site.split is not None:
+            a = site.split
+            parts.append((site.site, "delta_loss_correct_minus_incorrect", a.mean, (a.ci_low, a.ci_high)))
+    return profile_table(*parts)

@@ -1,0 +1,103 @@
+"""lesion (issue 26): the experiment's ablations equal an independent loop over lamina.record(edits=)."""
+
+import numpy as np
+import pytest
+
+import lamina
+from lamina import edits, stimuli
+from lamina.errors import LaminaError
+from lamina.experiments import get
+from lamina.experiments.lesion import compute as lesion
+
+SETTINGS = {"window": 16, "replicates": 3}
+
+
+def _independent(model, ablation_edit, settings=SETTINGS):
+    """Δ mean loss per (site, layer, window), written directly on lamina.record."""
+    cfg = get("lesion").config(settings)
+    stim = stimuli.windows(lamina.data.book(cfg.book), model, cfg.window, cfg.replicates,
+                           max_length=model.context_length - int(model.prepend_bos))
+    clean = lamina.record(model, stim, sites=["loss"])
+    known = clean.tokens["next_id"].to_numpy() >= 0
+    win = clean.tokens["sequence"].to_numpy()[known]
+    base = clean.tokens["loss"].to_numpy(dtype=float)[known]
+    out = np.zeros((len(cfg.sites), model.n_layers, cfg.replicates))
+    for s, site in enumerate(cfg.sites):
+        for layer in range(model.n_layers):
+            rec = lamina.record(model, stim, sites=["loss"], edits=[ablation_edit(site, layer)])
+            diff = rec.tokens["loss"].to_numpy(dtype=float)[known] - base
+            out[s, layer] = [diff[win == w].mean() for w in range(cfg.replicates)]
+    return out
+
+
+def test_zero_ablation_equals_an_independent_loop(tiny_gpt2, data_dir):
+    run = lamina.run("lesion", model=tiny_gpt2, progress=False, settings={**SETTINGS, "ablation": "zero"})
+    expected = _independent(tiny_gpt2, lambda site, layer: edits.zero(site, layers=layer))
+    np.testing.assert_allclose(run.result.windows.delta_loss, expected, rtol=0, atol=1e-6)
+    assert np.abs(expected).max() > 1e-4  # the lesions do change the loss
+    for s, site in enumerate(run.result.sites):
+        np.testing.assert_allclose(site.delta_loss.mean, expected[s].mean(axis=1), atol=1e-6)
+
+
+def test_identity_edit_gives_zero_deltas(tiny_gpt2, data_dir, monkeypatch):
+    monkeypatch.setattr(lesion, "ablation_edit", lambda ablation, site, layer, clean, seed: edits.scale(site, layer, 1.0))
+    r = lamina.run("lesion", model=tiny_gpt2, progress=False, settings=SETTINGS).result
+    w = r.windows
+    assert np.all(w.delta_loss == 0) and np.all(w.delta_accuracy == 0)
+    for site in r.sites:
+        assert np.all(site.delta_loss.mean == 0) and not site.delta_loss.significant.any()
+        assert np.all(site.delta_loss.p == 1) and np.all(site.delta_loss.p_corrected == 1)
+
+
+def test_split_and_tests_on_known_values():
+    # per-window means over token masks; NaN for a window without tokens of that kind
+    values, window = np.array([1.0, 3.0, 5.0, 7.0]), np.array([0, 0, 1, 1])
+    np.testing.assert_array_equal(lesion.window_means(values, window, 3), [2.0, 6.0, np.nan])
+    np.testing.assert_array_equal(lesion.window_means(values, window, 2, [True, False, False, False]), [1.0, np.nan])
+    rng = np.random.default_rng(0)
+    shifted = rng.normal(size=(8, 4)) * 0.01 + np.array([0.0, 0.0, 1.0, 0.0])
+    for correction in ("max", "holm"):
+        a = lesion.layer_tests(shifted, correction, 0.05, rng)
+        assert a.significant.tolist() == [False, False, True, False]
+        assert a.ci_low[2] < 1 < a.ci_high[2] and np.all(a.p_corrected >= a.p - 1e-12)
+
+
+def test_mean_and_resample_run_and_profile(tiny_gpt2, data_dir):
+    for ablation in ("mean", "resample"):
+        run = lamina.run("lesion", model=tiny_gpt2, progress=False, settings={**SETTINGS, "ablation": ablation})
+        prof = run.experiment.profiles(run.result)
+        assert set(prof.site) == {"attn.out", "mlp.out"}
+        assert {"delta_loss", "delta_accuracy"} <= set(prof.metric)
+        assert len(prof[prof.metric == "delta_loss"]) == 2 * tiny_gpt2.n_layers
+    mean = lamina.run("lesion", model=tiny_gpt2, progress=False, settings={**SETTINGS, "ablation": "mean"})
+    expected = _independent(tiny_gpt2, lambda site, layer: edits.mean(site, layers=layer, reference=_reference(
+        tiny_gpt2, site)), settings=SETTINGS)
+    np.testing.assert_allclose(mean.result.windows.delta_loss, expected, atol=1e-6)
+
+
+def _reference(model, site):
+    cfg = get("lesion").config(SETTINGS)
+    stim = stimuli.windows(lamina.data.book(cfg.book), model, cfg.window, cfg.replicates,
+                           max_length=model.context_length - int(model.prepend_bos))
+    return lamina.record(model, stim, sites=[site])
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"ablation": "knockout"}, "ablation must be one of mean, zero, resample"),
+    ({"sites": "hidden"}, "not a lesion site"),
+    ({"sites": "attn.out,attn.out"}, "lists a site twice"),
+    ({"replicates": 1}, "at least 2"),
+    ({"window": 1}, "at least 2"),
+    ({"correction": "bh"}, "correction must be"),
+    ({"alpha": 1.5}, "alpha must be between 0 and 1"),
+])
+def test_bad_settings_are_one_line_errors(settings, message):
+    with pytest.raises(LaminaError, match=message) as err:
+        get("lesion").config(settings)
+    assert "\n" not in str(err.value)
+
+
+def test_window_longer_than_the_context_is_refused(tiny_gpt2, data_dir):
+    with pytest.raises(LaminaError, match="does not fit") as err:
+        lamina.run("lesion", model=tiny_gpt2, progress=False, settings={"window": 1000, "replicates": 2})
+    assert "\n" not in str(err.value)
