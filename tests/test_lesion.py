@@ -67,8 +67,8 @@ def test_mean_and_resample_run_and_profile(tiny_gpt2, data_dir):
         run = lamina.run("lesion", model=tiny_gpt2, progress=False, settings={**SETTINGS, "ablation": ablation})
         prof = run.experiment.profiles(run.result)
         assert set(prof.site) == {"attn.out", "mlp.out"}
-        assert {"delta_loss", "delta_accuracy"} <= set(prof.metric)
-        assert len(prof[prof.metric == "delta_loss"]) == 2 * tiny_gpt2.n_layers
+        assert {"delta_loss_attn_out", "delta_accuracy_mlp_out"} <= set(prof.metric)
+        assert len(prof[prof.metric == "delta_loss_attn_out"]) == tiny_gpt2.n_layers
     mean = lamina.run("lesion", model=tiny_gpt2, progress=False, settings={**SETTINGS, "ablation": "mean"})
     expected = _independent(tiny_gpt2, lambda site, layer: edits.mean(site, layers=layer, reference=_reference(
         tiny_gpt2, site)), settings=SETTINGS)

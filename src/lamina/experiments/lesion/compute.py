@@ -214,9 +214,15 @@ def tables(result: LesionResult) -> dict[str, pd.DataFrame]:
     }
 
 
+def profile_metric(metric: str, site: str) -> str:
+    """A profile metric's name: unique across sites (``delta_loss_attn_out``), as lamina compare needs."""
+    return f"{metric}_{site.replace('.', '_')}"
+
+
 def profiles(result: LesionResult) -> pd.DataFrame:
-    """Per site and block, each metric with its t interval across windows; every null value is 0 at every
-    layer, whatever the model's depth or its clean loss:
+    """Per site and block, each metric with its t interval across windows, named ``METRIC_SITE`` (e.g.
+    ``delta_loss_attn_out``, ``delta_loss_correct_minus_incorrect_mlp_out``); every null value is 0 at
+    every layer, whatever the model's depth or its clean loss:
 
     * ``delta_loss``: edited − clean mean loss (nats): 0 when the ablated output carries nothing the rest
       of the model uses beyond what replaces it (its mean, zero, or another token's value);
@@ -230,8 +236,9 @@ def profiles(result: LesionResult) -> pd.DataFrame:
     for site in result.sites:
         for metric in METRICS:
             a = getattr(site, metric)
-            parts.append((site.site, metric, a.mean, (a.ci_low, a.ci_high)))
+            parts.append((site.site, profile_metric(metric, site.site), a.mean, (a.ci_low, a.ci_high)))
         if site.split is not None:
             a = site.split
-            parts.append((site.site, "delta_loss_correct_minus_incorrect", a.mean, (a.ci_low, a.ci_high)))
+            parts.append((site.site, profile_metric("delta_loss_correct_minus_incorrect", site.site), a.mean,
+                          (a.ci_low, a.ci_high)))
     return profile_table(*parts)
