@@ -106,7 +106,7 @@ def report(result: LesionResult, config) -> Report:
     notes = list(result.data_notes) + [
         "Every null value is 0: Δ loss and Δ accuracy are 0 where the ablated output carries nothing the rest of the "
         "model uses beyond what replaces it, and the correct − incorrect difference is 0 where the lesion costs "
-        "both kinds of token alike. lamina compare lines the profiles up on relative depth (layer / (n_layers − 1)).",
+        "both kinds of token alike. lamina compare lines the profiles up on relative depth (block l of n at (l + 0.5)/n).",
         "A lesion is not a clean removal: a mean ablation keeps the site's average contribution (a bias the later "
         "layers may rely on), a zero ablation also removes it, a resample ablation puts in realistic values from "
         "other text. The layer that costs most can differ between them (--set ablation=zero|resample).",
@@ -117,6 +117,10 @@ def report(result: LesionResult, config) -> Report:
         "The edited runs recompute the whole forward pass; the clean prefix below the ablated layer is not reused "
         "yet (issue 26, 'Performance').",
     ]
+    if result.correction == "max":
+        notes.append(f"With {result.n_replicates} windows the sign-flip max-|t| correction has {2 ** result.n_replicates} "
+                     f"sign patterns, so no corrected p is below {2 / 2 ** result.n_replicates:.2g}: strong effects "
+                     "all read that floor (more windows, --set replicates=N, lower it).")
     if result.model.prepend_bos:
         notes.append(f"{result.model.name} gets a BOS token before each window; the BOS position is never ablated.")
     return Report(method=method(result, config), key_numbers=tuple(keys), notes=tuple(notes))
