@@ -32,6 +32,8 @@ from .result import CLASSES, Peak, PerPrompt, SiteTrace, TraceResult
 
 SITES = ("hidden", "attn.out", "mlp.out")
 ANSWERS = ("fact", "argmax")
+#: clean − corrupted must exceed this fraction of clean p for the normalised effect (else NaN: float32 noise)
+GAP = 1e-5
 
 
 @dataclass
@@ -240,7 +242,7 @@ def compute(model, config: TraceConfig, ctx: Context) -> TraceResult:
                 by_class = np.array([raw[:, g].mean(axis=1) if len(g) else np.full(len(raw), np.nan)
                                      for g in groups])
                 raw_site[site].append(by_class)
-                per_site[site].append(by_class / gap if gap > 0 else np.full_like(by_class, np.nan))
+                per_site[site].append(by_class / gap if gap > GAP * p_clean else np.full_like(by_class, np.nan))
     with ctx.stage("stats"):
         traces = {site: _site(np.array(per_site[site]), np.array(raw_site[site]), config.window, site)
                   for site in sites}
@@ -254,7 +256,7 @@ def compute(model, config: TraceConfig, ctx: Context) -> TraceResult:
         n_candidates=n_candidates, n_prompts=len(items), answer=config.answer, noise=config.noise,
         noise_sd=config.noise * sd, samples=config.samples, classes=CLASSES,
         clean_p=Interval(*_interval(clean_p)), corrupted_p=Interval(*_interval(corrupted_p)),
-        normalised_prompts=int((clean_p - corrupted_p > 0).sum()), forwards=forwards, sites=traces,
+        normalised_prompts=int((clean_p - corrupted_p > GAP * clean_p).sum()), forwards=forwards, sites=traces,
         model=ModelFacts.of(model), prompts=tuple(it["fact"]["prompt"] for it in items),
         answers=tuple(model.decode([it["answer"]]) for it in items), data_notes=tuple(notes),
         per_prompt=PerPrompt(clean=clean_p, corrupted=corrupted_p,

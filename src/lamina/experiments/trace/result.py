@@ -64,7 +64,7 @@ class TraceResult(Typed):
     classes: tuple[str, ...]
     clean_p: Interval  # p(answer), mean over prompts with its t interval
     corrupted_p: Interval
-    normalised_prompts: int  # prompts where clean − corrupted > 0 (the normalised effect is defined)
+    normalised_prompts: int  # prompts where clean − corrupted > 1e-5 × clean (the normalised effect is defined)
     forwards: int  # forward passes (record calls' sequences) in all
     sites: dict[str, SiteTrace]
     model: ModelFacts = detail_field()
