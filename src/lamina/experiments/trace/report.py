@@ -40,7 +40,9 @@ def report(result: TraceResult, config) -> Report:
         ls, last = trace.peak_last_subject, trace.peak_last
         keys.append(KeyNumber(f"{site}: peak effect at the last subject token", _peak(ls),
                               _ci(ls.ci_low, ls.ci_high)))
-        keys.append(KeyNumber(f"{site}: peak effect at the last token", _peak(last), _ci(last.ci_low, last.ci_high)))
+        keys.append(KeyNumber(f"{site}: first layer restoring more than half at the last token",
+                              _peak(last).replace("undefined (no prompt with clean > corrupted)", "none"),
+                              _ci(last.ci_low, last.ci_high)))
     keys += [KeyNumber("p(answer), clean", f"{result.clean_p.mean:.3f}",
                        _ci(result.clean_p.ci_low, result.clean_p.ci_high)),
              KeyNumber("p(answer), subject corrupted", f"{result.corrupted_p.mean:.3f}",
@@ -52,6 +54,7 @@ def report(result: TraceResult, config) -> Report:
              "Null: restoring a state the corruption did not change gives restored = corrupted, an effect of 0 at "
              "every layer; restoring every position of one hidden entry gives back the clean run (effect 1).",
              "Meng et al. use 10 noise samples, window 10 for attention and MLP, and GPT-2 XL / GPT-J; this run "
-             f"used {result.samples} samples and window {config.window} (lamina's defaults: 3 and 1, for CPU cost)."]
+             f"used {result.samples} samples and window {config.window} (lamina's defaults: 2 and 1, and 12 prompts, for CPU "
+             "cost; --set n_prompts=none samples=10 for the paper's sampling)."]
     notes += list(result.data_notes)
     return Report(method=method(result, config), key_numbers=tuple(keys), notes=tuple(notes))

@@ -37,7 +37,7 @@ class SiteTrace(Typed):
     ci_high: FloatArray
     raw_mean: FloatArray  # (classes, layers): restored − corrupted p(answer), not normalised
     peak_last_subject: Peak
-    peak_last: Peak
+    peak_last: Peak  # the first layer whose mean effect at the last token exceeds 0.5
 
 
 @dataclass(frozen=True, eq=False)
