@@ -30,8 +30,9 @@ FAST = {
     "mlp-stages": {"max_targets": 20, "n_boot": 100},
     "categories": {"n_permutations": 20, "context_length": 10, "max_contexts_per_word": 12},
     "lesion": {"window": 16, "replicates": 3},
+    "trace": {"answer": "argmax", "n_prompts": 3, "samples": 2},
 }
-SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion"]
+SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace"]
 
 
 def test_every_experiment_is_registered_in_seed_order():

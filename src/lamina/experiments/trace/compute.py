@@ -1,0 +1,305 @@
+"""Causal tracing (Meng et al. 2022, "Locating and Editing Factual Associations in GPT", Fig. 1). (compute)
+
+Per factual prompt (``lamina/data/facts.json``: a prompt, its subject, a one-token answer): the clean
+run gives p(answer) at the last token; the corrupted runs add Gaussian noise (SD ``noise`` × the
+embeddings' SD, seeded) to the subject tokens' embeddings (``hidden`` entry 0, an ``add`` edit per
+subject token); each restored run is a corrupted run in which one site at one layer (a window of
+layers for ``attn.out`` / ``mlp.out``) and one position is patched back to its clean value (a
+``patch`` edit from the clean recording). The indirect effect of that (site, layer, position) is
+restored − corrupted p(answer), normalised by clean − corrupted (per prompt, noise samples averaged).
+Positions are grouped in the paper's classes; the prompts are the replicates (mean, t interval).
+Tokens before the subject are never corrupted (causal attention): restoring them changes nothing,
+so they are not run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib.resources import files
+
+import numpy as np
+import pandas as pd
+
+from ...errors import LaminaError
+from ...recording import record
+from ...recording import edits as E
+from ...stats.replicates import t_interval
+from ...stimuli import Stimuli
+from ..across import Interval
+from ..base import Context, ModelFacts, profile_table
+from .result import CLASSES, Peak, PerPrompt, SiteTrace, TraceResult
+
+SITES = ("hidden", "attn.out", "mlp.out")
+ANSWERS = ("fact", "argmax")
+#: clean − corrupted must exceed this fraction of clean p for the normalised effect (else NaN: float32 noise)
+GAP = 1e-5
+
+
+@dataclass
+class TraceConfig:
+    noise: float = 3.0  # noise SD in units of the embeddings' SD (Meng et al.: 3)
+    samples: int = 2  # noise samples per prompt (the paper: 10; CPU cost grows linearly)
+    sites: str = "hidden"  # comma-separated: hidden, attn.out, mlp.out
+    window: int = 1  # layers restored together for attn.out and mlp.out, centred (the paper: 10); hidden: 1
+    # The first N prompts of the set (None: all 83). 12 by default for CPU cost: on 2 CPU cores a prompt costs
+    # about 25 s per noise sample and site; the intervals over prompts say how far 12 go.
+    n_prompts: int | None = 12
+    answer: str = "fact"  # fact: the set's answer, prompts the model gets wrong dropped; argmax: the model's own
+    # top next token as the answer, every prompt kept (for untrained or small models)
+
+    def check(self):
+        if isinstance(self.noise, bool) or not np.isfinite(self.noise) or self.noise < 0:
+            raise LaminaError(f"noise must be a finite number >= 0 (SDs of the embeddings), not {self.noise!r}.")
+        for name in ("samples", "window"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise LaminaError(f"{name} must be a positive integer, not {value!r}.")
+        if self.n_prompts is not None and (isinstance(self.n_prompts, bool) or int(self.n_prompts) != self.n_prompts
+                                           or self.n_prompts < 1):
+            raise LaminaError(f"n_prompts must be a positive integer (or none for all), not {self.n_prompts!r}.")
+        parse_sites(self.sites)
+        if self.answer not in ANSWERS:
+            raise LaminaError(f"answer must be one of {', '.join(ANSWERS)}, not {self.answer!r}.")
+
+
+def parse_sites(text) -> list[str]:
+    """The ``sites`` setting as a list, in the order of :data:`SITES`."""
+    if not isinstance(text, str):
+        raise LaminaError(f"sites must be a comma-separated list of {', '.join(SITES)}, not {text!r}.")
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in names if s not in SITES]
+    if not names or bad or len(set(names)) != len(names):
+        raise LaminaError(f"sites must be a comma-separated list of {', '.join(SITES)} (each once), not {text!r}.")
+    return [s for s in SITES if s in names]
+
+
+def load_facts() -> list[dict]:
+    """The shipped prompt set: dicts with ``prompt``, ``subject``, ``answer`` (and the checked models' p)."""
+    return json.loads(files("lamina.data").joinpath("facts.json").read_text(encoding="utf-8"))["facts"]
+
+
+def subject_span(model, prompt: str, subject: str) -> tuple[list[int], int, int] | None:
+    """(token ids, first subject token, one past the last) of ``prompt``; None where the subject's tokens are
+    not a prefix-stable part of the prompt's tokens."""
+    at = prompt.find(subject)
+    if at < 0:
+        return None
+    ids = model.encode(prompt)
+    before = model.encode(prompt[:at].rstrip()) if at > 0 else []
+    through = model.encode(prompt[:at + len(subject)])
+    if ids[:len(through)] != through or through[:len(before)] != before or len(through) <= len(before) \
+            or len(through) >= len(ids):
+        return None
+    return ids, len(before), len(through)
+
+
+def p_answer(model, seqs, answers, edits) -> np.ndarray:
+    """p(answer) after the last token of each sequence, under ``edits``."""
+    stim = Stimuli([np.asarray(s) for s in seqs], next_ids=np.asarray(answers))
+    rec = record(model, stim, sites=["loss"], positions="last", edits=edits or None, batch_size=len(seqs),
+                 progress=False)
+    return np.exp(-rec.tokens.sort_values("sequence")["loss"].to_numpy(dtype=np.float64))
+
+
+def window_layers(site: str, layer: int, window: int, n_layers: int) -> list[int]:
+    """The layers restored for ``layer``: itself for hidden; a window centred on it, clipped, for a block site."""
+    if site == "hidden" or window == 1:
+        return [layer]
+    low = max(0, layer - window // 2)
+    return list(range(low, min(n_layers, low + window)))
+
+
+def classes_of(start: int, stop: int, length: int) -> list[np.ndarray]:
+    """Positions (relative to ``start``) of each class of :data:`CLASSES` for a subject ``[start, stop)`` in a
+    prompt of ``length`` tokens; a class may be empty (one-token subject: only the last subject token)."""
+    rel = lambda a, b: np.arange(a, b) - start  # noqa: E731
+    return [rel(start, start + 1) if stop - start >= 2 else rel(0, 0), rel(start + 1, stop - 1), rel(stop - 1, stop),
+            rel(stop, stop + 1) if stop < length - 1 else rel(0, 0), rel(stop + 1, length - 1), rel(length - 1, length)]
+
+
+def trace_prompt(model, ids, start, stop, answer, noise, sites, window):
+    """One prompt: (clean p, corrupted p per sample, {site: restored p, shape (samples, entries, positions)}),
+    positions ``start .. len(ids) - 1``. ``noise``: ``(samples, stop - start, d_model)``."""
+    ids = list(ids)
+    m = len(ids) - start
+    copies = Stimuli([np.asarray(ids)] * m, next_ids=np.full(m, answer))
+    clean = record(model, copies, sites=list(sites), positions="all", batch_size=m, progress=False)
+    p_clean = float(np.exp(-clean.tokens.query(f"sequence == 0 and position == {len(ids) - 1}")["loss"].iloc[0]))
+    where = [[start + k] for k in range(m)]
+    corrupted, restored = [], {site: [] for site in sites}
+    for sample in noise:
+        corrupt = [E.add("hidden", 0, sample[j], positions=start + j) for j in range(stop - start)]
+        corrupted.append(p_answer(model, [ids], [answer], corrupt)[0])
+        for site in sites:
+            entries = model.n_layers + 1 if site == "hidden" else model.n_layers
+            restored[site].append(np.stack([
+                p_answer(model, [ids] * m, [answer] * m, corrupt + [E.patch(
+                    site, window_layers(site, layer, window, entries), source=clean, positions=where)])
+                for layer in range(entries)]))
+    return p_clean, np.array(corrupted), {site: np.array(v) for site, v in restored.items()}
+
+
+def _interval(values) -> tuple[float, float, float]:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return np.nan, np.nan, np.nan
+    if len(values) == 1 or np.all(values == values[0]):
+        return float(values[0]), (np.nan if len(values) == 1 else float(values[0])), \
+            (np.nan if len(values) == 1 else float(values[0]))
+    mean, low, high = t_interval(values[:, None])
+    return float(mean[0]), float(low[0]), float(high[0])
+
+
+def _peak(mean, low, high) -> Peak:
+    if not np.isfinite(mean).any():
+        return Peak(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan)
+    i = int(np.nanargmax(mean))
+    return Peak(layer=i, mean=mean[i], ci_low=low[i], ci_high=high[i])
+
+
+def _first_above(mean, low, high, level: float) -> Peak:
+    """The first layer whose mean effect exceeds ``level`` (at the last token the effect climbs to 1 at the last
+    entries, which the output reads directly, so its maximum says nothing; where it first passes half does)."""
+    above = np.flatnonzero(np.nan_to_num(mean, nan=-np.inf) > level)
+    if not len(above):
+        return Peak(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan)
+    i = int(above[0])
+    return Peak(layer=i, mean=mean[i], ci_low=low[i], ci_high=high[i])
+
+
+def _site(effects: np.ndarray, raw: np.ndarray, window: int, site: str) -> SiteTrace:
+    """Aggregate ``(prompts, classes, layers)`` effects over prompts."""
+    n_classes, n_layers = effects.shape[1:]
+    stats = np.array([[_interval(effects[:, c, l]) for l in range(n_layers)] for c in range(n_classes)])
+    mean, low, high = stats[..., 0], stats[..., 1], stats[..., 2]
+    with np.errstate(invalid="ignore"):
+        raw_mean = np.array([[np.nanmean(raw[:, c, l]) if np.isfinite(raw[:, c, l]).any() else np.nan
+                              for l in range(n_layers)] for c in range(n_classes)])
+    last_subject, last = CLASSES.index("last subject"), CLASSES.index("last")
+    return SiteTrace(window=1 if site == "hidden" else window, n=np.isfinite(effects[:, :, 0]).sum(axis=0),
+                     mean=mean, ci_low=low, ci_high=high, raw_mean=raw_mean,
+                     peak_last_subject=_peak(mean[last_subject], low[last_subject], high[last_subject]),
+                     peak_last=_first_above(mean[last], low[last], high[last], 0.5))
+
+
+def prepare(model, config: TraceConfig) -> tuple[list[dict], list[str], int]:
+    """The prompts to trace (dicts with ``ids``, ``start``, ``stop``, ``answer`` id, ``fact``), notes, candidates."""
+    facts = load_facts()
+    if config.n_prompts is not None:
+        facts = facts[:config.n_prompts]
+    notes, items = [], []
+    for fact in facts:
+        span = subject_span(model, fact["prompt"], fact["subject"])
+        if span is None:
+            notes.append(f"dropped {fact['prompt']!r}: its subject is not a whole run of the prompt's tokens")
+            continue
+        ids, start, stop = span
+        answer = None
+        if config.answer == "fact":
+            full = model.encode(fact["prompt"] + fact["answer"])
+            if len(full) != len(ids) + 1 or full[:len(ids)] != ids:
+                notes.append(f"dropped {fact['prompt']!r}: {fact['answer']!r} is not one token for this tokenizer")
+                continue
+            answer = full[-1]
+        items.append(dict(ids=ids, start=start, stop=stop, answer=answer, fact=fact))
+    return items, notes, len(facts)
+
+
+def compute(model, config: TraceConfig, ctx: Context) -> TraceResult:
+    sites = parse_sites(config.sites)
+    with ctx.stage("data"):
+        items, notes, n_candidates = prepare(model, config)
+        if not items:
+            raise LaminaError("no prompt of the set can be traced on this model (see the subject/answer tokens).")
+    with ctx.stage("record"):
+        stim = Stimuli([np.asarray(it["ids"]) for it in items],
+                       next_ids=[-1 if it["answer"] is None else it["answer"] for it in items])
+        rec = record(model, stim, sites=["hidden"], layers=0, positions="all", batch_size=16, progress=False)
+        embeddings = rec.flat("hidden", 0)
+        sd = float(np.std(embeddings, dtype=np.float64))
+        last = rec.tokens.sort_values(["sequence", "position"]).groupby("sequence").tail(1)
+        predicted = last["predicted_id"].to_numpy()
+        if config.answer == "argmax":
+            for it, top in zip(items, predicted):
+                it["answer"] = int(top)
+        else:
+            wrong = [it for it, top in zip(items, predicted) if top != it["answer"]]
+            if wrong:
+                notes.append(f"dropped {len(wrong)} prompts whose answer is not the model's top next token")
+            items = [it for it, top in zip(items, predicted) if top == it["answer"]]
+            if not items:
+                raise LaminaError(f"{model.name} answers none of the {n_candidates} facts correctly; "
+                                  "use --set answer=argmax (the model's own top token as the answer).")
+        forwards = len(stim)
+        clean_p, corrupted_p, per_site = [], [], {site: [] for site in sites}
+        raw_site = {site: [] for site in sites}
+        width = embeddings.shape[-1]
+        for it in items:
+            start, stop, n = it["start"], it["stop"], len(it["ids"])
+            noise = ctx.rng.normal(0.0, config.noise * sd, size=(config.samples, stop - start, width))
+            p_clean, p_corrupt, restored = trace_prompt(model, it["ids"], start, stop, it["answer"], noise, sites,
+                                                        config.window)
+            m = n - start
+            entries = {s: (model.n_layers + 1 if s == "hidden" else model.n_layers) for s in sites}
+            forwards += m + config.samples * (1 + m * sum(entries.values()))
+            corrupt = float(p_corrupt.mean())
+            clean_p.append(p_clean)
+            corrupted_p.append(corrupt)
+            gap = p_clean - corrupt
+            groups = classes_of(start, stop, n)
+            for site in sites:
+                raw = restored[site].mean(axis=0) - corrupt  # (entries, positions)
+                by_class = np.array([raw[:, g].mean(axis=1) if len(g) else np.full(len(raw), np.nan)
+                                     for g in groups])
+                raw_site[site].append(by_class)
+                per_site[site].append(by_class / gap if gap > GAP * p_clean else np.full_like(by_class, np.nan))
+    with ctx.stage("stats"):
+        traces = {site: _site(np.array(per_site[site]), np.array(raw_site[site]), config.window, site)
+                  for site in sites}
+        arrays = {s.replace(".", "_"): (np.array(per_site[s]) if s in sites else np.zeros((0, len(CLASSES), 0)))
+                  for s in SITES}
+        clean_p, corrupted_p = np.array(clean_p), np.array(corrupted_p)
+    if config.noise == 0:
+        notes.append("noise = 0: the corrupted run is the clean run, so clean − corrupted is 0 and the normalised "
+                     "indirect effect is undefined (NaN); the raw effect is 0")
+    return TraceResult(
+        n_candidates=n_candidates, n_prompts=len(items), answer=config.answer, noise=config.noise,
+        noise_sd=config.noise * sd, samples=config.samples, classes=CLASSES,
+        clean_p=Interval(*_interval(clean_p)), corrupted_p=Interval(*_interval(corrupted_p)),
+        normalised_prompts=int((clean_p - corrupted_p > GAP * clean_p).sum()), forwards=forwards, sites=traces,
+        model=ModelFacts.of(model), prompts=tuple(it["fact"]["prompt"] for it in items),
+        answers=tuple(model.decode([it["answer"]]) for it in items), data_notes=tuple(notes),
+        per_prompt=PerPrompt(clean=clean_p, corrupted=corrupted_p,
+                             subject_tokens=np.array([it["stop"] - it["start"] for it in items]), **arrays))
+
+
+def tables(result: TraceResult) -> dict[str, pd.DataFrame]:
+    out = {}
+    rows = []
+    for site, trace in result.sites.items():
+        for c, name in enumerate(result.classes):
+            for layer in range(trace.mean.shape[1]):
+                rows.append(dict(site=site, window=trace.window, position=name, layer=layer, n=int(trace.n[c]),
+                                 effect=trace.mean[c, layer], ci_low=trace.ci_low[c, layer],
+                                 ci_high=trace.ci_high[c, layer], raw_effect=trace.raw_mean[c, layer]))
+    out["effects"] = pd.DataFrame(rows, columns=["site", "window", "position", "layer", "n", "effect", "ci_low",
+                                                 "ci_high", "raw_effect"])
+    pp = result.per_prompt
+    out["prompts"] = pd.DataFrame({"prompt": list(result.prompts), "answer": list(result.answers),
+                                   "subject_tokens": pp.subject_tokens, "p_clean": pp.clean,
+                                   "p_corrupted": pp.corrupted})
+    return out
+
+
+def profiles(result: TraceResult) -> pd.DataFrame:
+    """Per site and layer (hidden: entries 0..n; attn.out, mlp.out: blocks), the normalised indirect effect at the
+    last subject token (``effect_last_subject``) and the last token (``effect_last``), mean over prompts with its
+    95% t interval. Null value 0 at every layer: a restoration that changes nothing gives restored = corrupted."""
+    parts = []
+    for site, trace in result.sites.items():
+        for metric, name in (("effect_last_subject", "last subject"), ("effect_last", "last")):
+            c = result.classes.index(name)
+            parts.append((site, metric, trace.mean[c], np.stack([trace.ci_low[c], trace.ci_high[c]])))
+    return profile_table(*parts)

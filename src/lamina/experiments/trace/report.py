@@ -1,0 +1,60 @@
+"""Report text of ``trace``: method, key numbers (estimate first), notes on cost, from the result."""
+
+from __future__ import annotations
+
+from ..base import KeyNumber, Report
+from .result import Peak, TraceResult
+
+
+def _ci(low: float, high: float) -> str:
+    return "no interval (one prompt)" if low != low else f"95% t interval [{low:.2f}, {high:.2f}] over prompts"
+
+
+def _peak(peak: Peak) -> str:
+    if peak.layer < 0:
+        return "undefined (no prompt with clean > corrupted)"
+    return f"layer {peak.layer}: {peak.mean:.2f}"
+
+
+def method(result: TraceResult, config) -> str:
+    source = ("the model's own top next token (answer=argmax) is the answer of each prompt" if result.answer == "argmax"
+              else "prompts whose set answer is not the model's top next token are dropped")
+    return (f"Causal tracing after Meng et al. (2022), Fig. 1, on {result.n_prompts} of the {result.n_candidates} "
+            f"factual prompts shipped in lamina/data/facts.json ({source}). Clean run: p(answer) after the last "
+            f"token. Corrupted runs: Gaussian noise of SD {result.noise:g} × the embeddings' SD (= {result.noise_sd:.3g}; "
+            "the SD of hidden entry 0 over every prompt token) is added to each subject token's embedding (an add edit "
+            f"of hidden at entry 0), {result.samples} seeded samples per prompt. Restored runs: each corrupted run with "
+            "one site at one layer and one position patched back to its clean value (a patch edit from the clean "
+            "recording); attn.out and mlp.out restore a window of "
+            f"{config.window} layer(s) centred on the layer, hidden one entry (hidden entry l = the residual stream "
+            "entering block l). The indirect effect of a (site, layer, position) is (restored − corrupted) / (clean − "
+            "corrupted) p(answer), noise samples averaged, per prompt; positions are grouped in the paper's classes "
+            "(first, middle and last subject token, first subsequent token, further tokens, last token), the prompts "
+            "are the replicates: mean and 95% Student t interval. Tokens before the subject are never changed by the "
+            "corruption (causal attention), so they are not restored.")
+
+
+def report(result: TraceResult, config) -> Report:
+    keys = []
+    for site, trace in result.sites.items():
+        ls, last = trace.peak_last_subject, trace.peak_last
+        keys.append(KeyNumber(f"{site}: peak effect at the last subject token", _peak(ls),
+                              _ci(ls.ci_low, ls.ci_high)))
+        keys.append(KeyNumber(f"{site}: first layer restoring more than half at the last token",
+                              _peak(last).replace("undefined (no prompt with clean > corrupted)", "none"),
+                              _ci(last.ci_low, last.ci_high)))
+    keys += [KeyNumber("p(answer), clean", f"{result.clean_p.mean:.3f}",
+                       _ci(result.clean_p.ci_low, result.clean_p.ci_high)),
+             KeyNumber("p(answer), subject corrupted", f"{result.corrupted_p.mean:.3f}",
+                       _ci(result.corrupted_p.ci_low, result.corrupted_p.ci_high)),
+             KeyNumber("Prompts traced", f"{result.n_prompts} of {result.n_candidates}",
+                       f"{result.normalised_prompts} with clean > corrupted (normalised effect defined)")]
+    notes = [f"Cost: {result.forwards} sequences through the model (record calls batch the positions of one prompt); "
+             "it grows with samples × prompts × layers × (subject and later tokens) per site.",
+             "Null: restoring a state the corruption did not change gives restored = corrupted, an effect of 0 at "
+             "every layer; restoring every position of one hidden entry gives back the clean run (effect 1).",
+             "Meng et al. use 10 noise samples, window 10 for attention and MLP, and GPT-2 XL / GPT-J; this run "
+             f"used {result.samples} samples and window {config.window} (lamina's defaults: 2 and 1, and 12 prompts, for CPU "
+             "cost; --set n_prompts=none samples=10 for the paper's sampling)."]
+    notes += list(result.data_notes)
+    return Report(method=method(result, config), key_numbers=tuple(keys), notes=tuple(notes))

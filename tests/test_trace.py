@@ -1,0 +1,74 @@
+"""The trace experiment (causal tracing): exact restoration, zero noise, the prompt set, settings."""
+
+import numpy as np
+import pytest
+
+import lamina
+from lamina import edits as E
+from lamina.errors import LaminaError
+from lamina.experiments import get
+from lamina.experiments.trace.compute import (classes_of, load_facts, p_answer, subject_span, window_layers)
+from lamina.stimuli import Stimuli
+
+
+def test_the_prompt_set_is_checked_on_both_models():
+    import json
+    from importlib.resources import files
+
+    doc = json.loads(files("lamina.data").joinpath("facts.json").read_text())
+    assert set(doc["checked_on"]) == {"smollm2-135m", "gemma3-270m"}
+    facts = load_facts()
+    assert len(facts) >= 40
+    for fact in facts:
+        assert fact["subject"] in fact["prompt"] and fact["answer"].startswith(" ")
+        assert set(fact["p"]) == set(doc["checked_on"])
+
+
+def test_restoring_every_position_of_a_hidden_entry_gives_back_the_clean_run(tiny_gpt2):
+    ids, start, stop = subject_span(tiny_gpt2, "The Eiffel Tower is located in the city of", "The Eiffel Tower")
+    assert start == 0 and stop == len(tiny_gpt2.encode("The Eiffel Tower"))
+    answer = tiny_gpt2.encode(" Paris")[0]
+    clean_rec = lamina.record(tiny_gpt2, Stimuli([np.asarray(ids)], next_ids=[answer]), sites=["hidden"],
+                              progress=False)
+    clean = p_answer(tiny_gpt2, [ids], [answer], [])[0]
+    rng = np.random.default_rng(0)
+    noise = [E.add("hidden", 0, rng.normal(0, 1.0, tiny_gpt2.d_model), positions=j) for j in range(start, stop)]
+    corrupted = p_answer(tiny_gpt2, [ids], [answer], noise)[0]
+    assert abs(corrupted / clean - 1) > 1e-3  # the noise changes the answer's probability (tiny: a random model)
+    for layer in range(tiny_gpt2.n_layers + 1):
+        restored = p_answer(tiny_gpt2, [ids], [answer],
+                            noise + [E.patch("hidden", layer, source=clean_rec, positions="all")])[0]
+        assert restored == pytest.approx(clean, rel=1e-6), layer
+
+
+def test_zero_noise_gives_a_zero_raw_effect_and_an_undefined_normalised_one(tiny_gpt2):
+    run = lamina.run("trace", model=tiny_gpt2, seed=0, progress=False,
+                     settings={"noise": 0, "answer": "argmax", "n_prompts": 2, "samples": 1})
+    r = run.result
+    assert r.normalised_prompts == 0 and np.isnan(r.sites["hidden"].mean).all()
+    assert np.nanmax(np.abs(r.sites["hidden"].raw_mean)) < 1e-6
+    assert r.sites["hidden"].peak_last.layer == -1
+    report = get("trace").report(r, run.config)
+    assert any("noise = 0" in note for note in report.notes)
+    assert any("undefined" in k.value for k in report.key_numbers)
+
+
+def test_positions_classes_and_windows():
+    # subject tokens 2..4 of 9: first 2, middle 3, last 4, first subsequent 5, further 6-7, last 8 (relative to 2)
+    got = [c.tolist() for c in classes_of(2, 5, 9)]
+    assert got == [[0], [1], [2], [3], [4, 5], [6]]
+    got = [c.tolist() for c in classes_of(0, 1, 3)]  # one-token subject: only the last subject class
+    assert got == [[], [], [0], [1], [], [2]]
+    assert window_layers("hidden", 3, 10, 31) == [3]
+    assert window_layers("mlp.out", 0, 10, 30) == list(range(0, 10))
+    assert window_layers("mlp.out", 15, 10, 30) == list(range(10, 20))
+    assert window_layers("attn.out", 29, 10, 30) == list(range(24, 30))
+
+
+@pytest.mark.parametrize("settings", [{"noise": -1}, {"noise": float("nan")}, {"samples": 0}, {"window": 0},
+                                      {"sites": "resid"}, {"sites": "hidden,hidden"}, {"sites": ""},
+                                      {"answer": "gold"}, {"n_prompts": 0}])
+def test_bad_settings_are_one_line_errors(settings):
+    with pytest.raises(LaminaError) as err:
+        get("trace").config(settings)
+    assert "\n" not in str(err.value)
