@@ -42,8 +42,8 @@ class TraceConfig:
     samples: int = 2  # noise samples per prompt (the paper: 10; CPU cost grows linearly)
     sites: str = "hidden"  # comma-separated: hidden, attn.out, mlp.out
     window: int = 1  # layers restored together for attn.out and mlp.out, centred (the paper: 10); hidden: 1
-    # The first N prompts of the set (None: all 83). 12 by default for CPU cost: on 2 CPU cores a prompt costs
-    # about 25 s per noise sample and site; the intervals over prompts say how far 12 go.
+    # The first N prompts of the set (None: all 83). 12 by default for CPU cost: on 2 CPU cores SmolLM2 takes
+    # about 11 s per prompt, noise sample and site (docs/results.md); the intervals over prompts say how far 12 go.
     n_prompts: int | None = 12
     answer: str = "fact"  # fact: the set's answer, prompts the model gets wrong dropped; argmax: the model's own
     # top next token as the answer, every prompt kept (for untrained or small models)
