@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +36,7 @@ from .errors import LaminaError, one_line
 from .experiments import Experiment, get
 from .experiments.typed import arrays, build, details, dump_json, load_arrays, save_arrays, summary
 from .plots import save
+from .recording.store import sha256
 from .report import render
 
 DATA_FILES = ("config.json", "presentation.json", "results.json", "details.json", "arrays.npz", "manifest.json")
@@ -68,7 +68,7 @@ def write(out: Path, contents: Contents, *, force: bool, ctx, started: float) ->
         with ctx.stage("figures"):
             draw(tmp, contents)
         manifest = contents.manifest
-        manifest["sha256"] = {name: _sha256(tmp / name) for name in CHECKSUMMED}
+        manifest["sha256"] = {name: sha256(tmp / name) for name in CHECKSUMMED}
         manifest["timings"] = dict(ctx.timings)
         manifest["wall_seconds"] = round(time.perf_counter() - started, 3)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -146,7 +146,7 @@ def check(path) -> dict:
     if not isinstance(recorded, dict):
         raise LaminaError(f"{path / 'manifest.json'} is damaged: its sha256 entry is not a table of files; {again}.")
     for name, digest in recorded.items():
-        if name in CHECKSUMMED and _sha256(path / name) != digest:
+        if name in CHECKSUMMED and sha256(path / name) != digest:
             raise LaminaError(f"{path / name} was changed or damaged after the run wrote it (its sha256 differs "
                               f"from the one in manifest.json); {again}.")
     return manifest
@@ -162,14 +162,6 @@ def _parsed(path: Path, name: str, parse):
     except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as err:
         what = "not valid JSON" if isinstance(err, json.JSONDecodeError) else type(err).__name__
         raise LaminaError(f"{file} is damaged ({what}: {one_line(err)}); run the experiment again.") from None
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False) -> Path:
