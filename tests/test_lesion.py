@@ -101,3 +101,31 @@ def test_window_longer_than_the_context_is_refused(tiny_gpt2, data_dir):
     with pytest.raises(LaminaError, match="does not fit") as err:
         lamina.run("lesion", model=tiny_gpt2, progress=False, settings={"window": 1000, "replicates": 2})
     assert "\n" not in str(err.value)
+
+
+def test_controls_take_the_trained_models_labels(tiny_gpt2, tmp_path, data_dir):
+    """In lamina compare an untrained control's lesion run splits tokens by its trained model's clean
+    predictions (``labels_from``), token for token, and says so; other windows are refused."""
+    import json
+
+    import pandas as pd
+
+    settings = {**SETTINGS, "sites": "attn.out"}
+    cmp = lamina.compare("lesion", [tiny_gpt2], controls="random:1", out=tmp_path / "c", progress=False,
+                         settings=settings)
+    trained, control = cmp.members
+    assert [trained.status, control.status] == ["new", "new"]
+    assert json.loads((control.path / "config.json").read_text())["labels_from"] == str(trained.path.resolve())
+    assert json.loads((trained.path / "config.json").read_text())["labels_from"] is None
+    mine, theirs = (pd.read_csv(m.path / "tables" / "tokens.csv") for m in (control, trained))
+    assert (mine["split_correct"] == theirs["correct"]).all()
+    assert (theirs["split_correct"] == theirs["correct"]).all()
+    assert control.run.result.labels_from == str(trained.path.resolve())
+    assert any("labels_from" in note for note in control.run.result.data_notes)
+    assert any("labels_from" in note for note in control.run.notes)
+    with pytest.raises(LaminaError, match=r"labels_from=.*other windows \(window=16, here 12\)"):
+        lamina.run("lesion", model=tiny_gpt2, out=tmp_path / "x", progress=False,
+                   settings={**settings, "window": 12, "labels_from": str(trained.path)})
+    with pytest.raises(LaminaError, match="is not a lesion run directory"):
+        lamina.run("lesion", model=tiny_gpt2, out=tmp_path / "y", progress=False,
+                   settings={**settings, "labels_from": str(tmp_path)})

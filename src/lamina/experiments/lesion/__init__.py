@@ -1,7 +1,7 @@
 """Issue 26: the laminar lesion profile. Ablate attention or the MLP at one layer: what does the loss do?"""
 
 from ..base import Experiment
-from . import compute, figures, report
+from . import compute, figures, labels, report
 from .result import LesionResult
 
 EXPERIMENT = Experiment(
@@ -14,5 +14,5 @@ EXPERIMENT = Experiment(
     seed_notebook="issue 26",
     Config=compute.LesionConfig, Options=figures.LesionOptions, Result=LesionResult,
     compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
-    report=report.report,
+    report=report.report, control_settings=labels.control_settings,
 )

@@ -19,7 +19,8 @@ from ...recording import edits, record
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates
 from ..base import Context, ModelFacts, profile_table
-from .result import Across, LesionResult, SiteLesion, Windows
+from . import labels
+from .result import Across, LesionResult, SiteLesion, Tokens, Windows
 
 LEVEL = 95.0  # every interval
 BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
@@ -41,6 +42,10 @@ class LesionConfig:
     sites: tuple[str, ...] = SITES  # each is ablated separately, one layer at a time
     correction: str = "max"  # across layers: "max" (sign-flip max-|t|) or "holm"; both family-wise
     alpha: float = 0.05
+    # A lesion run directory of another model on the same windows (same tokenizer) whose clean
+    # correct/incorrect labels split the tokens here: what ``lamina compare`` gives an untrained control,
+    # which predicts (almost) nothing correctly itself. None: this model's own labels.
+    labels_from: str | None = None
 
     def check(self):
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 2:
@@ -62,6 +67,8 @@ class LesionConfig:
             raise LaminaError(f"correction must be 'max' (sign-flip max-|t|) or 'holm', not {self.correction!r}.")
         if not 0 < self.alpha < 1:
             raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
+        if self.labels_from is not None:
+            labels.check_run_dir(self.labels_from)
 
 
 def window_length(model, config: LesionConfig) -> int:
@@ -130,6 +137,10 @@ def compute(model, config: LesionConfig, ctx: Context) -> LesionResult:
     window_of = tokens["sequence"].to_numpy()[known]
     r = len(stim)
     loss0, correct0 = _token_outputs(clean, known)
+    position = tokens["position"].to_numpy()[known]
+    next_id = tokens["next_id"].to_numpy()[known]
+    split0 = correct0 if config.labels_from is None else labels.labels_from(
+        config.labels_from, config, window_of, position, next_id)
     shape = (len(config.sites), model.n_layers, r)
     d_loss, d_acc, d_cor, d_inc = (np.full(shape, np.nan) for _ in range(4))
     with ctx.stage("record"):
@@ -141,9 +152,13 @@ def compute(model, config: LesionConfig, ctx: Context) -> LesionResult:
                 diff = loss1 - loss0
                 d_loss[s, layer] = window_means(diff, window_of, r)
                 d_acc[s, layer] = window_means(correct1.astype(float) - correct0, window_of, r)
-                d_cor[s, layer] = window_means(diff, window_of, r, correct0)
-                d_inc[s, layer] = window_means(diff, window_of, r, ~correct0)
+                d_cor[s, layer] = window_means(diff, window_of, r, split0)
+                d_inc[s, layer] = window_means(diff, window_of, r, ~split0)
     notes = list(stim.notes)
+    if config.labels_from is not None:
+        notes.append(f"the correct/incorrect split uses the clean labels of the run {config.labels_from} "
+                     f"(labels_from): {int(split0.sum())} of {len(split0)} tokens correct there, "
+                     f"{int(correct0.sum())} here")
     if not known.all():
         notes.append(f"the last window ends with the book, so its last token has no next token and is left out "
                      f"({int(known.sum())} of {len(known)} tokens are used)")
@@ -173,13 +188,15 @@ def compute(model, config: LesionConfig, ctx: Context) -> LesionResult:
         n_tokens=int(known.sum()), window=length, n_replicates=r, ablation=config.ablation,
         correction=config.correction, alpha=config.alpha, level=LEVEL, clean_loss=float(loss0.mean()),
         clean_accuracy=float(correct0.mean()), n_correct=int(correct0.sum()), sites=tuple(sites),
-        model=ModelFacts.of(model), data_notes=tuple(notes),
+        model=ModelFacts.of(model), data_notes=tuple(notes), labels_from=config.labels_from,
         windows=Windows(start=starts.astype(np.int64), clean_loss=window_means(loss0, window_of, r),
                         clean_accuracy=window_means(correct0.astype(float), window_of, r),
                         n_tokens=np.bincount(window_of, minlength=r).astype(np.int64),
                         n_correct=np.bincount(window_of[correct0], minlength=r).astype(np.int64),
                         delta_loss=d_loss, delta_accuracy=d_acc, delta_loss_correct=d_cor,
-                        delta_loss_incorrect=d_inc))
+                        delta_loss_incorrect=d_inc),
+        tokens=Tokens(window=window_of.astype(np.int64), position=position.astype(np.int64),
+                      next_id=next_id.astype(np.int64), loss=loss0, correct=correct0, split_correct=split0))
 
 
 METRICS = ("delta_loss", "delta_accuracy")
@@ -211,6 +228,9 @@ def tables(result: LesionResult) -> dict[str, pd.DataFrame]:
         "windows": pd.concat(per_window, ignore_index=True),
         "clean": pd.DataFrame({"window": np.arange(result.n_replicates), "start": w.start, "n_tokens": w.n_tokens,
                                "n_correct": w.n_correct, "loss": w.clean_loss, "accuracy": w.clean_accuracy}),
+        # per token: the clean run's outputs and the split's labels (labels_from reads this table)
+        "tokens": pd.DataFrame({k: getattr(result.tokens, k) for k in ("window", "position", "next_id", "loss",
+                                                                        "correct", "split_correct")}),
     }
 
 

@@ -110,8 +110,11 @@ def report(result: LesionResult, config) -> Report:
         "A lesion is not a clean removal: a mean ablation keeps the site's average contribution (a bias the later "
         "layers may rely on), a zero ablation also removes it, a resample ablation puts in realistic values from "
         "other text. The layer that costs most can differ between them (--set ablation=zero|resample).",
-        "Correct and incorrect are the intact model's predictions. Tokens it gets wrong have high loss already and "
-        "room to go either way, so the split compares tokens of different difficulty, not matched ones.",
+        ("Correct and incorrect are the intact model's predictions." if result.labels_from is None else
+         f"Correct and incorrect are the predictions of the intact model of the run {result.labels_from} "
+         "(labels_from: given to an untrained control, which predicts almost nothing correctly itself).")
+        + " Tokens the labelling model gets wrong have high loss already and room to go either way, so the split "
+        "compares tokens of different difficulty, not matched ones.",
         "Windows are disjoint spans of one book: more independent than tokens, but they share the author and the "
         "story, so the intervals describe this book's text rather than text in general.",
         "The edited runs recompute the whole forward pass; the clean prefix below the ablated layer is not reused "

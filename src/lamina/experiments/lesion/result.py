@@ -54,6 +54,19 @@ class Windows(Typed):
 
 
 @dataclass(frozen=True, eq=False)
+class Tokens(Typed):
+    """Per token with a known next token (N, all windows, recording order): the clean run's outputs."""
+
+    window: np.ndarray  # (N,) int64, the window (replicate) of the token
+    position: np.ndarray  # (N,) int64, its position in the window
+    next_id: np.ndarray  # (N,) int64, the next token's id
+    loss: np.ndarray  # (N,) float64, clean loss
+    correct: np.ndarray  # (N,) bool, the clean model's top-1 prediction is the next token
+    split_correct: np.ndarray  # (N,) bool, the labels of the correct/incorrect split (``correct``, or
+    # the labels_from run's)
+
+
+@dataclass(frozen=True, eq=False)
 class LesionResult(Typed):
     n_tokens: int  # tokens with a known next token, all windows
     window: int  # tokens per window
@@ -68,4 +81,6 @@ class LesionResult(Typed):
     sites: tuple[SiteLesion, ...]
     model: ModelFacts = detail_field()
     data_notes: tuple[str, ...] = detail_field()
+    labels_from: str | None = detail_field()  # the run whose clean labels split the tokens
     windows: Windows = array_field()
+    tokens: Tokens = array_field()
