@@ -101,8 +101,9 @@ def write() -> None:
         body += section(name)
     missing = [n for n in EXPERIMENTS if n not in names]
     if missing:
-        body += [f"Not compared here: {', '.join(missing)} (no per-layer profile to compare: its key numbers on "
-                 "SmolLM2 are in docs/results.md; `python scripts/compare_doc.py run position` adds it).", ""]
+        body += [f"Not compared here: {', '.join(missing)} (their key numbers on SmolLM2 are in docs/results.md; "
+                 f"`python scripts/compare_doc.py run {missing[0]}` adds one; trace's runs cost minutes per prompt "
+                 "on 2 CPU cores, 12 of them for the 12 controls).", ""]
     doc = DOC.read_text()
     start, stop = doc.index(BEGIN) + len(BEGIN), doc.index(END)
     DOC.write_text(doc[:start] + "\n" + "\n".join(body).rstrip() + "\n" + doc[stop:])
