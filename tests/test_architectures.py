@@ -8,6 +8,7 @@ import torch
 
 from lamina.models import architectures as arch
 from lamina.models.tiny import EMBEDDED_CONFIGS
+from lamina.models.sites import SITES
 from lamina.recording.verify import check_recording
 
 VERSION, SHIPPED = arch.load_table()
@@ -59,7 +60,7 @@ def test_every_causal_lm_type_is_verified_or_refused_with_a_reason(model_type):
 def test_embedded_models_structure_at_small_width(name):
     """Tiny random twins of SmolLM2-135M and Gemma-3 270M (their real configs, small sizes)."""
     status = arch.survey_embedded(name, record_check=check_recording)
-    assert status.status == "verified" and len(status.sites) == 8, status.reason
+    assert status.status == "verified" and status.sites == list(SITES), status.reason
     assert EMBEDDED[name].status == "verified"
 
 

@@ -14,7 +14,7 @@ from lamina.recording import store
 from lamina.recording.capture import Capture
 from lamina.recording.engine import _Chunk
 
-ALL_SITES = ["hidden", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
+ALL_SITES = ["hidden", "resid", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
 ID_COLUMNS = ["sequence", "position", "slot", "token_id", "token", "next_id"]
 FAMILIES = ["tiny_gpt2", "tiny_llama", "tiny_neox", "tiny_gemma3"]  # Gemma-3: post-norms, derived adapter
 

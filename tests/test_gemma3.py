@@ -9,7 +9,7 @@ import lamina
 from lamina import Stimuli
 
 pytestmark = pytest.mark.slow
-ALL = ["hidden", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
+ALL = ["hidden", "resid", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
 
 
 def test_embedded_gemma3(gemma3):

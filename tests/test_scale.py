@@ -79,7 +79,7 @@ def test_derived_adapter_and_self_check_with_disk_offload(gpt2_tokenizer, tmp_pa
     offloaded = lamina.load(str(path), device_map=device_map, offload_folder=str(tmp_path / "offload"))
     assert offloaded.adapter.derived and offloaded.hf.hf_device_map["model.layers.1"] == "disk"
     plain = lamina.load(str(path))
-    sites = ["hidden", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
+    sites = ["hidden", "resid", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
     stimuli = Stimuli([np.arange(1, 8), np.arange(20, 25)])
     a = lamina.record(plain, stimuli, sites=sites, batch_size=2, progress=False)
     b = lamina.record(offloaded, stimuli, sites=sites, batch_size=2, progress=False)

@@ -9,7 +9,7 @@ from lamina import Stimuli
 from lamina.models.sites import get_module
 
 MODELS = ["tiny_gpt2", "tiny_llama", "tiny_neox"]
-ALL_SITES = ["hidden", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.out"]
+ALL_SITES = ["hidden", "resid", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.out"]
 
 
 def _stimuli(model, n=3, length=12, seed=0):
@@ -58,6 +58,9 @@ def _check_all(model, stimuli, atol=1e-5):
     with torch.inference_mode():
         last = final_norm(torch.as_tensor(h[-2] + a[-1] + m[-1]))
     np.testing.assert_allclose(last.numpy(), h[-1], atol=10 * atol, rtol=1e-4)
+    # resid: hidden's entries but the last, which is that block output itself (the final norm's input).
+    np.testing.assert_array_equal(rec["resid"][:-1], h[:-1])
+    np.testing.assert_allclose(rec["resid"][-1], h[-2] + a[-1] + m[-1], atol=10 * atol, rtol=1e-4)
     return rec
 
 
@@ -112,3 +115,19 @@ def test_sites_on_smollm2(smollm2):
     ids = smollm2.encode(text)[5000:5040]
     stimuli = Stimuli([ids[:20], ids[20:40]])
     _check_all(smollm2, stimuli, atol=2e-4)
+
+
+def test_resid_last_entry_is_what_the_final_norm_reads(tiny_llama):
+    """Editing resid[n] is editing the final norm's input: patching it from another run gives that run's logits."""
+    model = tiny_llama
+    a, b = _stimuli(model, n=2, seed=1), _stimuli(model, n=2, seed=2)
+    rec_b = lamina.record(model, b, sites=["resid"], layers=-1, progress=False)
+    patched = lamina.record(model, a, sites=["hidden"], layers=-1, progress=False,
+                            edits=[lamina.edits.patch("resid", layers=model.n_layers, source=rec_b)])
+    plain_b = lamina.record(model, b, sites=["hidden"], layers=-1, progress=False)
+    np.testing.assert_allclose(patched["hidden"], plain_b["hidden"], atol=1e-5)
+    # the LM head reads it too: the patched run predicts what b's run predicts (its loss is on a's next tokens)
+    np.testing.assert_array_equal(patched.tokens["predicted"].to_numpy(), plain_b.tokens["predicted"].to_numpy())
+    from lamina.models.depth import relative_depth
+
+    assert relative_depth("resid", model.n_layers, model.n_layers) == 1.0

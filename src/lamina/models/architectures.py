@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import LaminaError
+from .sites import SITES
 
 DATA = Path(__file__).with_name("architectures.json")
 _MLP_KINDS = {"gelu": "plain", "gated": "gated", "moe": "experts"}
@@ -275,7 +276,7 @@ def markdown(version: str, statuses, embedded=()) -> str:
         "| model type | class | adapter | MLP | BOS | sites |",
         "|---|---|---|---|---|---|",
     ]
-    all_sites = ["hidden", "attn.raw", "attn.out", "mlp.in", "mlp.pre", "mlp.post", "mlp.raw", "mlp.out"]
+    all_sites = list(SITES)  # the vocabulary in its order: a new site is "all" once every family has it
     for s in statuses:
         if s.status == "verified":
             sites = "all" if s.sites == all_sites else ", ".join(f"`{x}`" for x in s.sites)

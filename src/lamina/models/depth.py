@@ -22,8 +22,8 @@ from ..errors import LaminaError
 
 
 def _on_boundary(site: str) -> bool:
-    """``hidden`` entries sit on the boundaries between blocks; every other site inside a block."""
-    return site == "hidden"
+    """``hidden`` and ``resid`` entries sit on the boundaries between blocks; every other site inside a block."""
+    return site in ("hidden", "resid")
 
 
 def relative_depth(site: str, layer, n_layers: int):

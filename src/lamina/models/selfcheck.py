@@ -4,7 +4,8 @@ One probe forward pass (two sequences of six tokens) reads every available site 
 layer exactly as recording does (the same :class:`~lamina.models.tap.Tap` objects, hooked by the
 same registrar, :func:`lamina.models.tap.hooks`) and checks:
 
-* ``hidden`` equals HF's ``output_hidden_states``, entry for entry;
+* ``hidden`` equals HF's ``output_hidden_states``, entry for entry, and the final norm maps
+  ``resid``'s last entry (its input) to ``hidden``'s;
 * where the block is a residual sum, ``hidden[l+1] = hidden[l] + attn.out[l] + mlp.out[l]``
   (for the last block: the final norm's input), and in a sequential block the residual between
   the sublayers is ``hidden[l] + attn.out[l]``;
@@ -97,6 +98,10 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
                               f"{'no' if hs is None else len(hs)} entries, not n_layers + 1 = {n_layers + 1}")
     for layer in range(n_layers + 1):
         check(f"hidden[{layer}] == output_hidden_states[{layer}]", layer, values[("hidden", layer)], hs[layer])
+    # resid shares hidden's taps but the last: the final norm's input, which the final norm maps to hidden[n]
+    with torch.inference_mode():
+        normed = _call(get_module(hf, adapter.final_norm), values[("resid", n_layers)])
+    check("final norm(resid[n]) == hidden[n]", n_layers, normed, values[("hidden", n_layers)])
     # the residual stream: each block adds attn.out and mlp.out
     for layer in range(n_layers):
         h, a, m = (values[(s, layer)].float().cpu() for s in ("hidden", "attn.out", "mlp.out"))
@@ -122,7 +127,7 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
 
 
 # Where a value first goes non-finite, in the order the block computes (raw sites after the canonical ones).
-_ORDER = ("hidden", "attn.out", "attn.raw", "mlp.in", "mlp.pre", "mlp.post", "mlp.out", "mlp.raw")
+_ORDER = ("hidden", "resid", "attn.out", "attn.raw", "mlp.in", "mlp.pre", "mlp.post", "mlp.out", "mlp.raw")
 
 
 def _check_finite(hf, adapter, values, n_layers):

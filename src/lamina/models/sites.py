@@ -10,6 +10,9 @@ site       entries      what it is
 hidden     n_layers + 1 residual stream as HF ``output_hidden_states``: entry 0
                         is the embedding output (input of block 0), entry l the
                         input of block l, entry n the final norm's output.
+resid      n_layers + 1 the raw residual stream: entries 0..n-1 as ``hidden``;
+                        entry n the last block's output *before* the final
+                        norm (the final norm's input).
 attn.raw   n_layers     the attention module's own output (after its output
                         projection), before any post-norm or residual scale.
 attn.out   n_layers     what attention adds to the residual stream.
@@ -43,13 +46,15 @@ class Site:
     name: str
     description: str
     width: str  # "d_model" or "d_mlp"
-    extra_entry: bool = False  # hidden has n_layers + 1 entries
+    extra_entry: bool = False  # hidden and resid have n_layers + 1 entries
 
 
 SITES: dict[str, Site] = {
     s.name: s
     for s in (
         Site("hidden", "residual stream (HF output_hidden_states)", "d_model", extra_entry=True),
+        Site("resid", "raw residual stream: hidden's entries, but the last is the final norm's input", "d_model",
+             extra_entry=True),
         Site("attn.raw", "attention output after its output projection, before any post-norm or scale",
              "d_model"),
         Site("attn.out", "attention's contribution to the residual stream", "d_model"),
@@ -61,6 +66,8 @@ SITES: dict[str, Site] = {
     )
 }
 TOKEN_SITES = ("loss", "correct", "predicted")
+#: The residual stream's sites: read on block boundaries (every family has them), not inside a block.
+STREAM_SITES = ("hidden", "resid")
 
 
 def check_site(name: str) -> Site:
@@ -97,7 +104,7 @@ def split_sites(sites) -> list[str]:
 
 
 def n_entries(site: str, n_layers: int) -> int:
-    """How many layer entries ``site`` has (n_layers, or n_layers + 1 for hidden)."""
+    """How many layer entries ``site`` has (n_layers, or n_layers + 1 for hidden and resid)."""
     return n_layers + 1 if check_site(site).extra_entry else n_layers
 
 
@@ -133,4 +140,4 @@ def get_module(root, path: str):
 
 def available(adapter: Adapter) -> list[str]:
     """The sites this family defines (all of :data:`SITES` but those in ``adapter.unavailable``)."""
-    return [s for s in SITES if s == "hidden" or adapter.hook(s) is not None]
+    return [s for s in SITES if s in STREAM_SITES or adapter.hook(s) is not None]

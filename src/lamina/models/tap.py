@@ -23,7 +23,7 @@ import torch
 
 from ..errors import LaminaError
 from .adapters.base import Adapter, Hook
-from .sites import check_site, get_module, n_entries
+from .sites import STREAM_SITES, check_site, get_module, n_entries
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +52,7 @@ class Tap:
                         module returns one) or its input (pre-hook replacing the first positional
                         argument or the ``hidden_states`` keyword: ``hidden[l]`` is block l's input,
                         ``mlp.in`` the MLP's, ``mlp.post`` the down projection's).
-                        ``hidden[n_layers]`` replaces the final norm's output.
+                        ``hidden[n_layers]`` replaces the final norm's output, ``resid[n_layers]`` its input.
     scale               the module outputs ``v / scale``; the block multiplies it back (exact only up
                         to rounding: ``(v / s) * s`` may differ from ``v`` in the last bit).
     half                only that half of the fused output is replaced: ``cat(v, other)`` for
@@ -169,7 +169,7 @@ def site_hook(adapter: Adapter, site: str) -> Hook | None:
     """The adapter's :class:`Hook` of ``site`` (None for ``hidden``); a clear error where the family
     does not define the site."""
     check_site(site)
-    if site == "hidden":
+    if site in STREAM_SITES:
         return None
     hook = adapter.hook(site)
     if hook is None:
@@ -189,9 +189,10 @@ def tap(hf, adapter: Adapter, site: str, layer: int, n_layers: int | None = None
     blocks = get_module(hf, adapter.layers)
     if n_layers is None:
         n_layers = len(blocks)
-    if site == "hidden":
-        if layer == n_layers:
-            return Tap(site, layer, get_module(hf, adapter.final_norm), "output", adapter.final_norm)
+    if site in STREAM_SITES:
+        if layer == n_layers:  # hidden: the final norm's output (HF's last hidden state); resid: its input
+            which = "output" if site == "hidden" else "input"
+            return Tap(site, layer, get_module(hf, adapter.final_norm), which, adapter.final_norm)
         return Tap(site, layer, blocks[layer], "input", f"{adapter.layers}.{layer}")
     block = blocks[layer]
     return Tap(
