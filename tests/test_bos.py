@@ -68,3 +68,53 @@ def test_smollm2_gguf_by_path_gets_the_embedded_bos(smollm2):
 def test_explicit_bos_token_still_wins(tiny_llama, gpt2_tokenizer):
     model = lamina.wrap(tiny_llama.hf, gpt2_tokenizer, bos_token="!")
     assert model.bos_id == gpt2_tokenizer.convert_tokens_to_ids("!")
+
+
+def test_keep_bos_records_the_bos_position_without_changing_the_rest(tiny_llama, tmp_path):
+    """keep_bos=True: the BOS lamina feeds is slot 0 of every site (HF's position 0), marked in the token table;
+    every other value, the forward pass and a recording without it are unchanged."""
+    import numpy as np
+    import torch
+
+    model = tiny_llama
+    assert model.prepend_bos
+    stim = lamina.Stimuli([np.arange(5, 12), np.arange(40, 45)])
+    sites = ["hidden", "attn.out", "mlp.out"]
+    plain = lamina.record(model, stim, sites=sites, progress=False)
+    kept = lamina.record(model, stim, sites=sites, progress=False, keep_bos=True)
+    assert "bos" not in plain.tokens.columns
+    t = kept.tokens
+    first = t[t["bos"]]
+    assert len(first) == 2 and (first["position"] == -1).all() and (first["slot"] == 0).all()
+    assert (first["token_id"] == model.bos_id).all() and first["next_id"].tolist() == [5, 40]
+    with torch.inference_mode():
+        ids = torch.as_tensor([[model.bos_id, *range(5, 12)]])
+        out = model.hf(ids, output_hidden_states=True)
+    np.testing.assert_allclose(kept["hidden"][:, 0, 0], np.stack([h[0, 0] for h in out.hidden_states]), atol=1e-5)
+    bos_loss = -torch.log_softmax(out.logits[0, 0].float(), -1)[5].item()
+    assert abs(first["loss"].iloc[0] - bos_loss) < 1e-4
+    for site in sites:  # the stimulus' own positions: slot 1.. here, slot 0.. there
+        np.testing.assert_array_equal(kept[site][:, 0, 1:], plain[site][:, 0])
+        np.testing.assert_array_equal(kept[site][:, 1, 1:6], plain[site][:, 1, :5])
+    rest = t[~t["bos"]].drop(columns=["bos", "slot"]).reset_index(drop=True)
+    pd_plain = plain.tokens.drop(columns=["slot"]).reset_index(drop=True)
+    assert rest.equals(pd_plain)
+    # out=DIR keeps it (and is a different recording from the plain one in the same directory)
+    disk = lamina.record(model, stim, sites=sites, progress=False, keep_bos=True, out=tmp_path / "r")
+    np.testing.assert_array_equal(disk["hidden"], kept["hidden"])
+    assert disk.tokens["bos"].sum() == 2 and disk.info["keep_bos"] is True
+    with pytest.raises(lamina.LaminaError, match="different recording"):
+        lamina.record(model, stim, sites=sites, progress=False, out=tmp_path / "r")
+    # "last" keeps the BOS and the last token
+    last = lamina.record(model, stim, sites=["hidden"], positions="last", progress=False, keep_bos=True)
+    assert last.tokens["position"].tolist() == [-1, 6, -1, 4]
+
+
+def test_keep_bos_is_refused_where_no_bos_is_fed(tiny_gpt2):
+    import numpy as np
+
+    assert not tiny_gpt2.prepend_bos
+    with pytest.raises(lamina.LaminaError, match="gets no BOS token"):
+        lamina.record(tiny_gpt2, lamina.Stimuli([np.arange(5, 9)]), keep_bos=True, progress=False)
+    with pytest.raises(lamina.LaminaError, match="keep_bos must be True or False"):
+        lamina.record(tiny_gpt2, lamina.Stimuli([np.arange(5, 9)]), keep_bos="yes", progress=False)

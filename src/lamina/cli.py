@@ -238,7 +238,7 @@ def cmd_record(args) -> int:
     stim = _stimuli(args, model, text)
     rec = recording.record(model, stim, sites=sites, layers=args.layers, positions=args.positions,
                            dtype=args.store_dtype, batch_size=args.batch_size, out=args.out,
-                           overwrite=args.overwrite, progress=None, loss=not args.no_loss)
+                           overwrite=args.overwrite, progress=None, loss=not args.no_loss, keep_bos=args.keep_bos)
     loss = rec.tokens.get("loss")
     print(f"recorded {rec.n_sequences} sequences, {len(rec.tokens)} tokens, sites {', '.join(rec.sites) or '-'} "
           f"-> {rec.path}")
@@ -424,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--batch-size", type=count(1), default=8)
     rec.add_argument("--no-loss", action="store_true",
                      help="no loss/correct/predicted: the LM head never runs, each pass stops after the last recorded module")
+    rec.add_argument("--keep-bos", action="store_true",
+                     help="also record the BOS token fed before each sequence (slot 0, position -1, bos=True)")
     rec.add_argument("--overwrite", action="store_true", help="replace a directory holding another recording")
     rec.set_defaults(func=cmd_record)
     return parser

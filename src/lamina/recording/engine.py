@@ -21,7 +21,7 @@ from . import store
 from .capture import TORCH_DTYPES, Capture, forward
 from .edits import Editor
 from .memory import check_fits, site_bytes
-from .positions import describe, kept_positions
+from .positions import BOS_POSITION, describe, kept_positions
 from .recording import Recording, token_table
 
 #: Storage dtypes. bfloat16 (float32's range in half the bytes) is held as its raw bits in uint16
@@ -70,7 +70,8 @@ class _Chunk:
         return {k: v[order] for k, v in cols.items()}
 
 
-def _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss: bool, edits=None) -> str:
+def _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss: bool, edits=None,
+                 keep_bos: bool = False) -> str:
     # The weights identify the model (a name does not: two wraps of one model may be named differently).
     key = {"weights": weights_sha256(model) or model.name,
            "prepend_bos": model.prepend_bos, "bos_id": model.bos_id if model.prepend_bos else None,
@@ -80,13 +81,15 @@ def _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss: bool,
         key["loss"] = False
     if edits:  # likewise: an unedited recording keeps its fingerprint
         key["edits"] = edits
+    if keep_bos:
+        key["keep_bos"] = True
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", dtype="float32",
            batch_size: int = 8, out=None, overwrite: bool = False, shard_size: int | None = None,
            progress: bool | None = None, backend: str = "local", workers: int | None = None,
-           ray_address: str | None = None, loss: bool = True, edits=None) -> Recording:
+           ray_address: str | None = None, loss: bool = True, edits=None, keep_bos: bool = False) -> Recording:
     """Record activations at ``sites`` and, unless ``loss=False``, per-token loss for every stimulus sequence.
 
     Args:
@@ -121,6 +124,10 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
             ``resample``, ``patch``, ``add``, ``scale``): the recording, loss included, is the
             edited run's. Each edit's ``positions`` are kept positions like ``positions``'s; only real
             (unpadded) tokens are edited, never a BOS lamina feeds. See docs/sites.md, "Editing a site".
+        keep_bos: also record the BOS token lamina feeds in front of every sequence (attention sinks and
+            massive activations live there): it becomes slot 0 of every site, and its token-table row has
+            ``position`` −1 and ``bos`` True (its ``loss`` is that of the stimulus' first token). Only for
+            models that get a BOS (``model.prepend_bos``); the forward pass is the same either way.
 
     Returns:
         A :class:`Recording` with arrays of shape ``(layer, sequence, slot, width)``.
@@ -165,6 +172,13 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         raise LaminaError(f"the stimuli hold token ids outside {model.name}'s vocabulary (0..{model.vocab_size - 1});"
                           " were they built with another tokenizer?")
     kept = kept_positions(positions, lengths)
+    if not isinstance(keep_bos, bool):
+        raise LaminaError(f"keep_bos must be True or False, not {keep_bos!r}.")
+    if keep_bos:
+        if not offset:
+            raise LaminaError(f"keep_bos=True: {model.name} gets no BOS token in front of its sequences "
+                              "(prepend_bos is False), so there is no BOS position to keep.")
+        kept = [np.concatenate([[BOS_POSITION], k]) for k in kept]  # stimulus position -1: the model's 0
     n_slots = np.array([len(k) for k in kept])
     np_dtype = STORE_DTYPES[dtype]
     n = len(stimuli)
@@ -176,12 +190,13 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         chunk = _Chunk(model, plan, np.arange(n), n_slots, int(n_slots.max()), np_dtype)
         texts: dict[int, str] = {}
         _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, loss, total=n, editor=editor)
-        info = _info(model, stimuli, plan, positions, dtype, loss, editor)
+        info = _info(model, stimuli, plan, positions, dtype, loss, editor, keep_bos)
         return Recording(layers=plan, tokens=token_table(chunk.token_columns(), texts), meta=stimuli.meta,
                          n_slots=n_slots, info=info, arrays=chunk.acts)
 
     return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
-                           overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor)
+                           overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor,
+                           keep_bos)
 
 
 def _forward_bytes(model, lengths, offset: int, batch_size: int, loss: bool) -> int:
@@ -192,7 +207,7 @@ def _forward_bytes(model, lengths, offset: int, batch_size: int, loss: bool) -> 
     return min(batch_size, len(lengths)) * (int(lengths.max()) + offset) * model.vocab_size * 4
 
 
-def _info(model, stimuli, plan, positions, dtype, loss, editor=None) -> dict:
+def _info(model, stimuli, plan, positions, dtype, loss, editor=None, keep_bos: bool = False) -> dict:
     info = {"lamina": __version__, "model": model.name, "family": model.adapter.family, "source": model.source,
             "n_layers": model.n_layers, "prepend_bos": model.prepend_bos,
             "bos_id": model.bos_id if model.prepend_bos else None, "n_sequences": len(stimuli),
@@ -201,6 +216,8 @@ def _info(model, stimuli, plan, positions, dtype, loss, editor=None) -> dict:
             "torch": torch.__version__}
     if editor is not None:
         info["edits"] = editor.describe()
+    if keep_bos:
+        info["keep_bos"] = True
     return info
 
 
@@ -224,15 +241,16 @@ def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_si
 
 def _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out: Path,
                     overwrite, shard_size, progress, loss, backend="local", workers=None, ray_address=None,
-                    edits=None, editor=None) -> Recording:
+                    edits=None, editor=None, keep_bos=False) -> Recording:
     with store.writer_lock(out):
         return _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
-                              overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor)
+                              overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor,
+                              keep_bos)
 
 
 def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out: Path,
                    overwrite, shard_size, progress, loss, backend, workers, ray_address, edits=None,
-                   editor=None) -> Recording:
+                   editor=None, keep_bos=False) -> Recording:
     n = len(stimuli)
     item = np.dtype(STORE_DTYPES[dtype]).itemsize
     if shard_size is None:
@@ -244,7 +262,7 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
                working=_forward_bytes(model, stimuli.lengths, int(model.prepend_bos), batch_size, loss),
                what=f"one shard of {min(n, shard_size)} sequences", dtype=dtype, streaming=True)
     fingerprint = _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss,
-                               editor.describe() if editor is not None else None)
+                               editor.describe() if editor is not None else None, keep_bos)
     manifest = store.read_manifest(out) if out.exists() else None
     if out.exists() and manifest is None and any(out.iterdir()):
         if not overwrite:
@@ -263,7 +281,7 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
                     "complete": False, "n_shards": n_shards, "shard_size": shard_size,
                     "n_slots": n_slots.tolist(),
                     "sites": {s: {"layers": l, "width": model.width(s)} for s, l in plan.items()},
-                    "info": _info(model, stimuli, plan, positions, dtype, loss, editor), "shards": []}
+                    "info": _info(model, stimuli, plan, positions, dtype, loss, editor, keep_bos), "shards": []}
         store.write_json(out / "meta.json", store.meta_to_json(stimuli.meta))
     done = {}
     for entry in manifest["shards"]:
@@ -426,8 +444,11 @@ def _append_tokens(model, stimuli, batch, kept, chunk, texts, nxt, outputs=None)
     for b, s in enumerate(batch):
         pos = kept[s]
         k = len(pos)
+        bos = pos == BOS_POSITION
         entries = {"sequence": np.full(k, s, dtype=np.int64), "position": pos, "slot": np.arange(k, dtype=np.int64),
-                   "token_id": stimuli.ids[s][pos], "next_id": nxt[b, :k]}
+                   "token_id": np.where(bos, model.bos_id, stimuli.ids[s][pos]), "next_id": nxt[b, :k]}
+        if bos.any():  # keep_bos: every sequence has it, so the column is in every row or none
+            entries["bos"] = bos
         if outputs is not None:
             loss, predicted = outputs
             known = nxt[b, :k] >= 0

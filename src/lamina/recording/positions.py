@@ -6,6 +6,10 @@ import numpy as np
 
 from ..errors import LaminaError
 
+#: The stimulus position of the BOS token lamina feeds, in a recording made with ``keep_bos=True``:
+#: one before the stimulus' first token (position 0), so the stimulus' positions keep their numbers.
+BOS_POSITION = -1
+
 
 def kept_positions(positions, lengths: np.ndarray) -> list[np.ndarray]:
     """Per sequence, the positions to keep (0-based indices into the stimulus tokens).

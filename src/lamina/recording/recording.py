@@ -16,6 +16,7 @@ from .capture import bf16_to_float32
 ID_COLUMNS = ("sequence", "position", "slot", "token_id", "next_id")
 LOSS_COLUMNS = ("loss", "correct", "predicted_id")  # from the LM head: only in recordings made with loss
 TOKEN_COLUMNS = ID_COLUMNS + LOSS_COLUMNS
+BOS_COLUMNS = ("bos",)  # only in recordings made with keep_bos=True
 
 
 def token_table(cols: dict[str, np.ndarray], texts: dict[int, str]) -> pd.DataFrame:
@@ -24,10 +25,11 @@ def token_table(cols: dict[str, np.ndarray], texts: dict[int, str]) -> pd.DataFr
     Columns: sequence, position, slot (index on the recording's position axis), token_id,
     token, next_id (-1: unknown); with loss (when ``cols`` has the LM head's columns): loss
     (−log p(next token); NaN when next_id is -1), correct (argmax == next token; <NA> when
-    unknown), predicted_id, predicted.
+    unknown), predicted_id, predicted; with ``keep_bos``: bos (True on the BOS token's row, position −1).
     """
     with_loss = all(c in cols for c in LOSS_COLUMNS)
-    table = pd.DataFrame({c: cols[c] for c in (TOKEN_COLUMNS if with_loss else ID_COLUMNS)})
+    table = pd.DataFrame({c: cols[c] for c in (TOKEN_COLUMNS if with_loss else ID_COLUMNS) + BOS_COLUMNS
+                          if c in cols or c not in BOS_COLUMNS})
     table.insert(4, "token", table["token_id"].map(texts))
     if with_loss:
         known = table["next_id"].to_numpy() >= 0
