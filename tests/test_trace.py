@@ -72,3 +72,43 @@ def test_bad_settings_are_one_line_errors(settings):
     with pytest.raises(LaminaError) as err:
         get("trace").config(settings)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("site, window", [("hidden", 1), ("mlp.out", 3), ("attn.out", 1)])
+def test_batched_restorations_equal_one_run_per_layer_and_position(tiny_llama, site, window):
+    """trace_prompt runs every (layer, position) of a site in one record call (patch with pairs=, empty positions
+    elsewhere); each equals its own run, patched alone."""
+    from lamina.experiments.trace.compute import trace_prompt
+
+    model = tiny_llama
+    ids, start, stop = subject_span(model, "The Eiffel Tower is located in the city of", "The Eiffel Tower")
+    answer = model.encode(" Paris")[0]
+    noise = np.random.default_rng(1).normal(0, 2.0, size=(1, stop - start, model.d_model))
+    p_clean, p_corrupt, restored = trace_prompt(model, ids, start, stop, answer, noise, [site], window)
+    clean = lamina.record(model, Stimuli([np.asarray(ids)], next_ids=[answer]), sites=[site], progress=False)
+    assert p_clean == pytest.approx(p_answer(model, [ids], [answer], [])[0], rel=1e-5)
+    corrupt = [E.add("hidden", 0, noise[0, j], positions=start + j) for j in range(stop - start)]
+    assert p_corrupt[0] == pytest.approx(p_answer(model, [ids], [answer], corrupt)[0], rel=1e-5)
+    entries = model.n_layers + (site == "hidden")
+    assert restored[site].shape == (1, entries, len(ids) - start)
+    for e in range(entries):
+        for k in range(len(ids) - start):
+            alone = p_answer(model, [ids], [answer], corrupt + [
+                E.patch(site, window_layers(site, e, window, entries), source=clean, positions=start + k)])[0]
+            assert restored[site][0, e, k] == pytest.approx(alone, rel=1e-4, abs=1e-7), (e, k)
+
+
+def test_patch_pairs_and_empty_positions_are_checked(tiny_llama):
+    stim = Stimuli([np.arange(5, 10)] * 3)
+    source = lamina.record(tiny_llama, Stimuli([np.arange(5, 10)]), sites=["hidden"], progress=False)
+    with pytest.raises(LaminaError, match="source has 1 sequences, the stimuli 3"):
+        lamina.record(tiny_llama, stim, edits=[E.patch("hidden", 1, source=source)], progress=False)
+    with pytest.raises(LaminaError, match="pairs must give each of the 3"):
+        lamina.record(tiny_llama, stim, edits=[E.patch("hidden", 1, source=source, pairs=[0, 1, 0])], progress=False)
+    with pytest.raises(LaminaError, match="pairs must be one source sequence index"):
+        E.patch("hidden", 1, source=source, pairs=[0.5, 0, 0])
+    # pairs=[0]*3 patches the one source run into every copy: every copy is then that run
+    rec = lamina.record(tiny_llama, stim, sites=["hidden"], progress=False,
+                        edits=[E.patch("hidden", 1, source=source, pairs=[0, 0, 0], positions=[[0, 1], [], [4]])])
+    np.testing.assert_array_equal(rec["hidden"][:, 1], source["hidden"][:, 0])  # no position edited: itself
+    np.testing.assert_allclose(rec["hidden"][1, 0, :2], source["hidden"][1, 0, :2])

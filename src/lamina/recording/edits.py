@@ -37,12 +37,13 @@ class Edit:
     """One intervention: ``kind`` at ``site`` × ``layers`` × ``positions``. Build it with :func:`zero`,
     :func:`mean`, :func:`resample`, :func:`patch`, :func:`add` or :func:`scale`."""
 
-    def __init__(self, kind: str, site: str, layers, positions="all", *, value=None, source=None, seed=0):
+    def __init__(self, kind: str, site: str, layers, positions="all", *, value=None, source=None, seed=0,
+                 pairs=None):
         if not isinstance(site, str):
             raise LaminaError(f"an edit's site must be a site name, not {site!r}.")
         check_site(site)
         self.kind, self.site, self.layers, self.positions = kind, site, layers, positions
-        self.value, self.source, self.seed = value, source, seed
+        self.value, self.source, self.seed, self.pairs = value, source, seed, pairs
 
     def __repr__(self) -> str:
         extra = {"add": lambda: f", vector of {np.size(self.value)}", "scale": lambda: f", {self.value!r}",
@@ -60,6 +61,8 @@ class Edit:
                              "path": None if self.source.path is None else str(self.source.path)}
         if self.kind == "resample":
             out["seed"] = self.seed
+        if self.pairs is not None:
+            out["pairs"] = np.asarray(self.pairs).tolist()
         return out
 
 
@@ -83,10 +86,19 @@ def resample(site: str, layers=None, *, source, seed: int = 0, positions="all") 
     return Edit("resample", site, layers, positions, source=source, seed=int(seed))
 
 
-def patch(site: str, layers=None, *, source, positions="all") -> Edit:
+def patch(site: str, layers=None, *, source, positions="all", pairs=None) -> Edit:
     """Activation patching: set ``site`` of sequence i, at position p, to its value in ``source`` (a
-    Recording of paired stimuli: as many sequences, of the same lengths) at sequence i, position p."""
-    return Edit("patch", site, layers, positions, source=source)
+    Recording of paired stimuli: as many sequences, of the same lengths) at sequence i, position p.
+
+    ``pairs``: shape ``(n_sequences,)`` ints, the source sequence of each stimulus sequence (default:
+    sequence i for i). One clean run patched into many corrupted copies is ``pairs=[0] * n``; the source
+    must hold sequence ``pairs[i]`` at every position the edit changes in sequence i."""
+    if pairs is not None:
+        pairs = np.asarray(pairs)
+        if pairs.ndim != 1 or not np.issubdtype(pairs.dtype, np.integer) or (pairs < 0).any():
+            raise LaminaError(f"patch's pairs must be one source sequence index (an integer >= 0) per stimulus "
+                              f"sequence, not {pairs!r}.")
+    return Edit("patch", site, layers, positions, source=source, pairs=pairs)
 
 
 def add(site: str, layers, vector, *, positions="all") -> Edit:
@@ -106,7 +118,8 @@ class _Bound:
 
     def __init__(self, edit: Edit, layer: int, tap, width: int, lengths):
         self.edit, self.layer, self.tap, self.width = edit, layer, tap, width
-        self.kept = None if lengths is None else kept_positions(edit.positions, lengths)
+        # An edit may leave a sequence alone (an empty position list): a batch can hold differently edited copies.
+        self.kept = None if lengths is None else kept_positions(edit.positions, lengths, allow_empty=True)
         self.cache: dict = {}
         where = f"{edit.site!r} at layer {layer}"
         source = edit.source
@@ -130,23 +143,30 @@ class _Bound:
         if lengths is None:
             raise LaminaError(f"patch at {where} pairs sequence i of the source with sequence i of the stimuli: "
                               "use it with lamina.record(model, stimuli, edits=[...]), not editing().")
-        if source.n_sequences != len(lengths):
-            raise LaminaError(f"patch's source has {source.n_sequences} sequences, the stimuli {len(lengths)}; "
-                              "patching pairs sequence i with sequence i.")
+        pairs = self.edit.pairs
+        if pairs is None:
+            if source.n_sequences != len(lengths):
+                raise LaminaError(f"patch's source has {source.n_sequences} sequences, the stimuli {len(lengths)}; "
+                                  "patching pairs sequence i with sequence i (or give pairs=).")
+            pairs = np.arange(len(lengths))
+        elif len(pairs) != len(lengths) or (pairs >= source.n_sequences).any():
+            raise LaminaError(f"patch's pairs must give each of the {len(lengths)} stimulus sequences a source "
+                              f"sequence below {source.n_sequences}, not {len(pairs)} values up to {pairs.max()}.")
         tokens = source.tokens
         seq, pos = tokens["sequence"].to_numpy(), tokens["position"].to_numpy()
         if source.info.get("positions") == "all":
-            theirs = np.bincount(seq, minlength=len(lengths))
+            theirs = np.bincount(seq, minlength=source.n_sequences)[pairs]
             if not np.array_equal(theirs, lengths):
                 bad = int(np.flatnonzero(theirs != lengths)[0])
                 raise LaminaError(f"patch's source has other stimuli lengths (sequence {bad}: {theirs[bad]} tokens, "
                                   f"the stimuli's {lengths[bad]}); patching needs paired sequences of equal length.")
-        # (sequence, position) -> row of the source's flat values
+        self.pairs = pairs
+        # (source sequence, position) -> row of the source's flat values
         self.lookup = {(int(s), int(p)): r for r, (s, p) in enumerate(zip(seq, pos))}
         for s, k in enumerate(self.kept):
-            missing = [int(p) for p in k if (s, int(p)) not in self.lookup]
+            missing = [int(p) for p in k if (int(pairs[s]), int(p)) not in self.lookup]
             if missing:
-                raise LaminaError(f"patch's source did not record sequence {s} at position {missing[0]}; "
+                raise LaminaError(f"patch's source did not record sequence {int(pairs[s])} at position {missing[0]}; "
                                   "record the source at every position the edit changes.")
 
     # ---- values --------------------------------------------------------------------
@@ -169,7 +189,8 @@ class _Bound:
                 self.cache["mean"] = self._flat().double().mean(0)
             return self.cache["mean"].to(current.device, current.dtype).expand_as(current)
         if kind == "patch":
-            rows = torch.as_tensor([self.lookup[(int(s), int(p))] for s, p in zip(seqs, positions)])
+            rows = torch.as_tensor([self.lookup[(int(self.pairs[s]), int(p))] for s, p in zip(seqs, positions)],
+                                   dtype=torch.long)
             return self._flat()[rows].to(current.device, current.dtype)
         return self._resample(seqs).to(current.device, current.dtype)
 

@@ -11,7 +11,7 @@ from ..errors import LaminaError
 BOS_POSITION = -1
 
 
-def kept_positions(positions, lengths: np.ndarray) -> list[np.ndarray]:
+def kept_positions(positions, lengths: np.ndarray, *, allow_empty: bool = False) -> list[np.ndarray]:
     """Per sequence, the positions to keep (0-based indices into the stimulus tokens).
 
     Args:
@@ -19,6 +19,7 @@ def kept_positions(positions, lengths: np.ndarray) -> list[np.ndarray]:
             to every sequence; a sequence of ints, one per sequence; or a list with one
             list/array of positions per sequence.
         lengths: shape ``(n_sequences,)``, tokens per sequence.
+        allow_empty: whether a sequence may get no position (an edit that leaves it alone).
 
     Returns:
         One int64 array per sequence, each sorted as given and within ``[0, length)``.
@@ -50,7 +51,7 @@ def kept_positions(positions, lengths: np.ndarray) -> list[np.ndarray]:
             per_seq.append(array.astype(np.int64))
     out = []
     for i, (pos, length) in enumerate(zip(per_seq, lengths)):
-        if pos.size == 0:
+        if pos.size == 0 and not allow_empty:
             raise LaminaError(f"sequence {i}: no positions selected.")
         if (pos < -length).any() or (pos >= length).any():
             raise LaminaError(f"sequence {i} has {length} tokens; positions {pos.tolist()} are out of range.")

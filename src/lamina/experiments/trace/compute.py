@@ -94,11 +94,11 @@ def subject_span(model, prompt: str, subject: str) -> tuple[list[int], int, int]
     return ids, len(before), len(through)
 
 
-def p_answer(model, seqs, answers, edits) -> np.ndarray:
+def p_answer(model, seqs, answers, edits, batch_size: int | None = None) -> np.ndarray:
     """p(answer) after the last token of each sequence, under ``edits``."""
     stim = Stimuli([np.asarray(s) for s in seqs], next_ids=np.asarray(answers))
-    rec = record(model, stim, sites=["loss"], positions="last", edits=edits or None, batch_size=len(seqs),
-                 progress=False)
+    rec = record(model, stim, sites=["loss"], positions="last", edits=edits or None,
+                 batch_size=batch_size or len(seqs), progress=False)
     return np.exp(-rec.tokens.sort_values("sequence")["loss"].to_numpy(dtype=np.float64))
 
 
@@ -118,25 +118,35 @@ def classes_of(start: int, stop: int, length: int) -> list[np.ndarray]:
             rel(stop, stop + 1) if stop < length - 1 else rel(0, 0), rel(stop + 1, length - 1), rel(length - 1, length)]
 
 
+#: Restored copies of a prompt per forward pass: one record call runs every (layer, position) of a site.
+RESTORE_BATCH = 64
+
+
 def trace_prompt(model, ids, start, stop, answer, noise, sites, window):
     """One prompt: (clean p, corrupted p per sample, {site: restored p, shape (samples, entries, positions)}),
-    positions ``start .. len(ids) - 1``. ``noise``: ``(samples, stop - start, d_model)``."""
+    positions ``start .. len(ids) - 1``. ``noise``: ``(samples, stop - start, d_model)``.
+
+    Per sample and site, one ``record`` call holds a copy of the prompt per (entry, position): copy
+    ``e * m + k`` restores entry ``e`` at position ``start + k``, by a ``patch`` from the one clean run
+    (``pairs``: every copy reads sequence 0) that leaves every other copy alone (no positions there).
+    """
     ids = list(ids)
     m = len(ids) - start
-    copies = Stimuli([np.asarray(ids)] * m, next_ids=np.full(m, answer))
-    clean = record(model, copies, sites=list(sites), positions="all", batch_size=m, progress=False)
-    p_clean = float(np.exp(-clean.tokens.query(f"sequence == 0 and position == {len(ids) - 1}")["loss"].iloc[0]))
-    where = [[start + k] for k in range(m)]
+    clean = record(model, Stimuli([np.asarray(ids)], next_ids=[answer]), sites=list(sites), positions="all",
+                   progress=False)
+    p_clean = float(np.exp(-clean.tokens.query(f"position == {len(ids) - 1}")["loss"].iloc[0]))
     corrupted, restored = [], {site: [] for site in sites}
     for sample in noise:
         corrupt = [E.add("hidden", 0, sample[j], positions=start + j) for j in range(stop - start)]
         corrupted.append(p_answer(model, [ids], [answer], corrupt)[0])
         for site in sites:
             entries = model.n_layers + 1 if site == "hidden" else model.n_layers
-            restored[site].append(np.stack([
-                p_answer(model, [ids] * m, [answer] * m, corrupt + [E.patch(
-                    site, window_layers(site, layer, window, entries), source=clean, positions=where)])
-                for layer in range(entries)]))
+            n = entries * m
+            restore = [E.patch(site, window_layers(site, e, window, entries), source=clean, pairs=np.zeros(n, int),
+                               positions=[[start + i % m] if i // m == e else [] for i in range(n)])
+                       for e in range(entries)]
+            p = p_answer(model, [ids] * n, [answer] * n, corrupt + restore, batch_size=RESTORE_BATCH)
+            restored[site].append(p.reshape(entries, m))
     return p_clean, np.array(corrupted), {site: np.array(v) for site, v in restored.items()}
 
 
@@ -243,7 +253,7 @@ def compute(model, config: TraceConfig, ctx: Context) -> TraceResult:
                                                         config.window)
             m = n - start
             entries = {s: (model.n_layers + 1 if s == "hidden" else model.n_layers) for s in sites}
-            forwards += m + config.samples * (1 + m * sum(entries.values()))
+            forwards += 1 + config.samples * (1 + m * sum(entries.values()))
             corrupt = float(p_corrupt.mean())
             clean_p.append(p_clean)
             corrupted_p.append(corrupt)
