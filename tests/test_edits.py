@@ -230,3 +230,32 @@ def test_bad_edits_are_one_line_errors(tiny_gpt2, gpt2_tokenizer):
         with lamina.editing(tiny_gpt2, [edits.patch("hidden", 0, source=clean)]):
             pass
 
+
+
+def test_early_stop_reads_the_edits_before_it(tiny_gpt2):
+    """Without loss, a recording of hidden[1] alone runs block 0 only: an edit in block 0 gives the
+    edited values (those of the full edited pass), an edit of hidden[1] itself reads back, and an edit
+    after the last read changes nothing; blocks 1, 2 and the LM head never run."""
+    stimuli = _stimuli(n=4)
+    blocks = get_module(tiny_gpt2.hf, tiny_gpt2.adapter.layers)
+    ran = {"block1": 0, "block2": 0, "head": 0}
+    handles = [m.register_forward_hook(lambda *_, k=k: ran.__setitem__(k, ran[k] + 1))
+               for k, m in (("block1", blocks[1]), ("block2", blocks[2]), ("head", tiny_gpt2.hf.lm_head))]
+    vector = np.random.default_rng(2).normal(size=64).astype(np.float32)
+    before = [edits.zero("attn.out", 0), edits.add("hidden", 1, vector)]
+    try:
+        clean = _record(tiny_gpt2, stimuli, ["hidden"], layers=1, loss=False)
+        early = _record(tiny_gpt2, stimuli, ["hidden"], layers=1, loss=False, edits=before)
+        after = _record(tiny_gpt2, stimuli, ["hidden"], layers=1, loss=False, edits=[edits.zero("mlp.out", 1)])
+        assert ran == {"block1": 0, "block2": 0, "head": 0}
+        full = _record(tiny_gpt2, stimuli, ["hidden", "attn.out"], edits=before)
+    finally:
+        for h in handles:
+            h.remove()
+    assert ran["head"] == 2  # the counters can fail: with loss everything runs
+    np.testing.assert_array_equal(early.layer("hidden", 1), full.layer("hidden", 1))
+    assert (full.flat("attn.out", 0) == 0).all()
+    zeroed = _record(tiny_gpt2, stimuli, ["hidden"], layers=1, loss=False, edits=before[:1])
+    np.testing.assert_allclose(early.flat("hidden", 1), zeroed.flat("hidden", 1) + vector, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(zeroed.flat("hidden", 1), clean.flat("hidden", 1))
+    np.testing.assert_array_equal(after.layer("hidden", 1), clean.layer("hidden", 1))
