@@ -18,7 +18,7 @@ _spec = importlib.util.spec_from_file_location("tutorials_script", ROOT / "scrip
 script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(script)
 NAMES = ["000-position", "001-attn-kl", "002-attn-autoregression", "003-mlp-stages", "004-categories",
-         "005-own-question"]
+         "005-own-question", "006-edits"]
 MAX_CODE_LINES = 20  # issue 18: each analysis in at most 20 lines of code
 
 
@@ -32,7 +32,7 @@ def read(name):
     return nbformat.read(TUTORIALS / f"{name}.ipynb", as_version=4)
 
 
-def test_one_notebook_per_seed_and_one_of_its_own():
+def test_one_notebook_per_seed_one_of_its_own_and_one_of_edits():
     assert sorted(p.stem for p in TUTORIALS.glob("*.ipynb")) == NAMES
 
 
