@@ -23,9 +23,9 @@ their identities fails, that site alone is refused on this model, with the reaso
 
 from __future__ import annotations
 
-import torch
-
 from dataclasses import dataclass, field
+
+import torch
 
 from ..errors import LaminaError
 from .attention import PatternFailed
@@ -73,7 +73,7 @@ class Checked:
 
 
 def self_check(hf, adapter, n_layers: int) -> Checked:
-    """Verify ``adapter`` on ``hf`` (see the module docstring).
+    """Verify ``adapter`` on ``hf`` (see the module docstring); return what it measured (:class:`Checked`).
 
     Raises:
         SelfCheckFailed: naming the identity, the layer and the mismatch, when one does not hold.
