@@ -294,3 +294,20 @@ def test_device_path_splits_heads_like_the_cpu_path(tiny_llama):
     np.testing.assert_array_equal(filled[0], filled[1])
     with torch.inference_mode():
         np.testing.assert_allclose(filled[0][2, 1], split(z[2, stimuli.lengths[2]]).numpy(), atol=1e-6)
+
+
+def test_a_disk_offloaded_model_records_them_like_a_plain_load(tiny_gpt2, gpt2_tokenizer, tmp_path):
+    """With a device map that offloads blocks to disk, the projection's weight sits on the meta device
+    between passes: the split (and the self-check) load it as the forward pass does."""
+    path = tmp_path / "tiny-gpt2"
+    tiny_gpt2.hf.save_pretrained(path)
+    gpt2_tokenizer.save_pretrained(path)
+    device_map = {"transformer.wte": "cpu", "transformer.wpe": "cpu", "transformer.drop": "cpu",
+                  "transformer.h.0": "cpu", "transformer.h.1": "disk", "transformer.h.2": "disk",
+                  "transformer.ln_f": "cpu", "lm_head": "cpu"}
+    offloaded = lamina.load(str(path), device_map=device_map, offload_folder=str(tmp_path / "offload"))
+    assert offloaded.hf.transformer.h[1].attn.c_proj.weight.is_meta
+    sites = ["attn.heads", "attn.pattern"]
+    a, b = _record(lamina.load(str(path)), _stimuli(), sites), _record(offloaded, _stimuli(), sites)
+    for site in sites:
+        np.testing.assert_allclose(a[site], b[site], atol=1e-6, err_msg=site)

@@ -22,7 +22,7 @@ import torch
 from ..errors import LaminaError
 from . import attention
 from .probe import PROBE_SHAPE, mismatch
-from .tap import tap
+from .tap import loaded, tap
 
 ATTENTION_SITES = ("attn.heads", "attn.pattern")
 
@@ -135,12 +135,12 @@ def _check_heads(attn_taps, site_taps, seen, tol, n_layers, n_heads) -> tuple[st
         z = seen.get(("attn.heads", layer))
         if z is None:
             return f"the output projection {t.hook.module} never runs at layer {layer}", None
-        with torch.inference_mode():
+        with torch.inference_mode(), loaded(t.module):
             heads = t.split_heads(z)
-        width, total = int(heads.shape[-1]), heads.sum(-2)
-        for bias in (getattr(t.module, "bias", None), site_taps[("attn.raw", layer)].bias):
-            if bias is not None:  # the projection's own bias, and one the block adds outside (NeoX-Japanese)
-                total = total + bias.to(total.device, total.dtype)
+            width, total = int(heads.shape[-1]), heads.sum(-2)
+            for bias in (getattr(t.module, "bias", None), site_taps[("attn.raw", layer)].bias):
+                if bias is not None:  # the projection's own bias, and one the block adds outside (NeoX-Japanese)
+                    total = total + bias.to(total.device, total.dtype)
         err, rel = mismatch(total, seen[("attn.raw", layer)])
         if not rel <= tol:
             return _fails("attn.heads summed over heads + the projection's bias == attn.raw", layer, _off(err, rel)), None

@@ -110,13 +110,14 @@ class Tap:
         """``attn.heads`` from the output projection's input ``z`` (``(..., n_heads * head_dim)``): each head's
         slice times the matching input columns of the projection's weight, ``(..., n_heads, d_model)``; the
         heads sum to the projection's output less its bias."""
-        weight = self.module.weight
-        if _is_conv1d(self.module):  # GPT-2's Conv1D keeps its weight as (in, out)
-            weight = weight.view(self.heads, -1, weight.shape[-1])
-        else:  # nn.Linear: (out, in); a view as (head, head_dim, d_model), no copy
-            weight = weight.view(weight.shape[0], self.heads, -1).permute(1, 2, 0)
-        z = z.reshape(*z.shape[:-1], self.heads, -1)
-        return torch.einsum("...hi,hid->...hd", z, weight.to(z.device, z.dtype))
+        with loaded(self.module):
+            weight = self.module.weight
+            if _is_conv1d(self.module):  # GPT-2's Conv1D keeps its weight as (in, out)
+                weight = weight.view(self.heads, -1, weight.shape[-1])
+            else:  # nn.Linear: (out, in); a view as (head, head_dim, d_model), no copy
+                weight = weight.view(weight.shape[0], self.heads, -1).permute(1, 2, 0)
+            z = z.reshape(*z.shape[:-1], self.heads, -1)
+            return torch.einsum("...hi,hid->...hd", z, weight.to(z.device, z.dtype))
 
     @property
     def identity(self) -> bool:
@@ -260,6 +261,19 @@ def _heads_tap(hf, adapter: Adapter, block, layer: int, hook: Hook) -> Tap:
         raise LaminaError(f"cannot split the input of {hook.module} ({type(proj).__name__}, "
                           f"{width or 'no'} features) into {heads or 'an unknown number of'} heads")
     return Tap("attn.heads", layer, proj, "input", f"{adapter.layers}.{layer}.{hook.module}", hook, heads=heads)
+
+
+@contextmanager
+def loaded(module):
+    """``module``'s own parameters in place for a computation outside its forward pass: a device map that
+    offloads it keeps them on the meta device between passes, and accelerate loads them as for a pass."""
+    if any(p.is_meta for p in module.parameters(recurse=False)):
+        from accelerate.utils import align_module_device
+
+        with align_module_device(module):
+            yield module
+    else:
+        yield module
 
 
 def _is_conv1d(module) -> bool:
