@@ -311,3 +311,13 @@ def test_a_disk_offloaded_model_records_them_like_a_plain_load(tiny_gpt2, gpt2_t
     a, b = _record(lamina.load(str(path)), _stimuli(), sites), _record(offloaded, _stimuli(), sites)
     for site in sites:
         np.testing.assert_allclose(a[site], b[site], atol=1e-6, err_msg=site)
+
+
+def test_keep_bos_adds_the_bos_query_row(tiny_llama):
+    """With keep_bos=True the BOS is slot 0 of the queries as of every site: it can attend only to itself."""
+    stimuli = _stimuli()
+    kept = _record(tiny_llama, stimuli, ["attn.pattern", "attn.heads"], keep_bos=True)
+    plain = _record(tiny_llama, stimuli, ["attn.pattern", "attn.heads"])
+    assert (kept["attn.pattern"][:, :, :, 0, 0] == 1).all() and (kept["attn.pattern"][:, :, :, 0, 1:] == 0).all()
+    np.testing.assert_array_equal(kept["attn.pattern"][:, :, :, 1:], plain["attn.pattern"])
+    np.testing.assert_allclose(kept["attn.heads"][:, :, 1:], plain["attn.heads"], atol=1e-6)
