@@ -7,7 +7,7 @@ import torch
 
 import lamina
 from lamina import Stimuli, edits
-from lamina.models.sites import available, get_module, n_entries
+from lamina.models.sites import available, editable, get_module, n_entries
 from lamina.models.tiny import tiny_model
 
 
@@ -40,16 +40,17 @@ def phi3(gpt2_tokenizer):
 
 @pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_llama", "tiny_neox", "tiny_gemma3", "phi3"])
 def test_identity_edits_and_self_patching_change_nothing(name, request):
-    """scale 1 and add 0 at every site and layer, and patching every site with the stimuli's own
-    recording, leave the logits (loss) and every recorded activation bit-identical."""
+    """scale 1 and add 0 at every editable site and layer, and patching every such site with the stimuli's
+    own recording, leave the logits (loss) and every recorded activation (the attention sites too)
+    bit-identical."""
     model = request.getfixturevalue(name)
     stimuli = _stimuli()
-    sites = available(model.adapter)
-    clean = _record(model, stimuli, sites)
+    sites = editable(model.adapter)
+    clean = _record(model, stimuli, available(model.adapter))
     for edit_of in (lambda s: edits.scale(s, None, 1.0),
                     lambda s: edits.add(s, None, np.zeros(model.width(s))),
                     lambda s: edits.patch(s, None, source=clean)):
-        _same(_record(model, stimuli, sites, edits=[edit_of(s) for s in sites]), clean)
+        _same(_record(model, stimuli, available(model.adapter), edits=[edit_of(s) for s in sites]), clean)
     ids = torch.as_tensor(np.random.default_rng(3).integers(0, 5000, (2, 6)))
     with torch.inference_mode():
         plain = model.hf(input_ids=ids).logits

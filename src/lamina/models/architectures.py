@@ -41,6 +41,8 @@ class Status:
         multimodal: non-text config parts; such a model is recorded on text-only input.
         bos: the BOS default: "on"/"off" (declared for the family) or "tokenizer" (on when the
             checkpoint's tokenizer adds a BOS itself); see :mod:`lamina.models.bos`.
+        attention_refused: verified types only: ``{site: reason}`` for each attention site (``attn.heads``,
+            ``attn.pattern``) the self-check refused on this type.
         seconds: time the check took.
     """
 
@@ -53,6 +55,7 @@ class Status:
     mlp_kind: str = ""
     multimodal: list[str] = field(default_factory=list)
     bos: str = ""
+    attention_refused: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -128,6 +131,8 @@ def survey_one(model_type: str, *, record_check=None, build=None) -> Status:
     declared = FAMILY_BOS.get(model.adapter.family) if declared is None else declared
     status.bos = "tokenizer" if declared is None else ("on" if declared else "off")
     status.sites = available(model.adapter)
+    status.attention_refused = {site: model.adapter.why_unavailable(site) for site in ("attn.heads", "attn.pattern")
+                                if site not in status.sites}
     status.adapter = "derived" if model.adapter.derived else "hand-written"
     status.mlp_kind = model.adapter.mlp_kind
     if record_check is not None:
@@ -264,9 +269,11 @@ def markdown(version: str, statuses, embedded=()) -> str:
         "cannot build here; lamina's count includes multimodal models recorded on their language model, which "
         "TransformerLens counts as multimodal.",
         "",
-        "Sites: `hidden`, `attn.raw`, `attn.out`, `mlp.in`, `mlp.pre`, `mlp.post`, `mlp.raw`, `mlp.out` "
-        "(docs/sites.md). A mixture-of-experts MLP has no single expansion, so `mlp.pre`/`mlp.post` are not "
-        "defined there. MLP: `plain` = up projection, pointwise nonlinearity, down projection (GELU, ReLU, "
+        "Sites: `hidden`, `resid`, `attn.raw`, `attn.out`, `mlp.in`, `mlp.pre`, `mlp.post`, `mlp.raw`, `mlp.out`, "
+        "`attn.heads`, `attn.pattern` (docs/sites.md); `attn.pattern` is checked against HF's `output_attentions` "
+        "under eager attention. A mixture-of-experts MLP has no single expansion, so `mlp.pre`/`mlp.post` are not "
+        "defined there; where an attention site is refused on a verified type, the section after the table says "
+        "why. MLP: `plain` = up projection, pointwise nonlinearity, down projection (GELU, ReLU, "
         "...); `gated` = down(act(gate(x)) * up(x)); `experts` = a mixture of experts. "
         "BOS: `on`/`off` is the family's declared default, `tokenizer` means on when the "
         "checkpoint's tokenizer adds a BOS itself (docs/sites.md §6).",
@@ -283,6 +290,12 @@ def markdown(version: str, statuses, embedded=()) -> str:
             note = f" (text-only; ignores {', '.join(s.multimodal)})" if s.multimodal else ""
             out.append(f"| `{s.model_type}` | {s.model_class}{note} | {s.adapter} | {_MLP_KINDS[s.mlp_kind]} | {s.bos} | "
                        f"{sites} |")
+    refusals = [(s.model_type, site, why) for s in statuses if s.status == "verified"
+                for site, why in s.attention_refused.items()]
+    if refusals:
+        out += ["", "Attention sites refused on verified types (every other site of the type is verified):", "",
+                "| model type | site | reason |", "|---|---|---|"]
+        out += [f"| `{t}` | `{site}` | {why.replace('|', '/')} |" for t, site, why in refusals]
     if embedded:
         out += ["", "The embedded models' structure at width 48-64 (tiny random twins of their real configs):", "",
                 "| embedded model | status | sites |", "|---|---|---|"]

@@ -9,7 +9,8 @@ For an architecture with no hand-written adapter, lamina reads the structure off
    attention (or MLP) output before the residual add (a post-sublayer norm, as in Gemma-2/3
    and OLMo-2), which norm feeds the MLP, which module's output is HF's last hidden state;
 4. inside the MLP: the projections that read ``mlp.in``, the one that writes the output, and
-   which projection goes through which nonlinearity (tested, not guessed by name).
+   which projection goes through which nonlinearity (tested, not guessed by name); inside the
+   attention: the projection whose output is the module's output (``attn.heads`` splits its input).
 
 Anything it cannot see fails here with one line, and whatever it derives is then verified on
 every layer by the self-check. Blocks without attention + MLP (state-space, recurrent,
@@ -212,6 +213,15 @@ def _mlp_parts(hf, block, mlp: str | None, seen: dict, moe: bool) -> dict:
     return {"mlp_kind": "gelu", "unavailable": (("mlp.pre", reason), ("mlp.post", reason))}
 
 
+def _attn_proj(block, attn: str, seen: dict) -> str | None:
+    """The attention's output projection: the one linear layer inside the attention module (at any depth)
+    whose output is the module's own output (``attn.raw``), found on the probe, not by name."""
+    raw = seen.get((attn, "output"))
+    found = [f"{attn}.{name}" for name, module in getattr(block, attn).named_modules()
+             if name and _is_linear(module) and same(seen.get((f"{attn}.{name}", "output")), raw)]
+    return found[0] if len(found) == 1 else None
+
+
 def _part(tensor, half):
     return tensor if half is None else tensor.chunk(2, dim=-1)[half]
 
@@ -244,6 +254,9 @@ def derive(hf) -> Adapter:
         for child, module in getattr(block, mlp).named_children():
             points[(f"{mlp}.{child}", "input")] = (module, "input")
             points[(f"{mlp}.{child}", "output")] = (module, "output")
+    for path, module in getattr(block, attn).named_modules():  # the output projection may sit deeper (GPT-Neo)
+        if path and _is_linear(module):
+            points[(f"{attn}.{path}", "output")] = (module, "output")
     outside = {n: m for n, m in hf.named_modules() if n and not (n + ".").startswith(layers + ".") and _is_norm(m)}
     for path, module in outside.items():
         points[(path, "final")] = (module, "output")
@@ -293,12 +306,18 @@ def derive(hf) -> Adapter:
     resid_mid = None
     if pre_mlp is not None and not same(seen.get((pre_mlp, "input")), seen[("block", "input")]):
         resid_mid = Hook(pre_mlp, "input")
+    attn_proj = _attn_proj(block, attn, seen)
+    unavailable = parts.get("unavailable", ())
+    if attn_proj is None:
+        unavailable += (("attn.heads", f"no linear layer inside its attention module ({attn}: "
+                                       f"{type(getattr(block, attn)).__name__}) outputs the module's output, so lamina "
+                                       "finds no output projection to split by head"),)
     return Adapter(
         family=model_type, model_types=(model_type,), layers=layers, final_norm=finals[-1],
         attn_out=attn_out, attn_raw=attn_raw if attn_out != attn_raw else None,
         mlp=mlp, mlp_in=mlp_in, mlp_out=mlp_out, mlp_raw=mlp_raw_hook if mlp_out != mlp_raw_hook else None,
         mlp_pre=parts.get("mlp_pre"), mlp_post=parts.get("mlp_post"), mlp_up=parts.get("mlp_up"),
-        mlp_act=parts.get("mlp_act"), mlp_kind=parts["mlp_kind"], unavailable=parts.get("unavailable", ()),
-        resid_mid=resid_mid, prepend_bos=None, derived=True,
+        mlp_act=parts.get("mlp_act"), mlp_kind=parts["mlp_kind"], unavailable=unavailable,
+        resid_mid=resid_mid, attn=attn, attn_proj=attn_proj, prepend_bos=None, derived=True,
         parallel_residual=None, examples="",
     )

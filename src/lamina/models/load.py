@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class Model:
         source: where the weights came from (kind, path, and a hash when known).
         bos_token: the token prepended when ``prepend_bos`` (None: the tokenizer's BOS, else EOS).
         widths: each available site's feature width, as measured by the load-time self-check.
+        n_heads: the attention's query heads (the head axis of ``attn.heads`` and ``attn.pattern``), as the
+            self-check measured them; None where neither site is verified.
     """
 
     hf: torch.nn.Module
@@ -50,6 +53,7 @@ class Model:
     source: dict = field(default_factory=dict)
     bos_token: str | None = None
     widths: dict = field(default_factory=dict)
+    n_heads: int | None = None
 
     @property
     def config(self):
@@ -124,7 +128,17 @@ class Model:
     def width(self, site: str) -> int:
         if site in self.widths:
             return int(self.widths[site])
+        if SITES[site].width == "keys":
+            raise LaminaError(f"{site} has no width: its axes are (head, query, key) and its key axis is as long "
+                              "as a recording's longest sequence.")
         return self.d_mlp if SITES[site].width == "d_mlp" else self.d_model
+
+    def site_shape(self, site: str, n_slots: int, n_keys: int) -> tuple[int, ...]:
+        """The axes after ``(layer, sequence)`` of ``site`` in a recording that keeps ``n_slots`` positions per
+        sequence and whose longest sequence is ``n_keys`` model positions (BOS included): ``(slot, width)`` for
+        most sites, ``(slot, head, d_model)`` for ``attn.heads``, ``(head, slot, key)`` for ``attn.pattern``."""
+        sizes = {"slot": n_slots, "head": self.n_heads, "key": n_keys}
+        return tuple(sizes[axis] if axis in sizes else self.width(site) for axis in SITES[site].axes)
 
     def sites(self) -> pd.DataFrame:
         """One row per site: name, number of layer entries, feature width, hooked module at layer 0
@@ -137,11 +151,11 @@ class Model:
                 module, which, hook = site_tap.module, site_tap.which, site_tap.hook
                 extra = "" if hook is None else "".join(
                     [f" x {hook.scale}" if hook.scale else "", f" (half {hook.half})" if hook.half is not None else ""])
-                where = f"{which} of {_module_name(self.hf, module)}{extra}"
+                where = f"{'probabilities' if which == 'pattern' else which} of {_module_name(self.hf, module)}{extra}"
             rows.append({
                 "site": name,
                 "entries": n_entries(name, self.n_layers),
-                "width": self.width(name) if why is None else "-",
+                "width": _width_text(self, name) if why is None else "-",
                 "hook (layer 0)": where if why is None else "not recorded (see description)",
                 "description": site.description if why is None else why,
             })
@@ -151,6 +165,15 @@ class Model:
         return (f"Model({self.name!r}, family={self.adapter.family}, layers={self.n_layers}, "
                 f"d_model={self.d_model}, d_mlp={self.d_mlp}, device={self.device}, dtype={self.dtype}, "
                 f"prepend_bos={self.prepend_bos}, bos={self.tokenizer.convert_ids_to_tokens(self.bos_id) if self.prepend_bos else None!r})")
+
+
+def _width_text(model: Model, site: str) -> str | int:
+    """The ``width`` column of :meth:`Model.sites`: heads x d_model, heads x keys for the attention sites."""
+    if site == "attn.heads":
+        return f"{model.n_heads} x {model.width(site)}"
+    if site == "attn.pattern":
+        return f"{model.n_heads} x keys"
+    return model.width(site)
 
 
 def _module_name(root: torch.nn.Module, module: torch.nn.Module) -> str:
@@ -405,13 +428,16 @@ def wrap(hf, tokenizer, *, name: str | None = None, prepend_bos: bool | None = N
     hf.eval()
     adapter = adapter_for_model(hf)
     n_layers = int(text_config(hf.config).num_hidden_layers)
-    widths = self_check(hf, adapter, n_layers)
+    checked = self_check(hf, adapter, n_layers)
+    if checked.refused:  # an attention site whose identity fails on this model: that site alone is refused
+        adapter = dataclasses.replace(adapter, unavailable=adapter.unavailable + tuple(checked.refused.items()))
     prepend = bos.default_prepend(adapter.family, adapter.prepend_bos, tokenizer)
     model = Model(hf=hf, tokenizer=tokenizer, adapter=adapter,
                   name=name or getattr(hf.config, "name_or_path", "") or type(hf).__name__,
                   prepend_bos=prepend if prepend_bos is None else bool(prepend_bos),
                   source=source or {"kind": "object"},
-                  bos_token=bos_token if bos_token is not None else bos.default_token(tokenizer), widths=widths)
+                  bos_token=bos_token if bos_token is not None else bos.default_token(tokenizer),
+                  widths=checked.widths, n_heads=checked.n_heads)
     if bos_token is not None and tokenizer.convert_tokens_to_ids(bos_token) in (None, tokenizer.unk_token_id) \
             and bos_token != tokenizer.unk_token:
         raise LaminaError(f"bos_token {bos_token!r} is not a token of {model.name!r}'s tokenizer.")

@@ -16,14 +16,20 @@ same registrar, :func:`lamina.models.tap.hooks`) and checks:
   the loss HF computes from the same forward pass.
 
 The first identity that fails stops the load with one line naming it, the layer and the size of
-the mismatch: lamina never records sites it could not verify.
+the mismatch: lamina never records sites it could not verify. The attention sites (``attn.heads``,
+``attn.pattern``) are read in the same pass and checked by :mod:`lamina.models.attncheck`; where one of
+their identities fails, that site alone is refused on this model, with the reason.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from ..errors import LaminaError
+from .attention import PatternFailed
+from .attncheck import ATTENTION_SITES, attention_taps, check_attention, compared_outputs
 from .probe import capture, forward, mismatch, probe_ids
 from .sites import available, get_module, n_entries
 from .tap import Tap, taps
@@ -56,14 +62,24 @@ def _call(module, x):
     return module(x)
 
 
-def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
-    """Verify ``adapter`` on ``hf`` (see the module docstring); return each site's width.
+@dataclass
+class Checked:
+    """What the self-check measured: each verified site's width, the attention sites it refused on this
+    model (``{site: reason}``), and the number of query heads (None where no attention site is verified)."""
+
+    widths: dict[str, int]
+    refused: dict[str, str] = field(default_factory=dict)
+    n_heads: int | None = None
+
+
+def self_check(hf, adapter, n_layers: int) -> Checked:
+    """Verify ``adapter`` on ``hf`` (see the module docstring); return what it measured (:class:`Checked`).
 
     Raises:
         SelfCheckFailed: naming the identity, the layer and the mismatch, when one does not hold.
         LaminaError: when a module the adapter names does not exist on this model.
     """
-    sites = available(adapter)
+    sites = [site for site in available(adapter) if site not in ATTENTION_SITES]
     blocks = get_module(hf, adapter.layers)
     points: dict = {}
     try:
@@ -77,10 +93,16 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
     except (AttributeError, IndexError, TypeError) as err:
         raise LaminaError(f"the {adapter.family} adapter names a module that {type(hf).__name__} does not have "
                           f"({err}); this checkpoint's layout differs from the family's.") from None
+    attn_taps, refused = attention_taps(hf, adapter, n_layers)
     ids = probe_ids(hf)
-    seen: dict = {}
-    with capture(hf, {**site_taps, **points}, seen):  # the sites through their taps, as recording reads them
-        out = forward(hf, ids, output_hidden_states=True, labels=ids)
+    seen, compared = {}, {}
+    try:
+        out = _probe(hf, ids, {**site_taps, **points}, attn_taps, seen, compared)
+    except PatternFailed as err:  # HF's own eager attention fails on this model: check everything else
+        refused["attn.pattern"] = str(err)
+        attn_taps = {key: t for key, t in attn_taps.items() if key[0] != "attn.pattern"}
+        seen.clear()
+        out = _probe(hf, ids, {**site_taps, **points}, attn_taps, seen, compared)
     values = {key: seen[key] for key in site_taps if key in seen}
     missing = [key for key in site_taps if key not in seen]
     if missing:
@@ -123,7 +145,16 @@ def self_check(hf, adapter, n_layers: int) -> dict[str, int]:
     if "mlp.pre" in sites:
         _check_mlp(hf, adapter, blocks, values, site_taps, n_layers, check)
     _check_loss(out, ids, tol, hf, adapter)
-    return {site: int(values[(site, 0)].shape[-1]) for site in sites}
+    widths, failed, n_heads = check_attention(hf, attn_taps, site_taps, seen, compared, tol, n_layers)
+    widths.update({site: int(values[(site, 0)].shape[-1]) for site in sites})
+    return Checked(widths, {**refused, **failed}, n_heads)
+
+
+def _probe(hf, ids, points, attn_taps, seen, compared):
+    """The probe pass: every site through its tap, as recording reads them (and, under sdpa, the attention
+    outputs eager computes from the pattern)."""
+    with capture(hf, {**points, **attn_taps}, seen), compared_outputs(hf, attn_taps, compared):
+        return forward(hf, ids, output_hidden_states=True, labels=ids)
 
 
 # Where a value first goes non-finite, in the order the block computes (raw sites after the canonical ones).

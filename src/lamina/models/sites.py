@@ -22,6 +22,11 @@ mlp.post   n_layers     after the nonlinearity (gated: input of down proj).
 mlp.raw    n_layers     the MLP's own output (after its down projection),
                         before any post-norm or residual scale.
 mlp.out    n_layers     what the MLP adds to the residual stream.
+attn.heads n_layers     each head's share of ``attn.raw``: its slice of the output
+                        projection's input times the matching columns of the
+                        projection's weight, ``(position, head, d_model)``.
+attn.pattern n_layers   attention probabilities, ``(head, query, key)``: queries
+                        at the kept positions, keys every model position.
 ========== ============ ======================================================
 
 On most families ``attn.raw == attn.out`` and ``mlp.raw == mlp.out``; they differ where
@@ -43,10 +48,33 @@ from .adapters.base import Adapter
 
 @dataclass(frozen=True)
 class Site:
+    """One site: its meaning, its width and the axes each sequence holds of it.
+
+    Attributes:
+        axes: the axes after ``(layer, sequence)`` in a recording: ``("slot", "width")`` for the vectors
+            of most sites, ``("slot", "head", "width")`` for ``attn.heads``, ``("head", "slot", "key")``
+            for ``attn.pattern`` (``slot`` = the kept positions: queries for the pattern).
+        not_editable: why ``lamina.edits`` refuses the site (None: it can be edited).
+    """
+
     name: str
     description: str
-    width: str  # "d_model" or "d_mlp"
+    width: str  # "d_model", "d_mlp", or "keys" (attn.pattern: one entry per model position)
     extra_entry: bool = False  # hidden and resid have n_layers + 1 entries
+    axes: tuple[str, ...] = ("slot", "width")
+    not_editable: str | None = None
+
+    @property
+    def slot_axis(self) -> int:
+        """Where the kept positions lie in one layer's ``(sequence, ...)`` array (1, or 2 for the pattern)."""
+        return 1 + self.axes.index("slot")
+
+
+# Neither attention site is a tensor the block goes on computing with, so writing one would change nothing.
+_HEADS_NOT_EDITABLE = ("attn.heads is a decomposition lamina computes from the output projection's input, not a "
+                       "tensor the block reads; edit attn.raw or attn.out instead")
+_PATTERN_NOT_EDITABLE = ("attn.pattern is computed beside the pass (fused attention never forms the probabilities), "
+                         "so the block never reads it; edit attn.raw or attn.out instead")
 
 
 SITES: dict[str, Site] = {
@@ -63,6 +91,10 @@ SITES: dict[str, Site] = {
         Site("mlp.post", "MLP after the nonlinearity (gated: input of the down projection)", "d_mlp"),
         Site("mlp.raw", "MLP output after the down projection, before any post-norm or scale", "d_model"),
         Site("mlp.out", "MLP's contribution to the residual stream", "d_model"),
+        Site("attn.heads", "each head's share of attn.raw (its slice of the output projection; heads + bias = "
+             "attn.raw)", "d_model", axes=("slot", "head", "width"), not_editable=_HEADS_NOT_EDITABLE),
+        Site("attn.pattern", "attention probabilities per head (queries at the kept positions, every key)", "keys",
+             axes=("head", "slot", "key"), not_editable=_PATTERN_NOT_EDITABLE),
     )
 }
 TOKEN_SITES = ("loss", "correct", "predicted")
@@ -141,3 +173,8 @@ def get_module(root, path: str):
 def available(adapter: Adapter) -> list[str]:
     """The sites this family defines (all of :data:`SITES` but those in ``adapter.unavailable``)."""
     return [s for s in SITES if s in STREAM_SITES or adapter.hook(s) is not None]
+
+
+def editable(adapter: Adapter) -> list[str]:
+    """The available sites that ``lamina.edits`` can write (all but the attention decompositions)."""
+    return [s for s in available(adapter) if SITES[s].not_editable is None]

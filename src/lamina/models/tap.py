@@ -9,6 +9,12 @@ self-check (``models/selfcheck``) and the structural resolver (``models/derive``
 ``models/probe.capture``) all read through :func:`hooks`, so "the self-check reads every site exactly
 as recording does" holds by construction.
 
+The two attention sites read differently: ``attn.pattern`` is the attention probabilities of the attention
+module (``which="pattern"``, handed over as ``(batch, head, query, key)`` by :func:`lamina.models.attention.watch`),
+and ``attn.heads`` hands over the output projection's input, ``(batch, seq, n_heads * head_dim)``, which
+:meth:`Tap.split_heads` turns into the site's ``(..., head, d_model)``: recording splits only the kept
+positions, so the array of every position times every head is never formed.
+
 Writing (the interventions of ``lamina.recording.edits``) goes through the same objects:
 :meth:`Tap.write` inverts the read transform, and :func:`hooks` with ``on_write`` registers hooks that
 return the edited tensor, ahead of every reading hook on the same module.
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import LaminaError
+from . import attention
 from .adapters.base import Adapter, Hook
 from .sites import STREAM_SITES, check_site, get_module, n_entries
 
@@ -84,6 +91,7 @@ class Tap:
         scale: the residual multiplier's value (read from the block once), or None.
         half: 0 or 1 for one half of a fused projection's output, or None.
         bias: the bias tensor the block adds outside the module, or None.
+        heads: ``attn.heads``: the number of heads the output projection's input splits into.
     """
 
     site: str | None
@@ -96,6 +104,20 @@ class Tap:
     scale: float | None = None
     half: int | None = None
     bias: torch.Tensor | None = None
+    heads: int | None = None
+
+    def split_heads(self, z: torch.Tensor) -> torch.Tensor:
+        """``attn.heads`` from the output projection's input ``z`` (``(..., n_heads * head_dim)``): each head's
+        slice times the matching input columns of the projection's weight, ``(..., n_heads, d_model)``; the
+        heads sum to the projection's output less its bias."""
+        with loaded(self.module):
+            weight = self.module.weight
+            if _is_conv1d(self.module):  # GPT-2's Conv1D keeps its weight as (in, out)
+                weight = weight.view(self.heads, -1, weight.shape[-1])
+            else:  # nn.Linear: (out, in); a view as (head, head_dim, d_model), no copy
+                weight = weight.view(weight.shape[0], self.heads, -1).permute(1, 2, 0)
+            z = z.reshape(*z.shape[:-1], self.heads, -1)
+            return torch.einsum("...hi,hid->...hd", z, weight.to(z.device, z.dtype))
 
     @property
     def identity(self) -> bool:
@@ -195,6 +217,8 @@ def tap(hf, adapter: Adapter, site: str, layer: int, n_layers: int | None = None
             return Tap(site, layer, get_module(hf, adapter.final_norm), which, adapter.final_norm)
         return Tap(site, layer, blocks[layer], "input", f"{adapter.layers}.{layer}")
     block = blocks[layer]
+    if site == "attn.heads":
+        return _heads_tap(hf, adapter, block, layer, hook)
     return Tap(
         site, layer, get_module(block, hook.module), hook.which, f"{adapter.layers}.{layer}.{hook.module}", hook,
         partner=None if hook.plus is None else get_module(block, hook.plus),
@@ -227,6 +251,37 @@ def taps(model_or_hf, adapter: Adapter | None = None, plan=None, *, n_layers: in
     return {(site, layer): tap(hf, adapter, site, layer, n_layers) for site, layers in plan.items() for layer in layers}
 
 
+def _heads_tap(hf, adapter: Adapter, block, layer: int, hook: Hook) -> Tap:
+    """The ``attn.heads`` tap: the output projection's input, split into the attention's query heads."""
+    proj = get_module(block, hook.module)
+    heads = attention.count_heads(get_module(block, adapter.attn) if adapter.attn else None, hf.config)
+    weight = getattr(proj, "weight", None)
+    width = None if weight is None or weight.dim() != 2 else weight.shape[0 if _is_conv1d(proj) else 1]
+    if heads is None or width is None or width % heads:
+        raise LaminaError(f"cannot split the input of {hook.module} ({type(proj).__name__}, "
+                          f"{width or 'no'} features) into {heads or 'an unknown number of'} heads")
+    return Tap("attn.heads", layer, proj, "input", f"{adapter.layers}.{layer}.{hook.module}", hook, heads=heads)
+
+
+@contextmanager
+def loaded(module):
+    """``module``'s own parameters in place for a computation outside its forward pass: a device map that
+    offloads it keeps them on the meta device between passes, and accelerate loads them as for a pass."""
+    if any(p.is_meta for p in module.parameters(recurse=False)):
+        from accelerate.utils import align_module_device
+
+        with align_module_device(module):
+            yield module
+    else:
+        yield module
+
+
+def _is_conv1d(module) -> bool:
+    from transformers.pytorch_utils import Conv1D
+
+    return isinstance(module, Conv1D)
+
+
 def _optional(root, path: str):
     """``root.<path>``, or None where an attribute on the way is None."""
     value = root
@@ -241,7 +296,8 @@ def _optional(root, path: str):
 def hooks(root, taps, on_read=None, *, copy: bool = False, on_write=None):
     """Hook every tap in ``taps`` (an iterable of :class:`Tap`, or a dict of them) on ``root``'s forward
     passes; each pass calls ``on_read(tap, tensor)`` with the site's value, shaped
-    ``(batch, seq, width)`` (:func:`as_tokens`).
+    ``(batch, seq, width)`` (:func:`as_tokens`); for ``attn.heads`` the output projection's input (which
+    :meth:`Tap.split_heads` splits), for ``attn.pattern`` the probabilities ``(batch, head, query, key)``.
 
     Args:
         root: the HF model whose forward passes are hooked: a pre-hook on it reads the batch's
@@ -282,6 +338,9 @@ def hooks(root, taps, on_read=None, *, copy: bool = False, on_write=None):
             yield handles
             return
         for i, t in enumerate(taps):
+            if t.which == "pattern":  # the attention probabilities, from eager's output or beside sdpa
+                handles.append(attention.watch(t.module, lambda w, t=t: on_read(t, grab(w)), config=root.config))
+                continue
             if t.partner is not None:  # a site that is the sum of two modules' outputs: keep the first
                 def stash_hook(_module, _args, output, i=i):
                     value = hooked_output(output)

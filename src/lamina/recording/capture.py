@@ -39,17 +39,20 @@ class Capture:
     copied, converted to the storage dtype, moved off their device or checked for NaN.
     """
 
-    def __init__(self, acts: dict[str, np.ndarray], plan, batch, rows, kept, offset: int):
+    def __init__(self, acts: dict[str, np.ndarray], plan, batch, rows, kept, offset: int, expand=None):
         """
         Args:
-            acts: site -> buffer of shape ``(layer, sequence, slot, width)``.
+            acts: site -> buffer of shape ``(layer, sequence, slot, width)`` (``attn.heads``: ``(layer,
+                sequence, slot, head, width)``; ``attn.pattern``: ``(layer, sequence, head, slot, key)``).
             plan: site -> model layers (``slot`` indexes this list).
             batch: the stimulus sequence of each batch row; ``rows``: its row in the buffers.
             kept: per stimulus sequence, the kept positions (stimulus indices, shape ``(k,)``).
             offset: 1 when a BOS token is fed in front of every sequence, else 0.
+            expand: site -> one function per planned layer, applied to the kept positions after they
+                are selected (``attn.heads``: the split of the output projection's input by head).
         """
         self.acts, self.plan, self.batch, self.rows = acts, plan, batch, rows
-        self.offset = offset
+        self.offset, self.expand = offset, expand or {}
         self.pos = [kept[s] + offset for s in batch]  # kept positions on the model's sequence axis
         self.counts = [len(p) for p in self.pos]
         self.spans = [span(p) for p in self.pos]
@@ -64,23 +67,42 @@ class Capture:
     def __call__(self, site: str, slot: int, tensor: torch.Tensor) -> None:
         # Copied once, straight into the buffer, never kept as a view: the model may reuse its tensor.
         target = self.acts[site][slot]
+        if site == "attn.pattern":
+            return self._pattern(site, slot, tensor, target)
+        expand = self.expand[site][slot] if site in self.expand else None
         if tensor.device.type != "cpu":
-            return self._from_device(site, slot, tensor, target)
+            return self._from_device(site, slot, tensor, target, expand)
         if self.block:
             dst = target[self.rows[0]:self.rows[0] + len(self.rows), :self.counts[0]]
             src = tensor[:, self.shared] if self.shared is not None else tensor[self._indices("block", tensor.device)]
             # One copy per site and layer: torch's copy is multi-threaded, and the fresh buffer's
             # pages are first touched here, on every core.
-            as_torch(dst).copy_(src)
+            as_torch(dst).copy_(src if expand is None else expand(src))
             return self._check(site, slot, dst, 0, tensor.dtype)
         for b, row in enumerate(self.rows):
             dst = target[row, :self.counts[b]]
-            copy_rows(dst, tensor[b, self.selectors[b]])
+            src = tensor[b, self.selectors[b]]
+            copy_rows(dst, src if expand is None else expand(src))
             self._check(site, slot, dst[None], b, tensor.dtype)
 
-    def _from_device(self, site, slot, tensor, target) -> None:
+    def _pattern(self, site, slot, tensor, target) -> None:
+        """``attn.pattern``, ``(batch, head, query, key)``: each row's kept queries, every key of the batch,
+        into ``(head, slot, key)``. The buffer's key axis is as long as the recording's longest sequence:
+        keys past this batch's width get probability 0, as the padded keys inside it have from the mask."""
+        width = tensor.shape[-1]
+        for b, row in enumerate(self.rows):
+            selector = self.selectors[b]
+            if isinstance(selector, torch.Tensor):
+                selector = selector.to(tensor.device)
+            dst = target[row, :, :self.counts[b]]
+            dst[..., width:] = 0
+            as_torch(dst[..., :width]).copy_(tensor[b][:, selector])  # converts the dtype, moves to the host
+            self._check(site, slot, np.moveaxis(dst, 0, 1)[None], b, tensor.dtype)
+
+    def _from_device(self, site, slot, tensor, target, expand=None) -> None:
         # One transfer per site and layer, of the kept positions only, already in the storage dtype.
-        host = tensor[self._indices("flat", tensor.device)].to(TORCH_DTYPES[target.dtype.name]).cpu()
+        host = tensor[self._indices("flat", tensor.device)]
+        host = (host if expand is None else expand(host)).to(TORCH_DTYPES[target.dtype.name]).cpu()
         host = host.view(torch.int16).numpy().view(np.uint16) if target.dtype == np.uint16 else host.numpy()
         if self.block:
             dst = target[self.rows[0]:self.rows[0] + len(self.rows), :self.counts[0]]
@@ -113,8 +135,8 @@ class Capture:
         finite = torch.isfinite(stored).numpy()
         if finite.all():
             return
-        bad = int(np.flatnonzero(~finite.all(axis=(1, 2)))[0])
-        slot_index = int(np.flatnonzero(~finite[bad].all(axis=1))[0])
+        bad = int(np.flatnonzero(~finite.reshape(len(finite), -1).all(axis=1))[0])
+        slot_index = int(np.flatnonzero(~finite[bad].reshape(finite.shape[1], -1).all(axis=1))[0])
         position = int(self.pos[first_row + bad][slot_index]) - self.offset
         where = (f"site {site!r}, layer {self.plan[site][slot]}, sequence {self.batch[first_row + bad]}, "
                  f"position {position}")

@@ -41,7 +41,9 @@ class Edit:
                  pairs=None):
         if not isinstance(site, str):
             raise LaminaError(f"an edit's site must be a site name, not {site!r}.")
-        check_site(site)
+        refused = check_site(site).not_editable
+        if refused is not None:
+            raise LaminaError(f"edits of {site!r} are refused: {refused}.")
         self.kind, self.site, self.layers, self.positions = kind, site, layers, positions
         self.value, self.source, self.seed, self.pairs = value, source, seed, pairs
 

@@ -16,7 +16,8 @@ from .._progress import progress_bar
 from .._version import __version__
 from ..errors import LaminaError, check_output_dir, one_line
 from ..models.fingerprint import weights_sha256
-from ..models.sites import TOKEN_SITES, check_layers, split_sites
+from ..models.sites import SITES, TOKEN_SITES, check_layers, split_sites
+from ..models.tap import site_hook, tap
 from . import store
 from .capture import TORCH_DTYPES, Capture, forward
 from .edits import Editor
@@ -32,6 +33,8 @@ _NAN_BITS = {np.dtype(np.uint16): 0x7FC0}  # bfloat16's quiet NaN
 
 def _plan(model, sites, layers) -> dict[str, list[int]]:
     names = split_sites(sites)
+    for name in names:  # a site this model does not define (or whose self-check failed) is refused by name
+        site_hook(model.adapter, name)
     if isinstance(layers, dict):
         unknown = set(layers) - set(names)
         if unknown:
@@ -40,10 +43,21 @@ def _plan(model, sites, layers) -> dict[str, list[int]]:
     return {s: check_layers(s, layers, model.n_layers) for s in names}
 
 
+def _shapes(model, plan, n_slots_max: int, n_keys: int) -> dict[str, tuple[int, ...]]:
+    """Each site's axes after ``(layer, sequence)`` (see :meth:`Model.site_shape`); ``n_keys`` is the
+    recording's longest sequence on the model's axis (BOS included), the key axis of ``attn.pattern``."""
+    return {site: model.site_shape(site, n_slots_max, n_keys) for site in plan}
+
+
+def _n_keys(stimuli, model) -> int:
+    return int(stimuli.lengths.max()) + int(model.prepend_bos)
+
+
 class _Chunk:
     """Buffers for a range of sequences (one shard, or the whole recording in memory)."""
 
-    def __init__(self, model, plan, seqs: np.ndarray, n_slots: np.ndarray, n_slots_max: int, dtype):
+    def __init__(self, model, plan, seqs: np.ndarray, n_slots: np.ndarray, n_slots_max: int, dtype,
+                 n_keys: int | None = None):  # n_keys: the key axis of attn.pattern (see _n_keys)
         self.seqs = seqs
         # Every recorded slot is written by a hook, so only the padded slots need their NaN (np.full
         # wrote the whole buffer twice). The memory comes from torch's allocator, in ordinary pages:
@@ -52,15 +66,16 @@ class _Chunk:
         dtype = np.dtype(dtype)
         torch_dtype = torch.int16 if dtype == np.uint16 else TORCH_DTYPES[dtype.name]
         try:
-            self.acts = {site: torch.empty((len(layers), len(seqs), n_slots_max, model.width(site)),
-                                           dtype=torch_dtype).numpy().view(dtype)
+            shapes = _shapes(model, plan, n_slots_max, n_keys)
+            self.acts = {site: torch.empty((len(layers), len(seqs), *shapes[site]), dtype=torch_dtype).numpy().view(dtype)
                          for site, layers in plan.items()}
         except (RuntimeError, MemoryError) as err:  # the plan fitted, yet the allocator said no
             raise LaminaError(f"could not allocate the recording's buffers ({one_line(err)}); record with "
                               "out=DIR, fewer layers, positions or sites, or a 16-bit dtype.") from None
         for i in np.flatnonzero(n_slots < n_slots_max):
-            for array in self.acts.values():
-                array[:, i, n_slots[i]:] = _NAN_BITS.get(dtype, np.nan)
+            for site, array in self.acts.items():  # the slot axis: after the head axis for attn.pattern
+                before = (slice(None),) * (SITES[site].slot_axis - 1)
+                array[(slice(None), i, *before, slice(n_slots[i], None))] = _NAN_BITS.get(dtype, np.nan)
         self.tokens: dict[str, list[np.ndarray]] = {}
 
     def token_columns(self) -> dict[str, np.ndarray]:
@@ -130,7 +145,10 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
             models that get a BOS (``model.prepend_bos``); the forward pass is the same either way.
 
     Returns:
-        A :class:`Recording` with arrays of shape ``(layer, sequence, slot, width)``.
+        A :class:`Recording` with arrays of shape ``(layer, sequence, slot, width)``; ``attn.heads``:
+        ``(layer, sequence, slot, head, d_model)``; ``attn.pattern``: ``(layer, sequence, head, slot, key)``,
+        queries at the kept positions and one key per model position of the longest sequence (BOS first
+        when it is fed; keys a sequence does not have hold 0). See docs/sites.md.
     """
     if not hasattr(model, "adapter"):
         raise LaminaError("record() needs a lamina Model; get one with lamina.load(...) or lamina.wrap(hf, tok).")
@@ -185,9 +203,10 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
 
     working = _forward_bytes(model, lengths, offset, batch_size, loss)
     if out is None:
-        check_fits(stored=site_bytes(plan, {s: model.width(s) for s in plan}, n, int(n_slots.max()), np_dtype),
-                   working=working, dtype=dtype)
-        chunk = _Chunk(model, plan, np.arange(n), n_slots, int(n_slots.max()), np_dtype)
+        check_fits(stored=site_bytes(plan, _shapes(model, plan, int(n_slots.max()), _n_keys(stimuli, model)), n,
+                                     np_dtype),
+                   working=working, attention=_attention_bytes(model, plan, lengths, offset, batch_size), dtype=dtype)
+        chunk = _Chunk(model, plan, np.arange(n), n_slots, int(n_slots.max()), np_dtype, _n_keys(stimuli, model))
         texts: dict[int, str] = {}
         _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, loss, total=n, editor=editor)
         info = _info(model, stimuli, plan, positions, dtype, loss, editor, keep_bos)
@@ -205,6 +224,18 @@ def _forward_bytes(model, lengths, offset: int, batch_size: int, loss: bool) -> 
     if not loss or model.device.type != "cpu":
         return 0
     return min(batch_size, len(lengths)) * (int(lengths.max()) + offset) * model.vocab_size * 4
+
+
+def _attention_bytes(model, plan, lengths, offset: int, batch_size: int) -> int:
+    """Host memory of the attention sites' temporaries at one layer (on the CPU): eager's scores, mask and
+    probabilities, ``(batch, head, query, key)`` each, and the batch's positions split by head."""
+    if model.device.type != "cpu" or not {"attn.pattern", "attn.heads"} & set(plan):
+        return 0
+    batch, length = min(batch_size, len(lengths)), int(lengths.max()) + offset
+    item = torch.finfo(model.dtype).bits // 8
+    probabilities = 3 * batch * model.n_heads * length * length * item if "attn.pattern" in plan else 0
+    heads = batch * length * model.n_heads * model.d_model * item if "attn.heads" in plan else 0
+    return probabilities + heads
 
 
 def _info(model, stimuli, plan, positions, dtype, loss, editor=None, keep_bos: bool = False) -> dict:
@@ -229,7 +260,7 @@ def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_si
     """
     n = len(stimuli)
     seqs = np.arange(k * shard_size, min(n, (k + 1) * shard_size))
-    chunk = _Chunk(model, plan, seqs, n_slots[seqs], int(n_slots.max()), STORE_DTYPES[dtype])
+    chunk = _Chunk(model, plan, seqs, n_slots[seqs], int(n_slots.max()), STORE_DTYPES[dtype], _n_keys(stimuli, model))
     texts: dict[int, str] = {}
     if edits and editor is None:  # a Ray worker binds the edits to its own copy of the model
         editor = Editor(model, edits, stimuli.lengths)
@@ -252,14 +283,15 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
                    overwrite, shard_size, progress, loss, backend, workers, ray_address, edits=None,
                    editor=None, keep_bos=False) -> Recording:
     n = len(stimuli)
-    item = np.dtype(STORE_DTYPES[dtype]).itemsize
+    shapes = _shapes(model, plan, int(n_slots.max()), _n_keys(stimuli, model))
     if shard_size is None:
-        bytes_per_seq = sum(len(l) * model.width(s) for s, l in plan.items()) * int(n_slots.max()) * item
+        bytes_per_seq = sum(site_bytes(plan, shapes, 1, STORE_DTYPES[dtype]).values())
         shard_size = max(batch_size, min(n, (256 << 20) // max(bytes_per_seq, 1) // batch_size * batch_size))
     # One shard's buffers are in memory at a time (Ray: one per worker, each in its own process).
-    check_fits(stored=site_bytes(plan, {s: model.width(s) for s in plan}, min(n, shard_size), int(n_slots.max()),
-                                 STORE_DTYPES[dtype]),
-               working=_forward_bytes(model, stimuli.lengths, int(model.prepend_bos), batch_size, loss),
+    offset = int(model.prepend_bos)
+    check_fits(stored=site_bytes(plan, shapes, min(n, shard_size), STORE_DTYPES[dtype]),
+               working=_forward_bytes(model, stimuli.lengths, offset, batch_size, loss),
+               attention=_attention_bytes(model, plan, stimuli.lengths, offset, batch_size),
                what=f"one shard of {min(n, shard_size)} sequences", dtype=dtype, streaming=True)
     fingerprint = _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss,
                                editor.describe() if editor is not None else None, keep_bos)
@@ -280,7 +312,7 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
         manifest = {"format": store.FORMAT, "version": store.VERSION, "fingerprint": fingerprint,
                     "complete": False, "n_shards": n_shards, "shard_size": shard_size,
                     "n_slots": n_slots.tolist(),
-                    "sites": {s: {"layers": l, "width": model.width(s)} for s, l in plan.items()},
+                    "sites": {s: _manifest_site(s, l, shapes[s]) for s, l in plan.items()},
                     "info": _info(model, stimuli, plan, positions, dtype, loss, editor, keep_bos), "shards": []}
         store.write_json(out / "meta.json", store.meta_to_json(stimuli.meta))
     done = {}
@@ -317,6 +349,15 @@ def _record_locked(model, stimuli, plan, kept, n_slots, positions, dtype, batch_
     manifest["info"]["seconds"] = round(time.perf_counter() - started, 3)
     store.write_json(out / "manifest.json", manifest)
     return Recording.load(out)
+
+
+def _manifest_site(site: str, layers: list[int], shape: tuple[int, ...]) -> dict:
+    """A site's manifest entry: its layers and width (the last axis), and its per-sequence axes where they
+    are not ``(slot, width)`` (the attention sites), so a recording written before them reads unchanged."""
+    entry = {"layers": layers, "width": int(shape[-1])}
+    if SITES[site].axes != ("slot", "width"):
+        entry["shape"] = [int(n) for n in shape]
+    return entry
 
 
 def _vocab_texts(model, ids: np.ndarray, texts: dict[int, str]) -> None:
@@ -412,11 +453,19 @@ def _token_outputs(logits, positions, nxt: np.ndarray) -> tuple[np.ndarray, np.n
     return loss, predicted
 
 
+def _head_splits(model, plan) -> dict:
+    """``{"attn.heads": [split of each planned layer]}``: applied by the capture to the kept positions only."""
+    if "attn.heads" not in plan:
+        return {}
+    return {"attn.heads": [tap(model.hf, model.adapter, "attn.heads", layer, model.n_layers).split_heads
+                           for layer in plan["attn.heads"]]}
+
+
 def _run_batch(model, stimuli, plan, kept, chunk, batch, rows, offset, device, texts, loss: bool):
     """One forward pass: the hooks fill the buffer rows ``rows`` for the sequences ``batch``; then
     the batch's token rows, with the loss columns when ``loss`` (else the pass stopped early)."""
     inputs = _inputs(model, stimuli, batch, offset, device)
-    capture = Capture(chunk.acts, plan, batch, rows, kept, offset)
+    capture = Capture(chunk.acts, plan, batch, rows, kept, offset, expand=_head_splits(model, plan))
     k_max = max(capture.counts)
     nxt = _next_ids(stimuli, batch, kept, k_max)
     if not loss:

@@ -49,11 +49,13 @@ def _cgroup_value(name: str) -> int | None:
     return None
 
 
-def site_bytes(plan: dict[str, list[int]], widths: dict[str, int], n_sequences: int, n_slots_max: int,
+def site_bytes(plan: dict[str, list[int]], shapes: dict[str, tuple[int, ...]], n_sequences: int,
                dtype) -> dict[str, int]:
-    """Bytes each site's buffer takes: ``(layer, sequence, slot, width)`` elements of ``dtype``."""
+    """Bytes each site's buffer takes: ``(layer, sequence, *shapes[site])`` elements of ``dtype``, where a
+    site's shape is ``(slot, width)``, ``(slot, head, width)`` for ``attn.heads`` or ``(head, slot, key)``
+    for ``attn.pattern`` (which grows with the square of the length)."""
     item = np.dtype(dtype).itemsize
-    return {site: len(layers) * n_sequences * n_slots_max * widths[site] * item for site, layers in plan.items()}
+    return {site: len(layers) * n_sequences * int(np.prod(shapes[site])) * item for site, layers in plan.items()}
 
 
 def gib(n: float) -> str:
@@ -61,20 +63,22 @@ def gib(n: float) -> str:
 
 
 def check_fits(*, stored: dict[str, int], working: int, what: str = "this recording",
-               available: int | None = None, dtype: str = "float32", streaming: bool = False) -> None:
+               available: int | None = None, dtype: str = "float32", streaming: bool = False,
+               attention: int = 0) -> None:
     """Refuse (LaminaError) when ``stored`` (bytes per site kept in memory) plus ``working`` (the
-    forward pass's largest temporary, e.g. a batch of logits) exceeds :data:`HEADROOM` of the
-    available memory; the message gives both numbers, the largest parts and the ways out
-    (``streaming``: the recording already goes to disk, one shard at a time)."""
+    forward pass's largest temporary, e.g. a batch of logits) plus ``attention`` (the attention sites'
+    temporaries of one layer: the batch's probabilities, its kept positions split by head) exceeds
+    :data:`HEADROOM` of the available memory; the message gives both numbers, the largest parts and the
+    ways out (``streaming``: the recording already goes to disk, one shard at a time)."""
     available = available_bytes() if available is None else available
-    need = sum(stored.values()) + working
+    need = sum(stored.values()) + working + attention
     if need <= HEADROOM * available:
         return
-    parts = sorted([*stored.items(), *([("the forward pass's logits", working)] if working else [])],
-                   key=lambda kv: -kv[1])
+    temporaries = [("the forward pass's logits", working), ("one layer's attention temporaries", attention)]
+    parts = sorted([*stored.items(), *[(name, n) for name, n in temporaries if n]], key=lambda kv: -kv[1])
     largest = ", ".join(f"{name} {gib(n)}" for name, n in parts[:3])
     ways = [] if streaming else ["out=DIR (--out) to stream shards to disk and read them lazily"]
-    if working > sum(stored.values()):
+    if working + attention > sum(stored.values()):
         ways.append("a smaller batch_size (--batch-size), or loss=False (--no-loss) when the loss is not needed")
     ways += ["fewer layers (layers=) or positions (positions='last' or a list)", "fewer sites"]
     if dtype == "float32":

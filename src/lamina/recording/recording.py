@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LaminaError, closest
+from ..models.sites import SITES
 from . import store
 from .capture import bf16_to_float32
 
@@ -46,6 +47,11 @@ class Recording:
     equals position; with ``"last"`` there is one slot. Sequences with fewer kept
     positions than the longest are padded with NaN; :attr:`valid` marks real entries and
     :meth:`flat` returns only those, aligned row for row with :attr:`tokens`.
+
+    The attention sites have more axes: ``attn.heads`` is ``(layer, sequence, slot, head, d_model)``,
+    ``attn.pattern`` is ``(layer, sequence, head, slot, key)`` (queries at the kept slots; key j is model
+    position j, so with a BOS fed key 0 is the BOS and key t + 1 stimulus token t; keys a sequence does
+    not have hold 0). :meth:`flat` of the pattern gives ``(n_tokens, head, key)``.
 
     Attributes:
         sites: the recorded sites.
@@ -92,31 +98,39 @@ class Recording:
 
     # ---- access ----------------------------------------------------------------------
     def __getitem__(self, site: str) -> np.ndarray:
-        """Shape ``(layer, sequence, slot, width)`` for ``site`` (reads all shards of a disk recording)."""
+        """Shape ``(layer, sequence, slot, width)`` for ``site`` (reads all shards of a disk recording);
+        the attention sites' shapes are in the class docstring."""
         self._check(site)
         if self._arrays is not None:
             return _values(self._arrays[site])
         return np.concatenate([_values(store.read_activations(self.path, e, site)) for e in self._shards], axis=1)
 
     def layer(self, site: str, layer: int) -> np.ndarray:
-        """Shape ``(sequence, slot, width)``: one model layer of ``site`` (reads only that slice from disk)."""
+        """Shape ``(sequence, slot, width)``: one model layer of ``site`` (reads only that slice from disk;
+        ``attn.heads``: ``(sequence, slot, head, d_model)``, ``attn.pattern``: ``(sequence, head, slot, key)``)."""
         slot = self._slot(site, layer)
         if self._arrays is not None:
             return _values(self._arrays[site][slot])
         return np.concatenate([_values(store.read_activations(self.path, e, site, slot)) for e in self._shards],
                               axis=0)
 
-    def shape(self, site: str) -> tuple[int, int, int, int]:
-        """``(layer, sequence, slot, width)`` of ``site`` without reading its activations."""
+    def shape(self, site: str) -> tuple[int, ...]:
+        """``(layer, sequence, slot, width)`` of ``site`` (the attention sites: see the class docstring)
+        without reading its activations."""
         self._check(site)
         if self._arrays is not None:
             return tuple(self._arrays[site].shape)
-        width = store.read_manifest(self.path)["sites"][site]["width"]
-        return len(self.layers[site]), self.n_sequences, int(self._n_slots.max()), int(width)
+        entry = store.read_manifest(self.path)["sites"][site]
+        per_sequence = entry.get("shape") or [int(self._n_slots.max()), entry["width"]]
+        return (len(self.layers[site]), self.n_sequences, *(int(n) for n in per_sequence))
 
     def flat(self, site: str, layer: int) -> np.ndarray:
-        """Shape ``(n_tokens, width)``: real positions only, in the row order of :attr:`tokens`."""
-        return self.layer(site, layer)[self.valid]
+        """Shape ``(n_tokens, width)``: real positions only, in the row order of :attr:`tokens`
+        (``attn.heads``: ``(n_tokens, head, d_model)``; ``attn.pattern``: ``(n_tokens, head, key)``)."""
+        values = self.layer(site, layer)
+        if site in SITES and SITES[site].slot_axis != 1:  # the pattern's queries come after its heads
+            values = np.moveaxis(values, SITES[site].slot_axis, 1)
+        return values[self.valid]
 
     def iter_shards(self, site: str, layer: int):
         """Yield ``(first_sequence, (sequences, slot, width) array)`` shard by shard, for bounded memory."""
@@ -173,7 +187,8 @@ class Recording:
             f"<b>Recording</b>: {_count(self.n_sequences, 'sequence')}, {_count(len(self.tokens), 'token')} from "
             f"<b>{e(str(info.get('model', '?')))}</b> ({e(str(info.get('n_layers', '?')))} layers) — {where}<br>"
             f"<span style='color:#666'>{e(setting_text)}</span>"
-            "<table><tr><th>site</th><th>layers</th><th>shape (layer, sequence, slot, width)</th></tr>"
+            "<table><tr><th>site</th><th>layers</th><th>shape (layer, sequence, slot, width; attention sites: "
+            "see docs/sites.md)</th></tr>"
             f"{rows}</table>"
             + (f"<details><summary>Stimuli notes</summary><ul>{notes}</ul></details>" if notes else "")
             + f"<details open><summary>Tokens (<code>rec.tokens</code>, first 10 of {len(self.tokens)} rows)</summary>"

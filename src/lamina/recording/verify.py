@@ -7,7 +7,11 @@ every site of a short random batch is recorded with :func:`lamina.record`, then
 * ``hidden`` equals HF's ``output_hidden_states`` of the same input;
 * ``hidden[l] + attn.out[l] + mlp.out[l] == hidden[l+1]`` (for the last block, through the final norm);
 * ``mlp.pre``/``mlp.post`` recompute ``mlp.raw`` through the MLP's own modules;
-* each token's ``loss`` equals ``-log_softmax`` of HF's logits at that position.
+* each token's ``loss`` equals ``-log_softmax`` of HF's logits at that position;
+* ``attn.heads`` summed over heads plus the output projection's bias equals ``attn.raw``;
+* ``attn.pattern`` equals HF's ``output_attentions`` under eager attention (the model switched to eager
+  for the reference pass only), each sequence run alone: padded batches give the same probabilities,
+  keys a sequence does not have hold 0 and padded query slots NaN.
 
 ``lamina architectures --verify`` and the all-architectures test run it on every verified type.
 """
@@ -20,6 +24,7 @@ import torch
 from ..errors import LaminaError
 from ..models.selfcheck import TOLERANCE, _act, _call
 from ..models.sites import available, get_module
+from ..models.tap import tap
 from ..stimuli import Stimuli
 from .engine import record
 
@@ -64,6 +69,49 @@ def check_recording(model, n: int = 3, length: int = 7, seed: int = 0) -> None:
                (h[layer] + a[layer] + m[layer])[mask], h[layer + 1][mask], tol)
     if "mlp.pre" in sites:
         _check_mlp(model, rec, blocks, mask, tol)
+    if "attn.heads" in sites:
+        _check_heads(model, rec, mask, tol)
+    if "attn.pattern" in sites:
+        _check_pattern(model, rec, seqs, tol)
+
+
+def _check_heads(model, rec, mask, tol):
+    heads, raw = rec["attn.heads"], rec["attn.raw"]
+    for layer in range(model.n_layers):
+        total = heads[layer].sum(-2)
+        biases = (getattr(tap(model.hf, model.adapter, "attn.heads", layer).module, "bias", None),
+                  tap(model.hf, model.adapter, "attn.raw", layer).bias)  # the projection's; one added outside it
+        for bias in biases:
+            if bias is not None:
+                total = total + bias.detach().float().cpu().numpy()
+        _close(f"attn.heads[{layer}] summed over heads + bias == attn.raw", total[mask], raw[layer][mask], tol)
+
+
+def eager_attentions(model, ids):
+    """HF's ``output_attentions`` for ``ids`` with the model switched to eager attention for this pass."""
+    hf = model.hf
+    before = model.text_config._attn_implementation
+    hf.set_attn_implementation("eager")
+    try:
+        with torch.inference_mode():
+            return hf(input_ids=ids, output_attentions=True, use_cache=False).attentions
+    finally:
+        hf.set_attn_implementation(before)
+
+
+def _check_pattern(model, rec, seqs, tol):
+    pattern, off = rec["attn.pattern"], int(model.prepend_bos)
+    for i, seq in enumerate(seqs):
+        ids = torch.as_tensor(np.concatenate([np.full(off, model.bos_id or 0), seq]).astype(np.int64))[None]
+        reference = eager_attentions(model, ids.to(model.device))
+        k = len(seq)
+        for layer, weights in enumerate(reference):
+            got = pattern[layer, i]
+            _close(f"attn.pattern[{layer}] == eager output_attentions", got[:, :k, :k + off],
+                   weights[0, :, off:].float().cpu(), tol)
+            if not (got[:, :k, k + off:] == 0).all() or not np.isnan(got[:, k:]).all():
+                raise LaminaError(f"recording check 'attn.pattern[{layer}] is 0 on keys sequence {i} does not "
+                                  "have and NaN on its padded query slots' fails")
 
 
 def _check_mlp(model, rec, blocks, mask, tol):

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Hook:
-    """Where a site is read: the ``input`` (first positional arg) or ``output`` of a module.
+    """Where a site is read: the ``input`` (first positional arg) or ``output`` of a module, or (``attn.pattern``)
+    the attention probabilities of an attention module.
 
     Attributes:
         module: path of the module, relative to the block (or to the model for non-block sites).
-        which: ``"input"`` or ``"output"``.
+        which: ``"input"``, ``"output"`` or ``"pattern"``.
         scale: name of a float attribute of the *block* that multiplies the tensor before the
             block adds it to the residual (Granite's ``residual_multiplier``); the site holds the
             scaled tensor, i.e. what the residual stream really receives.
@@ -37,7 +38,7 @@ class Hook:
     """
 
     module: str
-    which: str  # "input" | "output"
+    which: str  # "input" | "output" | "pattern"
     scale: str | None = None
     half: int | None = None
     bias: str | None = None
@@ -77,7 +78,11 @@ class Adapter:
             ``transformers.activations.ACT2FN[<name>]``.
         resid_mid: the residual stream between attention and MLP in a sequential block (input of
             the pre-MLP norm); the self-check tests ``resid_mid == hidden + attn.out`` with it.
-        unavailable: ``(site, reason)`` pairs for sites this family does not define.
+        attn: path of the attention module in the block, whose probabilities are ``attn.pattern``.
+        attn_proj: path of the attention's output projection in the block; ``attn.heads`` splits its input
+            by head (None: ``attn.heads`` is not defined, with the reason in ``unavailable``).
+        unavailable: ``(site, reason)`` pairs for sites this family does not define (or that the load-time
+            self-check refused on this model: ``attn.heads``, ``attn.pattern``).
         derived: True when the adapter was derived from the module tree, not hand-written.
     """
 
@@ -100,6 +105,8 @@ class Adapter:
     mlp_up: Hook | None = None
     mlp_act: str | None = None
     resid_mid: Hook | None = None
+    attn: str | None = None
+    attn_proj: str | None = None
     unavailable: tuple[tuple[str, str], ...] = field(default=())
     derived: bool = False
 
@@ -115,7 +122,15 @@ class Adapter:
             "mlp.post": self.mlp_post,
             "mlp.out": self.mlp_out or Hook(self.mlp, "output"),
             "mlp.raw": self.mlp_raw or self.mlp_out or Hook(self.mlp, "output"),
+            "attn.heads": None if self.attn_proj is None else Hook(self.attn_proj, "input"),
+            "attn.pattern": None if self.attn is None else Hook(self.attn, "pattern"),
         }[site]
 
     def why_unavailable(self, site: str) -> str | None:
-        return dict(self.unavailable).get(site)
+        if site in dict(self.unavailable):
+            return dict(self.unavailable)[site]
+        if site == "attn.heads" and self.attn_proj is None:
+            return "the adapter names no output projection of the attention"
+        if site == "attn.pattern" and self.attn is None:
+            return "the adapter names no attention module"
+        return None

@@ -8,6 +8,8 @@ ADAPTER = Adapter(
     layers="transformer.h",
     final_norm="transformer.ln_f",
     attn_out=Hook("attn.c_proj", "output"),  # == attn output[0] in eval mode (seed 002)
+    attn="attn",
+    attn_proj="attn.c_proj",
     mlp="mlp",
     mlp_pre=Hook("mlp.c_fc", "output"),  # seed 003 stage 2: c_fc(x)
     mlp_post=Hook("mlp.c_proj", "input"),  # seed 003 stage 3: act(c_fc(x))

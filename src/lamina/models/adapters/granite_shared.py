@@ -14,6 +14,8 @@ ADAPTER = Adapter(
     final_norm="model.norm",
     attn_out=Hook("self_attn", "output", scale="residual_multiplier"),
     attn_raw=Hook("self_attn", "output"),
+    attn="self_attn",
+    attn_proj="self_attn.o_proj",
     mlp="block_sparse_moe",  # mlp.in: its input, which the shared MLP reads too
     mlp_out=_SUM,
     mlp_raw=Hook("shared_mlp", "output", plus="block_sparse_moe"),

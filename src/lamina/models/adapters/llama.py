@@ -8,6 +8,8 @@ ADAPTER = Adapter(
     layers="model.layers",
     final_norm="model.norm",
     attn_out=Hook("self_attn.o_proj", "output"),
+    attn="self_attn",
+    attn_proj="self_attn.o_proj",
     mlp="mlp",
     # Gated MLP: down(act(gate(x)) * up(x)). "pre" is gate(x), "post" is what enters down_proj.
     mlp_pre=Hook("mlp.gate_proj", "output"),

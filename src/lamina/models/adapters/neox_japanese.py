@@ -9,6 +9,8 @@ ADAPTER = Adapter(
     layers="gpt_neox_japanese.layers",
     final_norm="gpt_neox_japanese.final_layer_norm",
     attn_out=Hook("attention", "output", bias="attention.dense_bias"),
+    attn="attention",
+    attn_proj="attention.dense",
     mlp="mlp",
     mlp_pre=Hook("mlp.dense_h_to_4h", "output"),
     mlp_post=Hook("mlp.dense_4h_to_h", "input"),
