@@ -31,8 +31,9 @@ FAST = {
     "categories": {"n_permutations": 20, "context_length": 10, "max_contexts_per_word": 12},
     "lesion": {"window": 16, "replicates": 3},
     "trace": {"answer": "argmax", "n_prompts": 3, "samples": 2},
+    "heads": {"window": 24, "replicates": 3, "skip_first": 2},
 }
-SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace"]
+SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace", "heads"]
 
 
 def test_every_experiment_is_registered_in_seed_order():
@@ -179,7 +180,7 @@ def test_profiles_are_numbers_of_the_result(finished):
     assert not table.duplicated(["metric", "layer"]).any()
     n_layers = finished.result.model.n_layers
     for (site, metric), rows in table.groupby(["site", "metric"]):
-        assert list(rows["layer"]) == list(range(n_layers + 1 if site == "hidden" else n_layers)), metric
+        assert list(rows["layer"]) == list(range(n_layers + 1 if site in ("hidden", "resid") else n_layers)), metric
         assert rows["value"].notna().any(), metric
         bounded = rows.dropna(subset=["ci_low", "ci_high"])
         assert (bounded["ci_low"] <= bounded["ci_high"]).all(), metric

@@ -17,9 +17,12 @@
 | replicates | across replicates (text samples as the unit): t intervals, one-sample t tests, sign-flip max-t across layers |
 | groups | two groups of tokens: shuffles within strata, differences of means for many labellings, two-sided p, shift intervals |
 | pairing | replicates as the unit for a statistic of labels and values: each replicate's values under every replicate's labels, the pairing test |
+| attention | attention-head scores on square patterns (sink, previous token, induction-like, entropy); massive activations (max / median \|x\| per entry) |
 | clusters | means over items that come in clusters (positions of one context): interval and t test with the cluster as the unit |
 """
 
+from .attention import (induction_mask, induction_score, massive_activations, pattern_entropy, previous_score,
+                        sink_score)
 from .autoregression import lagged_fits, ljung_box
 from .blocks import block_length, circular_block_counts, optimal_block_length
 from .bootstrap import bootstrap_pvalue, percentile_ci, rsa_bootstrap
@@ -41,4 +44,5 @@ __all__ = ["AcrossReplicates", "across_replicates", "benjamini_hochberg", "block
            "js_permutation_null", "kl", "lagged_design", "lagged_ols", "layer_log_norms", "log_norms",
            "max_statistic_pvalue", "ols", "participation_ratio", "percentile_ci", "permutation_pvalue", "rsa",
            "rsa_bootstrap", "rsa_pairs", "selectivity", "selectivity_permutation_test", "sign_flip_max_t", "significant", "t_interval", "unit_rows",
-           "upper"]
+           "upper", "induction_mask", "induction_score", "massive_activations", "pattern_entropy", "previous_score",
+           "sink_score"]

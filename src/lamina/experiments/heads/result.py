@@ -1,0 +1,105 @@
+"""The typed result of ``heads``: results.json key for key, plus the per-window values behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..base import ModelFacts
+from ..typed import BoolArray, FloatArray, IntArray, Typed, array_field, detail_field
+
+
+@dataclass(frozen=True, eq=False)
+class HeadScore(Typed):
+    """One score per layer and head (each ``(n_layers, n_heads)``): the windows' mean and its t interval."""
+
+    mean: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSummary(Typed):
+    """A per-layer summary over heads (each ``(n_layers,)``): its value and interval, and the head it is
+    (−1 for a mean over heads). What ``profiles`` gives lamina compare."""
+
+    value: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+    head: IntArray
+
+
+@dataclass(frozen=True, eq=False)
+class HeadTest(Typed):
+    """Correct − incorrect mean ``attn.heads`` norm per layer and head (each ``(n_layers, n_heads)``): the
+    windows' mean, t interval, one-sample t test against 0, p corrected over layer × head (family-wise)."""
+
+    mean: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+    t: FloatArray
+    p: FloatArray
+    p_corrected: FloatArray
+    significant: BoolArray  # p_corrected <= alpha
+
+
+@dataclass(frozen=True, eq=False)
+class Massive(Typed):
+    """Massive activations per ``resid`` entry (each ``(n_layers + 1,)``), pooled over every window, position
+    and dimension: max |x| / median |x|, and where the max sits (``position`` is the model position: 0 is
+    the BOS where one is fed)."""
+
+    ratio: FloatArray
+    top: FloatArray
+    median: FloatArray
+    window: IntArray
+    position: IntArray
+    dim: IntArray
+    token: tuple[str, ...]  # the token at that window and position (Sun et al.: the first token and delimiters)
+    first_position_share: FloatArray  # fraction of windows whose own largest |x| is at position 0
+
+
+@dataclass(frozen=True, eq=False)
+class Windows(Typed):
+    """Per layer × head × window (L, H, R) and per window (R): the values the intervals use."""
+
+    start: np.ndarray  # (R,) int64, first token of each window in the book
+    sink: np.ndarray  # (L, H, R) float64
+    previous: np.ndarray  # (L, H, R)
+    induction: np.ndarray  # (L, H, R), NaN in a window without a repeated token
+    entropy: np.ndarray  # (L, H, R), nats
+    norm_correct: np.ndarray  # (L, H, R) mean attn.heads norm on correct tokens, NaN where a window has none
+    norm_incorrect: np.ndarray  # (L, H, R) ... on incorrect tokens
+    massive_position: np.ndarray  # (L + 1, R) int64, position of each window's largest |resid| per entry
+
+
+@dataclass(frozen=True, eq=False)
+class HeadsResult(Typed):
+    n_tokens: int  # stimulus tokens, all windows (the BOS not counted)
+    window: int  # tokens per window
+    n_replicates: int  # windows
+    n_heads: int
+    first_is_bos: bool  # position 0 (the sink score's key) is a BOS lamina feeds; else the window's first token
+    attention_kind: tuple[str, ...]  # per layer: "local" (sliding window) or "global"
+    sliding_window: int | None  # the local layers' window in tokens (None: no local layers)
+    level: float  # interval level, percent
+    correction: str  # over layer × head: max (sign-flip max-|t|) or holm
+    alpha: float
+    skip_first: int  # each window's first tokens left out of the correct/incorrect split
+    accuracy: float  # top-1 accuracy over the split's tokens
+    n_split_windows: int  # windows with correct and incorrect tokens after skip_first
+    induction_windows: int  # windows with at least one repeated token (the induction score's replicates)
+    sink: HeadScore
+    previous: HeadScore
+    induction: HeadScore
+    entropy: HeadScore  # nats
+    norm_difference: HeadTest | None  # None with fewer than 2 split windows
+    massive: Massive
+    sink_max: LayerSummary  # per layer, the head with the largest mean sink score, with its interval
+    previous_max: LayerSummary
+    induction_max: LayerSummary
+    entropy_mean: LayerSummary  # mean over heads; interval: the mean of the heads' bounds
+    model: ModelFacts = detail_field()
+    data_notes: tuple[str, ...] = detail_field()
+    windows: Windows = array_field()
