@@ -11,8 +11,8 @@ from ...plots import figure
 from ..base import Figure
 from .result import HeadsResult
 
-PANELS = (("sink", "A) attention to position 0 (sink)", (0, 1)), ("previous", "B) attention to the previous token", (0, 1)),
-          ("induction", "C) induction-like attention", (0, 1)), ("entropy", "D) pattern entropy (nats)", None))
+PANELS = (("sink", "A) sink (position 0)", (0, 1)), ("previous", "B) previous token", (0, 1)),
+          ("induction", "C) induction-like", (0, 1)), ("entropy", "D) entropy (nats)", None))
 
 
 @dataclass
@@ -36,10 +36,17 @@ def _mark_local(ax, kinds, horizontal: bool):
             (ax.axhspan if horizontal else ax.axvspan)(layer - 0.5, layer + 0.5, color="0.5", alpha=0.12, lw=0)
 
 
+def _label_local(ax, kinds):
+    """Layer ticks of a layer × head heatmap, local layers labelled "L" (an overlay would hide the colours)."""
+    if "local" in kinds:
+        ax.set_yticks(range(len(kinds)), [f"{i}{' L' if k == 'local' else ''}" for i, k in enumerate(kinds)],
+                      fontsize=6)
+
+
 def figures(result: HeadsResult, config, options: HeadsOptions) -> dict[str, Figure]:
     n_layers, n_heads = result.sink.mean.shape
     local = "local" in result.attention_kind
-    fig, axes = figure(4, size=(4 + 1.2 * n_heads, 0.25 * n_layers + 2.5))
+    fig, axes = figure(4, size=(max(12.0, 3 + 1.5 * n_heads), 0.25 * n_layers + 2.5))
     for ax, (name, title, limits) in zip(np.atleast_1d(axes), PANELS):
         values = getattr(result, name).mean
         vmin, vmax = limits if limits else (0, float(np.log(result.window + int(result.first_is_bos))))
@@ -47,9 +54,7 @@ def figures(result: HeadsResult, config, options: HeadsOptions) -> dict[str, Fig
                        interpolation="nearest")
         fig.colorbar(im, ax=ax, shrink=0.8)
         ax.set(title=title, xlabel="head", ylabel="layer", xticks=range(n_heads))
-        if local:  # the local layers' labels say so: an overlay would hide the colours
-            ax.set_yticks(range(n_layers), [f"{i}{' L' if k == 'local' else ''}" for i, k in
-                                            enumerate(result.attention_kind)], fontsize=6)
+        _label_local(ax, result.attention_kind)
     where = "the BOS token" if result.first_is_bos else "the window's first token"
     kinds = (" Layers marked L use local (sliding-window) attention, the others global." if local else "")
     out = {"head_scores": Figure(fig, (
@@ -68,6 +73,7 @@ def figures(result: HeadsResult, config, options: HeadsOptions) -> dict[str, Fig
         _mark_local(ax, (*result.attention_kind, "global"), horizontal=False)
     if options.log_ratio:
         ax.set_yscale("log")
+    ax.set_xticks(entries[::max(1, len(entries) // 16)])
     ax.set(xlabel="resid entry (0 = embeddings; entry l = input of block l)", ylabel="ratio",
            title="Massive activations in the raw residual stream")
     ax.legend(fontsize=8)
@@ -79,17 +85,20 @@ def figures(result: HeadsResult, config, options: HeadsOptions) -> dict[str, Fig
     if result.norm_difference is not None:
         d = result.norm_difference
         fig, ax = figure(1, size=(3 + 0.8 * n_heads, 0.25 * n_layers + 2))
-        lim = float(np.nanmax(np.abs(d.mean))) or 1.0
-        im = ax.imshow(d.mean, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                       interpolation="nearest")
-        fig.colorbar(im, ax=ax, shrink=0.8, label="correct − incorrect mean norm")
+        # t, not the raw difference: head output norms differ widely between layers and heads
+        t = np.clip(np.nan_to_num(d.t), -10, 10)
+        lim = float(np.abs(t).max()) or 1.0
+        im = ax.imshow(t, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="t, correct − incorrect mean norm")
         ys, xs = np.nonzero(d.significant)
         ax.plot(xs, ys, "k*", markersize=6)
         ax.set(title="attn.heads norm: correct − incorrect", xlabel="head", ylabel="layer", xticks=range(n_heads))
+        _label_local(ax, result.attention_kind)
         corr = "sign-flip max-|t|" if result.correction == "max" else "Holm"
         out["correct_incorrect"] = Figure(fig, (
-            f"Per layer and head, the mean over {result.n_split_windows} windows of the difference between the mean "
-            f"norm of the head's output on tokens the model predicts correctly and incorrectly (first "
+            f"Per layer and head, the one-sample t (clipped at ±10) over {result.n_split_windows} windows of the "
+            f"difference between the mean norm of the head's output on tokens the model predicts correctly and "
+            f"incorrectly (red: larger on correct tokens; the differences with intervals: tables/heads.csv; first "
             f"{result.skip_first} tokens of each window left out); stars: significant family-wise over layer × head "
             f"({corr}, α = {result.alpha})."))
     return out
