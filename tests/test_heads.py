@@ -147,3 +147,16 @@ def test_run_with_a_bos_keeps_it_as_position_zero(tiny_llama, data_dir):
     assert ((result.sink.mean >= 0) & (result.sink.mean <= 1)).all()
     assert (result.entropy.mean <= np.log(25) + 1e-9).all()  # at most uniform over the 25 positions
     assert result.windows.sink.shape == (*shape, 3) and len(result.massive.ratio) == tiny_llama.n_layers + 1
+
+
+@pytest.mark.parametrize("correction", ["max", "holm"])
+def test_head_tests_find_a_planted_head_family_wise(correction):
+    from lamina.experiments.heads.compute import head_tests
+
+    rng = np.random.default_rng(1)
+    diff = rng.normal(size=(3, 4, 8))  # (layer, head, window): no effect
+    diff[2, 1] += 10.0  # one head with a large effect in every window
+    test = head_tests(diff, correction, 0.05, np.random.default_rng(0))
+    assert test.mean.shape == (3, 4) and test.significant[2, 1]
+    assert test.significant.sum() == 1
+    assert (test.p_corrected >= test.p - 1e-12).all()
