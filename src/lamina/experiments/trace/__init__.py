@@ -11,7 +11,7 @@ EXPERIMENT = Experiment(
     question=("Where in depth and position does the model carry the fact it recalls? With the subject's embeddings "
               "corrupted by noise, restoring the clean hidden state (or attention / MLP output) at one layer and "
               "position brings back some of the correct answer's probability: how much, and where is it largest?"),
-    seed_notebook="issue26",
+    seed_notebook="issue 26",
     Config=compute.TraceConfig, Options=figures.TraceOptions, Result=TraceResult,
     compute=compute.compute, tables=compute.tables, profiles=compute.profiles, figures=figures.figures,
     report=report.report,
