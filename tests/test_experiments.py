@@ -31,8 +31,9 @@ FAST = {
     "categories": {"n_permutations": 20, "context_length": 10, "max_contexts_per_word": 12},
     "lesion": {"window": 16, "replicates": 3},
     "trace": {"answer": "argmax", "n_prompts": 3, "samples": 2},
+    "lens": {"window": 16, "replicates": 3, "lens": "tuned", "tuned_steps": 5, "tuned_windows": 4},
 }
-SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace"]
+SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace", "lens"]
 
 
 def test_every_experiment_is_registered_in_seed_order():
