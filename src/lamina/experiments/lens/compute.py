@@ -163,7 +163,7 @@ def fit_tuned(model, head, text: str, evaluated, length: int, config: LensConfig
         del rec
         with ctx.stage("train"):
             fitted = tuned.fit(model, head, hidden, steps=config.tuned_steps, batch=config.tuned_batch,
-                               lr=config.tuned_lr, seed=ctx.seed)
+                               lr=config.tuned_lr, seed=ctx.seed, progress=ctx.progress)
         if key:
             tuned.save_cached(key, fitted)
     training = Training(n_windows=len(train), n_tokens=int(train.lengths.sum()), steps=config.tuned_steps,
@@ -301,10 +301,12 @@ def profiles(result: LensResult) -> pd.DataFrame:
       each model's own tokenization, so two models' values are not on one scale.
 
     What ``lamina compare`` says of them is therefore relative: "leaves its controls' band" means the trained
-    model's lens differs from what the architecture gives at initialisation (an untrained model's lens is
-    near-uniform: cross-entropy and entropy near log V, agreement near chance until the last entries),
-    and a difference between two models is a difference in how early their residual streams become
-    decodable, on each model's own scale.
+    model's lens differs from what the architecture gives at initialisation, and a difference between two
+    models is one on each model's own tokenization and vocabulary. (An untrained SmolLM2, init seed 0,
+    measured once on 3 windows of 64 tokens: every entry after the embeddings decodes to a near-uniform
+    distribution, entropy 10.69 and cross-entropy about 10.9-11.0 nats against log V = 10.80; KL from its
+    own final distribution falls smoothly from 0.2 to 0 nats; top-1 agreement is under 4% up to entry 24
+    of 30 and rises to 60% at entry 29.)
     """
     parts = []
     for lens in result.lenses:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ...errors import LaminaError
 from ...plots import figure
@@ -21,12 +23,14 @@ LABELS = {"cross_entropy": "nats", "kl": "nats", "top1_agreement": "percent of t
 @dataclass
 class LensOptions:
     show_windows: bool = True  # each window's profile as a faint line behind the mean
-    log_kl: bool = False  # KL on a log axis (its early entries are orders of magnitude above the late ones)
+    # cross-entropy and KL on log axes (KL: symlog, linear below 0.01): the embeddings' entry can be orders
+    # of magnitude above the rest (a tied head decodes a token's embedding as that token, with certainty)
+    log_scale: bool = True
     grid_rows: int = 32  # at most this many entries (evenly spread, the last always) in the predictions figure
     token_chars: int = 8  # characters of a token's text shown in a cell
 
     def check(self):
-        for name in ("show_windows", "log_kl"):
+        for name in ("show_windows", "log_scale"):
             if not isinstance(getattr(self, name), bool):
                 raise LaminaError(f"{name} must be true or false, not {getattr(self, name)!r}.")
         for name, low in (("grid_rows", 2), ("token_chars", 1)):
@@ -49,12 +53,15 @@ def _profiles(result: LensResult, options: LensOptions) -> Figure:
             replicate_band(ax, p.mean * k_scale, p.ci_low * k_scale, p.ci_high * k_scale, replicates=reps,
                            label=f"{lens.kind} lens", color=COLORS.get(lens.kind, f"C{k}"), level=result.level)
         ax.set(title=TITLES[metric], ylabel=LABELS[metric], xlabel="hidden entry (0 = embeddings)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if metric == "cross_entropy":
             ax.axhline(result.check.model_loss, color="k", linewidth=0.6, linestyle="--", label="model's own loss")
         if metric == "top1_agreement":
             ax.axhline(50, color="k", linewidth=0.6, linestyle=":")
-        if metric == "kl" and options.log_kl:
+        if options.log_scale and metric == "kl":
             ax.set_yscale("symlog", linthresh=1e-2)
+        if options.log_scale and metric == "cross_entropy":
+            ax.set_yscale("log")
         ax.legend(fontsize=8)
     lenses = " and the tuned lens (orange)" if len(result.lenses) > 1 else ""
     text = (f"The laminar profile of prediction: each hidden entry decoded by the logit lens (blue){lenses} at every "
@@ -74,8 +81,18 @@ def _rows(n_entries: int, at_most: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_entries - 1, at_most).round().astype(int))
 
 
+@functools.cache
+def _has_glyph(char: str) -> bool:
+    """Whether the figures' font draws ``char`` (a token of another script would print a warning per glyph)."""
+    from matplotlib import font_manager
+
+    return font_manager.get_font(font_manager.findfont("DejaVu Sans")).get_char_index(ord(char)) != 0
+
+
 def _short(text: str, chars: int) -> str:
+    """A token's text for a cell: control characters escaped, glyphs the font lacks as □, at most ``chars``."""
     text = text.replace("\n", "\\n").replace("\t", "\\t").replace("$", r"\$")
+    text = "".join(c if _has_glyph(c) else "□" for c in text)
     return text if len(text) <= chars else text[:chars - 1] + "…"
 
 
@@ -107,5 +124,5 @@ def _predictions(result: LensResult, options: LensOptions) -> Figure:
     caption = (f"What each lens predicts at the last {n_cols} tokens of window 0 (positions {g.position[0]}–"
                f"{g.position[-1]}): the top-1 token of the lens at each hidden entry (rows), shaded by its probability "
                f"under the lens, bold where it is the actual next token. Bottom: the input token; top: the next token. "
-               "The top row is the model's own prediction.")
+               "The top row is the model's own prediction. □: a character the figure's font cannot draw.")
     return Figure(fig, caption)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..._progress import progress_bar
 from ...cache import cache_dir
 from ...errors import LaminaError
 from ...stimuli import Stimuli, encode
@@ -124,7 +125,8 @@ def entry_group(batch: int, vocab_size: int) -> int:
     return max(1, TRAIN_FLOATS // (batch * vocab_size))
 
 
-def fit(model, head, hidden: np.ndarray, *, steps: int, batch: int, lr: float, seed: int) -> dict:
+def fit(model, head, hidden: np.ndarray, *, steps: int, batch: int, lr: float, seed: int,
+        progress: bool | None = None) -> dict:
     """Fit the translators on recorded training tokens (see the module docstring).
 
     Args:
@@ -133,6 +135,7 @@ def fit(model, head, hidden: np.ndarray, *, steps: int, batch: int, lr: float, s
         hidden: ``(E, N, d)``: ``hidden`` entries 0..n_layers at the N training tokens.
         steps, batch, lr, seed: Adam steps, tokens per step (drawn with replacement), peak learning rate, the
             seed of the draws.
+        progress: a bar over the steps (None: only when stderr is a terminal).
 
     Returns:
         ``{"a": (E-1, d, d), "b": (E-1, d), "kl_first": (E-1,), "kl_last": (E-1,)}`` float32 / float64 arrays:
@@ -149,7 +152,7 @@ def fit(model, head, hidden: np.ndarray, *, steps: int, batch: int, lr: float, s
     group = entry_group(batch, head.vocab_size)
     with frozen(model.hf):
         final = head.prepared(h[-1])
-        for step in range(steps):
+        for step in progress_bar(range(steps), progress=progress, desc="tuned lens", unit="step"):
             idx = torch.randint(n, (batch,), generator=gen)
             with torch.no_grad():
                 log_p = torch.log_softmax(head.logits(final[idx]), -1)  # (batch, V): the target distribution
