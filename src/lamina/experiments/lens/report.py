@@ -99,9 +99,11 @@ def report(result: LensResult, config) -> Report:
     ]
     if result.training is not None:
         notes.append("The tuned lens here is a small-budget fit (Belrose et al. train on about 2^18 tokens per "
-                     f"step for 250 steps; this one on {result.training.batch} tokens per step): its profile is an "
-                     "upper bound on what a better-fitted translator would reach. Its translators are cached under "
-                     f"the lamina cache (tuned-lens/{result.tuned_cache}) by weights, training tokens and settings."
+                     f"step for 250 steps; this one on {result.training.batch} tokens per step): its numbers are those "
+                     "of this budget, not of the best affine translator, and the gap between its training KL (key "
+                     "numbers) and the KL on the evaluated windows shows how much it overfits its training tokens. "
+                     f"Its translators are cached under the lamina cache (tuned-lens/{result.tuned_cache}) by weights, "
+                     "training tokens, settings and seed."
                      if result.tuned_cache else "The tuned lens's translators could not be cached (no weights hash "
                      "known for this model): each run fits them again.")
     if result.model.prepend_bos:

@@ -12,9 +12,9 @@ text is windows of the same book disjoint from the evaluated windows (:func:`tra
 Cost: each step decodes ``batch`` tokens at every entry through the whole vocabulary and back
 (``≈ 4 · batch · d_model · V`` floating-point operations per entry), so the full-vocabulary logits of one
 batch exist during training, for a group of entries at a time (``entries × batch × V ≤ TRAIN_FLOATS``, 64
-MiB, and a few temporaries of that size), never more. On 2 CPU cores the
-default 250 steps of 32 tokens take about 6 min for SmolLM2-135M and 20 min for Gemma-3 270M
-(docs/results.md); fitted translators are cached (:func:`cache_key`), so a second run costs nothing.
+MiB, and a few temporaries of that size), never more. The default 250 steps of 32 tokens took
+15.6 min for SmolLM2-135M on 2 CPU cores shared with other jobs (docs/results.md); fitted translators
+are cached (:func:`cache_key`), so a second run of the same settings does not fit them again.
 """
 
 from __future__ import annotations
