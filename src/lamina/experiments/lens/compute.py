@@ -269,9 +269,9 @@ def tables(result: LensResult) -> dict[str, pd.DataFrame]:
                                             **{m: w.values[k, i, e] for i, m in enumerate(METRICS)}}))
     g = result.grid
     text = result.token_texts.get
-    grid = [pd.DataFrame({"lens": lens.kind, "entry": e, "position": g.position, "token": [text(str(i)) for i in g.token_id],
-                          "next": [text(str(i)) for i in g.next_id], "top1": [text(str(i)) for i in g.top1_id[k, e]],
-                          "top1_p": g.top1_p[k, e]})
+    grid = [pd.DataFrame({"lens": lens.kind, "entry": e, "position": g.position,
+                          "token": [text(str(i)) for i in g.token_id], "next": [text(str(i)) for i in g.next_id],
+                          "top1": [text(str(i)) for i in g.top1_id[k, e]], "top1_p": g.top1_p[k, e]})
             for k, lens in enumerate(result.lenses) for e in range(n_entries)]
     return {
         "entries": pd.concat(rows, ignore_index=True),

@@ -16,27 +16,27 @@ def _head(result: LensResult) -> str:
 
 
 def method(result: LensResult, config) -> str:
-    n = result.model.n_layers
-    text = (f"{result.n_replicates} disjoint windows of {result.window} tokens of the book '{config.book}' (window 0 "
-            f"the middle one, the others spread over the rest) are recorded at every hidden entry (0 = the embeddings, "
-            f"{n} = the final norm's output) with the model's own per-token loss. The logit lens decodes each entry "
-            f"l < {n} through the model's final norm and LM head{_head(result)}, and entry {n} (already normed) through "
-            f"the head alone. Per token: the cross-entropy with the next token, KL(final ‖ lens) from the model's own "
-            f"output distribution, whether the lens's top-1 token is the model's, and the lens's entropy, all in nats. "
-            f"The softmax over the {result.vocab_size:,} vocabulary ids is streamed in chunks of "
-            f"{result.vocab_chunk:,} (online log-sum-exp, running argmax, a first pass for the final distribution's "
-            f"normaliser that the KL needs), so no token's full row of logits is ever held. The window is the unit: "
-            f"per entry, the windows' mean of each metric with its {result.level:g}% t interval "
-            f"({result.n_replicates - 1} degrees of freedom). Built-in check: the last entry's cross-entropy must be "
-            f"the recording's own loss at every token (else the run stops).")
+    n, r = result.model.n_layers, result.n_replicates
+    text = (f"{r} disjoint windows of {result.window} tokens of the book '{config.book}' (window 0 the middle "
+            f"one, the others spread over the rest) are recorded at every hidden entry (0 = the embeddings, "
+            f"{n} = the final norm's output) with the model's own per-token loss. The logit lens decodes each "
+            f"entry l < {n} through the model's final norm and LM head{_head(result)}, and entry {n} (already "
+            f"normed) through the head alone. Per token: the cross-entropy with the next token, KL(final ‖ lens) "
+            f"from the model's own output distribution, whether the lens's top-1 token is the model's, and the "
+            f"lens's entropy, all in nats. The softmax over the {result.vocab_size:,} vocabulary ids is streamed "
+            f"in chunks of {result.vocab_chunk:,} (online log-sum-exp, running argmax, a first pass for the final "
+            f"distribution's normaliser that the KL needs), so no token's full row of logits is ever held. The "
+            f"window is the unit: per entry, the windows' mean of each metric with its {result.level:g}% t interval "
+            f"({r - 1} degrees of freedom). Built-in check: the last entry's cross-entropy must be the recording's "
+            f"own loss at every token (else the run stops).")
     if result.training is not None:
         t = result.training
         text += (f" The tuned lens (Belrose et al. 2023) puts an affine translator h + A_l h + b_l (A_l a d × d "
-                 f"matrix and b_l a vector, both initialised at 0, so step 0 is the logit lens) "
-                 f"before the final norm at each entry l < {n}, fitted to minimise KL(final ‖ lens) on {t.n_tokens} "
-                 f"tokens of {t.n_windows} other windows of the book (disjoint from the evaluated ones, with their next "
-                 f"tokens): {t.steps} Adam steps of {t.batch} tokens, learning rate {t.lr:g} decayed linearly to 0, the "
-                 f"run's seed; then evaluated on the same windows as the logit lens.")
+                 f"matrix and b_l a vector, both initialised at 0, so step 0 is the logit lens) before the final "
+                 f"norm at each entry l < {n}, fitted to minimise KL(final ‖ lens) on {t.n_tokens} tokens of "
+                 f"{t.n_windows} other windows of the book (disjoint from the evaluated ones, with their next "
+                 f"tokens): {t.steps} Adam steps of {t.batch} tokens, learning rate {t.lr:g} decayed linearly to "
+                 f"0, the run's seed; then evaluated on the same windows as the logit lens.")
     return text
 
 
@@ -79,9 +79,9 @@ def report(result: LensResult, config) -> Report:
                           f"passes: every token within {c.tolerance:g} nats"))
     if result.training is not None:
         t = result.training
-        keys.append(KeyNumber("Tuned lens training: KL on its training tokens, step 0 → end (entries 0, "
-                              f"{mid}, {n - 1})",
-                              ", ".join(f"{t.kl_first[e]:.3f} → {t.kl_last[e]:.3f}" for e in (0, mid, n - 1)) + " nats",
+        shown = ", ".join(f"{t.kl_first[e]:.3f} → {t.kl_last[e]:.3f}" for e in (0, mid, n - 1))
+        keys.append(KeyNumber(f"Tuned lens training: KL on its training tokens, step 0 → end (entries 0, {mid}, "
+                              f"{n - 1})", shown + " nats",
                               f"{t.steps} steps of {t.batch} tokens; end: mean of the last tenth of the steps"))
     notes = list(result.data_notes) + [
         "No metric has a null value to test against: KL is 0 and the agreement 100% at the last entry by "

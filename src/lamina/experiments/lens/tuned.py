@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -114,7 +113,7 @@ def frozen(module: torch.nn.Module):
 
 
 def translator(a: torch.Tensor, b: torch.Tensor):
-    """``(E - 1, n, d) -> (E - 1, n, d)``: ``h + h A_lᵀ + b_l`` for each entry l (a: ``(E-1, d, d)``, b: ``(E-1, d)``)."""
+    """``(E - 1, n, d) -> (E - 1, n, d)``: ``h + h A_lᵀ + b_l`` per entry l (a: ``(E-1, d, d)``, b: ``(E-1, d)``)."""
     def translate(h):
         return h + torch.baddbmm(b[:, None, :], h, a.transpose(1, 2))
     return translate
