@@ -192,6 +192,20 @@ def test_a_wrong_head_stops_the_run(tiny_gpt2, data_dir, monkeypatch):
 
 
 # ---- the tuned lens ------------------------------------------------------------------------------------------
+def test_identity_translators_are_the_logit_lens(tiny_gpt2):
+    head = lm_head(tiny_gpt2)
+    e, d = tiny_gpt2.n_layers + 1, tiny_gpt2.d_model
+    hidden = np.random.default_rng(1).normal(size=(e, 20, d)).astype(np.float32)
+    targets = np.arange(20) * 7
+    identity = tuned.translator(torch.zeros((e - 1, d, d)), torch.zeros((e - 1, d)))
+    # (a constant shift would vanish in GPT-2's LayerNorm, which subtracts each vector's mean)
+    shifted = tuned.translator(torch.zeros((e - 1, d, d)), torch.randn((e - 1, d), generator=torch.Generator().manual_seed(0)))
+    plain = decode.token_metrics(head, hidden, targets, 997)
+    np.testing.assert_array_equal(decode.token_metrics(head, hidden, targets, 997, identity)[0], plain[0])
+    moved = decode.token_metrics(head, hidden, targets, 997, shifted)[0]
+    assert not np.allclose(moved[:, :-1], plain[0][:, :-1]) and np.array_equal(moved[:, -1], plain[0][:, -1])
+
+
 def test_training_windows_avoid_the_evaluated_ones(tiny_gpt2, data_dir):
     text = lamina.data.book("alice")
     evaluated = stimuli.windows(text, tiny_gpt2, 16, 3)
@@ -221,9 +235,11 @@ def test_tuned_lens_fits_is_cached_and_reported(tiny_gpt2, data_dir, tmp_path, m
     assert run.result.tuned_cache and (tmp_path / "cache" / "tuned-lens" / run.result.tuned_cache).is_file()
     prof = run.experiment.profiles(run.result)
     assert {"kl", "tuned_kl", "tuned_top1_agreement"} <= set(prof.metric)
-    # the last entry has no translator: both lenses decode it identically
+    # the last entry has no translator: both lenses decode it identically; below it the fitted translators
+    # bring the lens closer to the final distribution on the evaluated windows, which they were not fitted on
     logit, tuned_ = run.result.lenses
     assert tuned_.cross_entropy.mean[-1] == logit.cross_entropy.mean[-1]
+    assert (tuned_.kl.mean[:-1] < logit.kl.mean[:-1]).all()
     monkeypatch.setattr(tuned, "fit", lambda *a, **k: pytest.fail("fitted again instead of reading the cache"))
     again = lamina.run("lens", model=tiny_gpt2, progress=False, settings=settings)
     assert again.result == run.result
