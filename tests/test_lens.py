@@ -199,7 +199,8 @@ def test_identity_translators_are_the_logit_lens(tiny_gpt2):
     targets = np.arange(20) * 7
     identity = tuned.translator(torch.zeros((e - 1, d, d)), torch.zeros((e - 1, d)))
     # (a constant shift would vanish in GPT-2's LayerNorm, which subtracts each vector's mean)
-    shifted = tuned.translator(torch.zeros((e - 1, d, d)), torch.randn((e - 1, d), generator=torch.Generator().manual_seed(0)))
+    shift = torch.randn((e - 1, d), generator=torch.Generator().manual_seed(0))
+    shifted = tuned.translator(torch.zeros((e - 1, d, d)), shift)
     plain = decode.token_metrics(head, hidden, targets, 997)
     np.testing.assert_array_equal(decode.token_metrics(head, hidden, targets, 997, identity)[0], plain[0])
     moved = decode.token_metrics(head, hidden, targets, 997, shifted)[0]
