@@ -32,7 +32,8 @@ from .result import METRICS, Check, Crossing, Grid, Lens, LensResult, Profile, T
 
 LEVEL = 95.0  # every interval
 LENSES = ("logit", "tuned")
-#: hidden entries of one group of windows held in memory (float32); more windows are recorded group by group
+#: hidden entries of one group of windows held in memory (float32; twice that while they are copied out of the
+#: recording); more windows are recorded group by group
 RECORD_BYTES = 256 << 20
 #: the recording's own forward pass computes a batch's full logits for its loss (HF does): batch × tokens × V
 #: float32 at most this many bytes, at least one window
