@@ -58,7 +58,7 @@ def _crossing(lens: Lens, n: int, level: float, r: int) -> KeyNumber:
 
 def _at(lens: Lens, metric: str, e: int, level: float) -> str:
     p = getattr(lens, metric)
-    return f"{p.mean[e]:.3g} nats ({level:g}% interval {p.ci_low[e]:.3g} to {p.ci_high[e]:.3g})"
+    return f"{p.mean[e]:#.3g} nats ({level:g}% interval {p.ci_low[e]:#.3g} to {p.ci_high[e]:#.3g})"
 
 
 def report(result: LensResult, config) -> Report:
