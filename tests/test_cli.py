@@ -51,7 +51,8 @@ def test_record_without_loss(capsys, smollm2, tmp_path, data_dir):
 def test_experiments_lists_settings_and_presentation_options(capsys):
     assert main(["experiments", "--names"]) == 0
     names = capsys.readouterr().out.split()
-    assert names == ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace", "heads"]
+    assert names == ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace",
+                     "heads", "lens"]
     assert main(["experiments", "-v"]) == 0
     out = capsys.readouterr().out
     for name in names:

@@ -32,8 +32,10 @@ FAST = {
     "lesion": {"window": 16, "replicates": 3},
     "trace": {"answer": "argmax", "n_prompts": 3, "samples": 2},
     "heads": {"window": 24, "replicates": 3, "skip_first": 2},
+    "lens": {"window": 16, "replicates": 3, "lens": "tuned", "tuned_steps": 5, "tuned_windows": 4},
 }
-SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace", "heads"]
+SEED_ORDER = ["position", "attn-kl", "attn-autoregression", "mlp-stages", "categories", "lesion", "trace", "heads",
+              "lens"]
 
 
 def test_every_experiment_is_registered_in_seed_order():
