@@ -75,6 +75,26 @@ def test_mean_and_resample_run_and_profile(tiny_gpt2, data_dir):
     np.testing.assert_allclose(mean.result.windows.delta_loss, expected, atol=1e-6)
 
 
+def test_resample_equals_an_independent_loop(tiny_llama, data_dir):
+    """Resample draws depend on the seed, layer and window only: the sweep draws what record draws (a
+    BOS-prepending family, so the replayed prefix includes the BOS position)."""
+    settings = {**SETTINGS, "ablation": "resample"}
+    run = lamina.run("lesion", model=tiny_llama, progress=False, seed=3, settings=settings)
+    expected = _independent(tiny_llama, lambda site, layer: edits.resample(
+        site, layers=layer, source=_reference(tiny_llama, site), seed=3))
+    np.testing.assert_allclose(run.result.windows.delta_loss, expected, rtol=0, atol=1e-6)
+
+
+def test_smollm2_sweep_equals_an_independent_loop(smollm2, data_dir):
+    """The default (mean) ablation on the embedded model: the sweep, which reuses the clean prefix, gives
+    the Δ loss of full edited passes (issue 26: to 1e-5)."""
+    run = lamina.run("lesion", model=smollm2, progress=False, settings=SETTINGS)
+    references = {site: _reference(smollm2, site) for site in ("attn.out", "mlp.out")}
+    expected = _independent(smollm2, lambda site, layer: edits.mean(site, layers=layer, reference=references[site]))
+    np.testing.assert_allclose(run.result.windows.delta_loss, expected, rtol=0, atol=1e-5)
+    assert np.abs(expected).max() > 0.1
+
+
 def _reference(model, site):
     cfg = get("lesion").config(SETTINGS)
     stim = stimuli.windows(lamina.data.book(cfg.book), model, cfg.window, cfg.replicates,

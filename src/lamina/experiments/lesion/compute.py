@@ -1,8 +1,9 @@
 """Issue 26: the laminar lesion profile (compute: no figures here).
 
-One clean recording of windows of a book (loss per token, and the ablated sites for the reference of
-a mean or resample ablation); then, per site and layer, one edited recording with only the loss
-(``sites=["loss"]``: no activation is stored). Per window (the replicate): Δ mean loss and Δ accuracy,
+For a mean or resample ablation, one clean recording of the ablated sites of windows of a book (the
+reference, no LM head); then a sweep (``lamina.recording.prefix.sweep``): per batch of windows, one clean
+pass, then per site and layer one ablated pass that replays the clean blocks before the ablated one
+and computes the rest, token outputs only. Per window (the replicate): Δ mean loss and Δ accuracy,
 edited − clean, and Δ loss on the tokens the clean model predicts correctly and incorrectly.
 """
 
@@ -16,6 +17,7 @@ import pandas as pd
 from ... import data, stimuli
 from ...errors import LaminaError
 from ...recording import edits, record
+from ...recording.prefix import sweep
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates
 from ..base import Context, ModelFacts, profile_table
@@ -82,9 +84,18 @@ def ablation_edit(ablation: str, site: str, layer: int, clean, seed: int):
     return edits.resample(site, layers=layer, source=clean, seed=seed)
 
 
-def _token_outputs(rec, known):
-    t = rec.tokens
-    return t["loss"].to_numpy(dtype=float)[known], t["correct"].to_numpy(dtype=bool, na_value=False)[known]
+def ablation_sweep(model, stim, ablation: str, sites, seed: int, batch_size: int, progress=None, layers=None):
+    """Token columns (see ``lamina.recording.prefix.sweep``) of the clean run and, per site and layer
+    (``layers``: None for every block), of the run with that site ablated at that layer: ``(clean,
+    ablated)`` with ``ablated[s][i]`` for ``sites[s]`` at ``layers[i]``."""
+    layers = list(range(model.n_layers)) if layers is None else list(layers)
+    reference = None
+    if ablation != "zero":  # what a mean or resample ablation draws from: the clean sites, no LM head
+        reference = record(model, stim, sites=list(sites), layers=layers, loss=False, batch_size=batch_size,
+                           progress=progress)
+    sets = [[ablation_edit(ablation, site, layer, reference, seed)] for site in sites for layer in layers]
+    clean, *edited = sweep(model, stim, sets, batch_size=batch_size, progress=progress)
+    return clean, [edited[s * len(layers):(s + 1) * len(layers)] for s in range(len(sites))]
 
 
 def window_means(values, window_of, n_windows: int, mask=None) -> np.ndarray:
@@ -122,27 +133,21 @@ def compute(model, config: LesionConfig, ctx: Context) -> LesionResult:
         stim = stimuli.windows(data.book(config.book), model, length, config.replicates,
                                max_length=model.context_length - int(model.prepend_bos))
     batch = max(1, BATCH_TOKENS // length)
-    reference = [] if config.ablation == "zero" else list(config.sites)
     with ctx.stage("record"):
-        clean = record(model, stim, sites=reference or ["loss"], batch_size=batch, progress=ctx.progress)
-    tokens = clean.tokens
-    known = tokens["next_id"].to_numpy() >= 0  # only the book's last token has no next token
-    window_of = tokens["sequence"].to_numpy()[known]
+        clean, ablated = ablation_sweep(model, stim, config.ablation, config.sites, ctx.seed, batch, ctx.progress)
+    known = clean["next_id"] >= 0  # only the book's last token has no next token
+    window_of = clean["sequence"][known]
     r = len(stim)
-    loss0, correct0 = _token_outputs(clean, known)
+    loss0, correct0 = clean["loss"][known].astype(float), clean["correct"][known]
     shape = (len(config.sites), model.n_layers, r)
     d_loss, d_acc, d_cor, d_inc = (np.full(shape, np.nan) for _ in range(4))
-    with ctx.stage("record"):
-        for s, site in enumerate(config.sites):
-            for layer in range(model.n_layers):
-                edit = ablation_edit(config.ablation, site, layer, clean, ctx.seed)
-                rec = record(model, stim, sites=["loss"], batch_size=batch, progress=False, edits=[edit])
-                loss1, correct1 = _token_outputs(rec, known)
-                diff = loss1 - loss0
-                d_loss[s, layer] = window_means(diff, window_of, r)
-                d_acc[s, layer] = window_means(correct1.astype(float) - correct0, window_of, r)
-                d_cor[s, layer] = window_means(diff, window_of, r, correct0)
-                d_inc[s, layer] = window_means(diff, window_of, r, ~correct0)
+    for s, per_layer in enumerate(ablated):
+        for layer, cols in enumerate(per_layer):
+            diff = cols["loss"][known].astype(float) - loss0
+            d_loss[s, layer] = window_means(diff, window_of, r)
+            d_acc[s, layer] = window_means(cols["correct"][known].astype(float) - correct0, window_of, r)
+            d_cor[s, layer] = window_means(diff, window_of, r, correct0)
+            d_inc[s, layer] = window_means(diff, window_of, r, ~correct0)
     notes = list(stim.notes)
     if not known.all():
         notes.append(f"the last window ends with the book, so its last token has no next token and is left out "
