@@ -6,7 +6,7 @@ Writes bench/results/results.json (every raw timing) and bench/results/results.m
 and replaces the generated block of docs/benchmarks.md with those tables (``--docs ''`` to leave
 the doc alone). ``make bench`` runs this in .venv-bench, the environment with the peers installed.
 
-Default sizes fit in about 15 minutes on 2 CPU cores; ``--full`` runs item 3 at the issue's
+Default sizes fit in about 20 minutes on 2 CPU cores; ``--full`` runs item 3 at the issue's
 10,000 sequences (and 5,000 vs 10,000 on disk), times seed 001's permutation loop on all 36 layers
 and item 8's lesion sweep at every layer (default: every 5th layer).
 """
