@@ -125,6 +125,16 @@ def test_nothing_kept_runs_the_full_pass(tiny_gpt2):
                 assert torch.equal(tiny_gpt2.hf(input_ids=ids).logits, full)
 
 
+def test_sweep_refuses_what_record_refuses(tiny_gpt2):
+    for call, message in [(lambda: sweep("gpt2", _stimuli(), []), "needs a lamina Model"),
+                          (lambda: sweep(tiny_gpt2, _stimuli(), [], batch_size=0), "batch_size"),
+                          (lambda: sweep(tiny_gpt2, Stimuli([np.arange(300)]), []), "context length"),
+                          (lambda: sweep(tiny_gpt2, _stimuli(), [[edits.zero("attn.out", 7)]]), "layer")]:
+        with pytest.raises(LaminaError, match=message) as err:
+            call()
+        assert "\n" not in str(err.value)
+
+
 VERIFIED = sorted(s.model_type for s in arch.load_table()[1] if s.status == "verified")
 
 

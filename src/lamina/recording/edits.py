@@ -187,8 +187,9 @@ class _Bound:
         if kind == "add":
             return current + self.vector.to(current.device, current.dtype)
         if kind == "mean":
-            if "mean" not in self.cache:
-                self.cache["mean"] = self._flat().double().mean(0)
+            if "mean" not in self.cache:  # not the source's values too: a sweep keeps many edits bound
+                flat = torch.as_tensor(self.edit.source.flat(self.edit.site, self.layer))
+                self.cache["mean"] = flat.double().mean(0)
             return self.cache["mean"].to(current.device, current.dtype).expand_as(current)
         if kind == "patch":
             rows = torch.as_tensor([self.lookup[(int(self.pairs[s]), int(p))] for s, p in zip(seqs, positions)],
@@ -235,6 +236,13 @@ class Editor:
         for b in self.bound:
             self.by_tap.setdefault(b.tap, []).append(b)
         self._where: list | None = None
+
+    def release(self) -> None:
+        """Drop the source values the edits keep between passes (resample, patch: the source's tokens
+        at the edited site and layer); the next pass reads them again. For a caller that keeps many
+        editors bound at once (``prefix.sweep``)."""
+        for b in self.bound:
+            b.cache.pop("flat", None)
 
     def describe(self) -> list[dict]:
         seen, out = set(), []

@@ -181,14 +181,8 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
     if editor is not None and not editor.bound:
         editor = None
     edits = None if editor is None else editor.edits
+    check_stimuli(model, stimuli)
     offset = int(model.prepend_bos)
-    if lengths.max() + offset > model.context_length:
-        raise LaminaError(f"the longest sequence has {lengths.max()} tokens (+{offset} BOS), more than "
-                          f"{model.name}'s context length of {model.context_length}.")
-    if (stimuli.next_ids >= model.vocab_size).any() or any((s >= model.vocab_size).any() or (s < 0).any()
-                                                         for s in stimuli.ids):
-        raise LaminaError(f"the stimuli hold token ids outside {model.name}'s vocabulary (0..{model.vocab_size - 1});"
-                          " were they built with another tokenizer?")
     kept = kept_positions(positions, lengths)
     if not isinstance(keep_bos, bool):
         raise LaminaError(f"keep_bos must be True or False, not {keep_bos!r}.")
@@ -216,6 +210,19 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
     return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
                            overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor,
                            keep_bos)
+
+
+def check_stimuli(model, stimuli) -> None:
+    """One-line errors for stimuli the model cannot run: too long for its context, or token ids
+    outside its vocabulary."""
+    offset, lengths = int(model.prepend_bos), stimuli.lengths
+    if lengths.max() + offset > model.context_length:
+        raise LaminaError(f"the longest sequence has {lengths.max()} tokens (+{offset} BOS), more than "
+                          f"{model.name}'s context length of {model.context_length}.")
+    if (stimuli.next_ids >= model.vocab_size).any() or any((s >= model.vocab_size).any() or (s < 0).any()
+                                                         for s in stimuli.ids):
+        raise LaminaError(f"the stimuli hold token ids outside {model.name}'s vocabulary (0..{model.vocab_size - 1});"
+                          " were they built with another tokenizer?")
 
 
 def _forward_bytes(model, lengths, offset: int, batch_size: int, loss: bool) -> int:

@@ -183,7 +183,7 @@ def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | No
     (sequence, position) order, as in a recording's token table. Memory beyond ``record``'s: one
     batch's block outputs (n_layers × batch tokens × width).
     """
-    from .engine import _Chunk, _run_batch  # the engine's own batch pass: the same outputs as record's
+    from .engine import _Chunk, _run_batch, check_stimuli  # the engine's batch pass: record's outputs
 
     if not hasattr(model, "adapter"):
         raise LaminaError("sweep() needs a lamina Model; get one with lamina.load(...) or lamina.wrap(hf, tok).")
@@ -191,6 +191,7 @@ def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | No
         raise LaminaError("sweep() needs a lamina Stimuli; build one with a lamina.stimuli builder.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise LaminaError(f"batch_size must be a positive integer, not {batch_size!r}.")
+    check_stimuli(model, stimuli)
     sets = [[s] if isinstance(s, Edit) else s for s in edit_sets]
     lengths = stimuli.lengths
     editors = [Editor(model, s, lengths) for s in sets]  # every edit checked before any pass
@@ -214,6 +215,7 @@ def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | No
             for editor, chunk in zip(editors, chunks[1:]):
                 with editor.applied(batch, offset), prefix.resumed(prefix.first_block(editor)):
                     run(chunk, batch)
+                editor.release()  # one editor's source values in memory at a time, not every editor's
             prefix.clear()
     bar.close()
     return [c.token_columns() for c in chunks]
