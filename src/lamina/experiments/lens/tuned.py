@@ -13,8 +13,9 @@ Cost: each step decodes ``batch`` tokens at every entry through the whole vocabu
 (``≈ 4 · batch · d_model · V`` floating-point operations per entry), so the full-vocabulary logits of one
 batch exist during training, for a group of entries at a time (``entries × batch × V ≤ TRAIN_FLOATS``, 64
 MiB, and a few temporaries of that size), never more. The default 250 steps of 32 tokens took
-15.6 min for SmolLM2-135M on 2 CPU cores shared with other jobs (docs/results.md); fitted translators
-are cached (:func:`cache_key`), so a second run of the same settings does not fit them again.
+16 min for SmolLM2-135M and 56 min for Gemma-3 270M on 2 CPU cores shared with other jobs
+(docs/results.md); fitted translators are cached (:func:`cache_key`), so a second run of the same
+settings does not fit them again.
 """
 
 from __future__ import annotations
