@@ -106,8 +106,8 @@ def write() -> None:
     missing = [n for n in EXPERIMENTS if n not in names]
     if missing:
         body += [f"Not compared here: {', '.join(missing)} (their key numbers on SmolLM2 are in docs/results.md; "
-                 f"`python scripts/compare_doc.py run {missing[0]}` adds one; a comparison of both models with five controls each is 12 runs "
-                 "of the experiment).", ""]
+                 f"`python scripts/compare_doc.py run {missing[0]}` adds one; a comparison of both models with five "
+                 "controls each is 12 runs of the experiment).", ""]
     doc = DOC.read_text()
     start, stop = doc.index(BEGIN) + len(BEGIN), doc.index(END)
     DOC.write_text(doc[:start] + "\n" + "\n".join(body).rstrip() + "\n" + doc[stop:])
