@@ -13,22 +13,15 @@ import numpy as np
 import pandas as pd
 
 from ...errors import LaminaError
+from .. import labelled
+from ..labelled import LABELS_TABLE, SAME_WINDOWS, control_settings  # noqa: F401 (control_settings: its face)
 
-LABELS_TABLE = "tables/tokens.csv"
 LABEL_KEYS = ["replicate", "position", "token", "next_token"]  # a token is the same token in both runs
-SAME_WINDOWS = ("book", "window", "replicates")  # settings that decide the windows
 
 
 def check_run_dir(path: str) -> None:
     """A LaminaError unless ``path`` holds an attn-kl run's config and token table."""
-    if not (Path(path) / LABELS_TABLE).is_file() or not (Path(path) / "config.json").is_file():
-        raise LaminaError(f"labels_from={path!r} is not an attn-kl run directory "
-                          f"(no config.json and {LABELS_TABLE} in it).")
-
-
-def control_settings(trained_run: str | Path) -> dict:
-    """An untrained control's settings in ``lamina compare``: its trained model's labels."""
-    return {"labels_from": str(Path(trained_run).resolve())}
+    labelled.check_run_dir(path, "an attn-kl")
 
 
 def labels_from(path: str | Path, config, tokens: pd.DataFrame, texts: np.ndarray) -> pd.DataFrame:
