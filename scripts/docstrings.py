@@ -34,8 +34,9 @@ MODULES = ["lamina.recording.edits", "lamina.runner"] + [
                                         "regression", "replicates", "selectivity", "stages")]
 
 
-def load() -> griffe.Module:
-    return griffe.load("lamina", search_paths=[str(SRC)], resolve_aliases=True, resolve_external=False)
+def load(src: Path = SRC) -> griffe.Module:
+    """The package ``lamina`` under ``src``, read statically."""
+    return griffe.load("lamina", search_paths=[str(src)], resolve_aliases=True, resolve_external=False)
 
 
 def face_names(package: griffe.Module) -> list[str]:
@@ -51,6 +52,20 @@ def module_names(module: griffe.Module) -> list[str]:
         return [str(name) for name in module.exports]
     return [name for name, member in module.members.items()
             if not name.startswith("_") and not member.is_alias and (member.is_function or member.is_class)]
+
+
+def face_object(package: griffe.Module, name: str) -> griffe.Object:
+    """``package[name]``, except where the name is also a submodule's (``lamina.models.load``, the function
+    ``load`` imported from ``models/load.py``): griffe reads the submodule there, the user gets the function."""
+    obj = package[name]
+    if obj.is_module and not obj.is_alias and name in obj.members:
+        return obj[name]
+    return obj
+
+
+def shadowed(package: griffe.Module) -> list[str]:
+    """The public names of ``package`` that are also its submodules' (see :func:`face_object`)."""
+    return [name for name in face_names(package) if face_object(package, name) is not package[name]]
 
 
 def top_level(lamina: griffe.Module) -> dict[str, griffe.Object]:
@@ -70,7 +85,7 @@ def public(lamina: griffe.Module) -> dict[str, griffe.Object]:
     for path in PACKAGES:
         package = lamina[path.removeprefix("lamina.")]
         objects[path] = package
-        objects.update({f"{path}.{name}": package[name] for name in face_names(package)})
+        objects.update({f"{path}.{name}": face_object(package, name) for name in face_names(package)})
     for path in MODULES:
         module = lamina[path.removeprefix("lamina.")]
         objects[path] = module
@@ -92,9 +107,9 @@ def documentable(obj: griffe.Object) -> bool:
     return target.is_function or target.is_class or target.is_module or "property" in target.labels
 
 
-def missing() -> list[str]:
-    """The public paths with no (or an empty) docstring, sorted."""
-    lamina = load()
+def missing(src: Path = SRC) -> list[str]:
+    """The public paths with no (or an empty) docstring, sorted, each with its file and line."""
+    lamina = load(src)
     seen, out = set(), []
     for path, obj in public(lamina).items():
         target = obj.final_target if obj.is_alias else obj
