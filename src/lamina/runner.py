@@ -76,10 +76,12 @@ class Run:
 
     @property
     def key_numbers(self):
+        """The report's key numbers: a tuple of :class:`~lamina.experiments.KeyNumber` (label, value, test)."""
         return self.text.key_numbers
 
     @property
     def notes(self) -> tuple[str, ...]:
+        """The report's notes, one string each: differences from the seed notebook, dropped items, caveats."""
         return self.text.notes
 
     def figures(self, **options) -> dict:
@@ -116,6 +118,7 @@ class Run:
 
     @property
     def report(self) -> Path | None:
+        """The run's ``report.html`` (None: the run was not written to a directory)."""
         return self.path / "report.html" if self.path else None
 
     def redraw(self, out=None, *, force: bool = False, **options) -> Run:
@@ -126,6 +129,8 @@ class Run:
 
 
 def default_out(experiment: str, model_name: str) -> Path:
+    """Where a run goes without ``out``: ``runs/<experiment>-<model>``, the model's last path component with
+    characters other than letters, digits, ``-``, ``_`` and ``.`` replaced by ``-``."""
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(model_name).name)
     return Path("runs") / f"{experiment}-{slug}"
 

@@ -113,6 +113,7 @@ class Comparison:
 
     @property
     def completed(self) -> list:
+        """The members that ran or were reused (every :class:`~lamina.comparison.plan.Member` not ``"failed"``)."""
         return [m for m in self.members if m.status != "failed"]
 
     @property
@@ -127,6 +128,7 @@ class Comparison:
 
     @property
     def models(self) -> list[str]:
+        """The trained models' names, in the order they were given (each once; controls share their model's name)."""
         return list(dict.fromkeys(m.model for m in self.members))
 
     @functools.cached_property
@@ -161,6 +163,8 @@ class Comparison:
         return out
 
     def difference_statements(self) -> list[str]:
+        """One sentence per (site, metric, pair of models): the depths where their profiles differ, the
+        largest difference first (empty without differences, e.g. with one trained model)."""
         if self.differences.empty:
             return []
         groups = self.differences.groupby(["site", "metric", "model_a", "model_b"], sort=False)
@@ -168,6 +172,7 @@ class Comparison:
 
     @property
     def report(self) -> Path | None:
+        """The comparison's ``report.html`` (None: the comparison was not written to a directory)."""
         return self.path / "report.html" if self.path else None
 
     @functools.cached_property
@@ -222,6 +227,9 @@ class Comparison:
         return comparison
 
     def manifest(self) -> dict:
+        """What ``comparison.json`` holds: experiment, config, seeds, controls, lamina's version and each
+        member (label, model, control, seed, status, reason, its run directory relative to the
+        comparison's, run key, weights identity, device, seconds)."""
         def where(p):
             return None if p is None else os.path.relpath(p, self.path) if self.path else str(p)
 

@@ -28,6 +28,8 @@ EXPERIMENTS: dict[str, Experiment] = _discover()
 
 
 def get(name: str) -> Experiment:
+    """The :class:`Experiment` called ``name`` (``"attn-kl"``); an unknown name raises
+    :class:`~lamina.LaminaError` naming the closest one and listing all."""
     if name not in EXPERIMENTS:
         raise LaminaError(f"unknown experiment {name!r}.{closest(name, EXPERIMENTS)} "
                           f"Experiments: {', '.join(EXPERIMENTS)}.")

@@ -66,6 +66,7 @@ class ModelFacts(Typed):
 
     @classmethod
     def of(cls, model) -> ModelFacts:
+        """The facts of a loaded :class:`~lamina.models.Model` (its name, layers, context length, BOS policy)."""
         return cls(name=model.name, n_layers=model.n_layers, context_length=model.context_length,
                    prepend_bos=bool(model.prepend_bos))
 
@@ -107,6 +108,7 @@ class Context:
 
     @contextmanager
     def stage(self, name: str):
+        """Time the ``with`` block and add its seconds to ``timings[name]`` (the manifest's stage timings)."""
         start = time.perf_counter()
         try:
             yield

@@ -57,6 +57,7 @@ class Model:
 
     @property
     def config(self):
+        """The Hugging Face model's config (``hf.config``; a multimodal model's whole config, see :attr:`text_config`)."""
         return self.hf.config
 
     @property
@@ -66,10 +67,12 @@ class Model:
 
     @property
     def n_layers(self) -> int:
+        """Number of transformer blocks (``hidden`` has ``n_layers + 1`` entries, every other site ``n_layers``)."""
         return int(self.text_config.num_hidden_layers)
 
     @property
     def d_model(self) -> int:
+        """Width of the residual stream (``hidden``, ``attn.out``, ``mlp.out``), as measured at load."""
         if "hidden" in self.widths:
             return int(self.widths["hidden"])
         return int(self.text_config.hidden_size)
@@ -85,6 +88,7 @@ class Model:
 
     @property
     def context_length(self) -> int:
+        """The longest sequence the model takes, in tokens (BOS included), from its config (2048 if it names none)."""
         cfg = self.text_config
         return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
                    or getattr(cfg, "seq_length", 2048))
@@ -104,6 +108,7 @@ class Model:
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype of the weights (that of the first parameter)."""
         return next(self.hf.parameters()).dtype
 
     @property
@@ -119,6 +124,7 @@ class Model:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, ids) -> str:
+        """The text of token ``ids`` (a sequence of ints, e.g. a row of ``Stimuli.ids``), special tokens kept."""
         return self.tokenizer.decode(list(ids))
 
     def token_texts(self, ids) -> list[str]:
@@ -126,6 +132,8 @@ class Model:
         return [self.tokenizer.decode([int(i)]) for i in ids]
 
     def width(self, site: str) -> int:
+        """The feature width of ``site`` (its last axis in a recording): ``d_model`` or ``d_mlp``; raises
+        :class:`~lamina.LaminaError` for ``attn.pattern``, whose last axis is keys."""
         if site in self.widths:
             return int(self.widths[site])
         if SITES[site].width == "keys":

@@ -74,6 +74,7 @@ class Recording:
     # ---- shape and masks -------------------------------------------------------------
     @property
     def n_sequences(self) -> int:
+        """Number of recorded sequences (the ``sequence`` axis of every site array)."""
         return len(self._n_slots)
 
     @property

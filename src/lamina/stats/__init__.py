@@ -1,4 +1,4 @@
-"""Stage 5: statistics as pure functions on arrays (numbers or tidy tables out).
+r"""Stage 5: statistics as pure functions on arrays (numbers or tidy tables out).
 
 | module | what |
 |---|---|

@@ -127,6 +127,8 @@ class Adapter:
         }[site]
 
     def why_unavailable(self, site: str) -> str | None:
+        """Why ``site`` is not defined on this family (None: it is): the adapter's own reason, or the
+        module it names none of (``attn.heads`` needs the output projection, ``attn.pattern`` the attention)."""
         if site in dict(self.unavailable):
             return dict(self.unavailable)[site]
         if site == "attn.heads" and self.attn_proj is None:
