@@ -23,14 +23,18 @@ with a one-line reason in one :class:`ContractError`:
   depth), intervals ordered, every value a number of results.json (or such a difference);
 * redraw: figures and report.html drawn again from a copy of the directory alone, in a fresh
   process (``lamina report --out``; an unregistered experiment: its pickled reference), are the same bytes;
-* rerun: the same seed gives byte-identical config, results, details, arrays and tables.
+* rerun: the same seed gives byte-identical config, results, details, arrays and tables;
+* cli (a registered experiment): ``lamina report`` refuses a compute setting and an existing
+  ``--out`` in one line, exit status 2.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import filecmp
+import contextlib
 import functools
+import io
 import json
 import os
 import pickle
@@ -133,6 +137,8 @@ def check_experiment(experiment, model=None, *, settings: dict | None = None, tm
     check("profiles", _profiles, done, model)
     check("redraw", _redraw, done, tmp / "redrawn")
     check("rerun", _rerun, done, model, settings, tmp / "rerun")
+    if _registered(exp):
+        check("cli", _cli, done, tmp / "redrawn")
     if failures:
         raise ContractError(exp.name, failures)
     return done
@@ -205,7 +211,9 @@ def _directory(done: Run):
 
 
 def _load(done: Run):
-    loaded = Run.load(done.path, experiment=done.experiment)
+    exp = done.experiment
+    loaded = Run.load(done.path, experiment=None if _registered(exp) else exp)
+    assert loaded.experiment is exp, f"Run.load finds experiment {loaded.experiment.name!r}, not this one"
     assert loaded.result == done.result, "Run.load gives a result that differs from the run's"
     assert loaded.config == done.config, "Run.load gives a config that differs from the run's"
     assert loaded.summary == json.loads((done.path / "results.json").read_text()), "results.json reads back different"
@@ -320,8 +328,26 @@ def _redraw(done: Run, copy: Path):
         ran = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         lines = (ran.stderr.strip() or ran.stdout.strip() or "?").splitlines()
         assert ran.returncode == 0, f"redrawing from the directory alone in a fresh process failed: {lines[-1]}"
+        assert not registered or str(copy / "report.html") in ran.stdout, f"lamina report printed {ran.stdout!r}"
     differ = _same_files(done.path, copy)
     assert not differ, f"redrawn from the directory, {', '.join(differ)} differ from the run's"
+
+
+def _cli(done: Run, copy: Path):
+    """``lamina report`` refuses, in one line with exit status 2, a compute setting and an existing --out."""
+    from .cli import main
+
+    setting = dataclasses.fields(done.experiment.Config)[0].name
+    for args, says in ([["--set", f"{setting}=1"], f"{setting!r} is a compute setting of {done.experiment.name!r}"],
+                       [["--out", str(copy)], "already exists"] if copy.exists() else [[], ""]):
+        if not args:
+            continue
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            status = main(["report", str(done.path), *args])
+        text = err.getvalue()
+        assert status == 2 and text.count("\n") == 1 and says in text, \
+            f"lamina report {' '.join(args)} exits {status} with {text.strip()!r}, not one line saying {says!r}"
 
 
 def _registered(exp: Experiment) -> bool:
