@@ -1,11 +1,9 @@
-"""The experiment contract, checked on every registered experiment (tiny GPT-2, small settings).
-
-Every experiment: its defaults are valid; the same seed gives the same results.json; its run
-directory holds everything; `lamina report` redraws the same report.html and figure files from it
-without the model; Run.load gives back an equal typed result; a bad setting is a clear LaminaError.
+"""The experiment contract, checked on every registered experiment (tiny GPT-2, small settings) by
+:func:`lamina.testing.check_experiment` (the checks are listed in its module docstring); here, what is
+particular to the seeds: their order, their package layout, a copied directory redrawn in a fresh
+process with no model or cache, and presentation options restyling a run.
 """
 
-import dataclasses
 import filecmp
 import json
 import os
@@ -19,8 +17,7 @@ import pytest
 import lamina
 from lamina.cli import main
 from lamina.experiments import EXPERIMENTS, Experiment, get
-from lamina.experiments.typed import Typed, dump_json, summary
-from lamina.rundir import DATA_FILES
+from lamina.testing import check_experiment
 
 # Settings that make each experiment fast on a tiny model (the contract is about the shape, not the numbers).
 FAST = {
@@ -44,54 +41,22 @@ def test_every_experiment_is_registered_in_seed_order():
 
 
 @pytest.mark.parametrize("name", SEED_ORDER)
-def test_definition_and_defaults(name):
+def test_each_seed_is_a_package_of_the_conventional_files(name):
     exp = get(name)
-    assert isinstance(exp, Experiment) and exp.name == name and exp.title and exp.question and exp.description
-    config, options = exp.config(), exp.options()  # every field has a valid default
-    assert dataclasses.is_dataclass(config) and dataclasses.is_dataclass(options)
-    assert issubclass(exp.Result, Typed) and exp.Result.__dataclass_params__.frozen
-    assert not {f.name for f in dataclasses.fields(exp.Config)} & {f.name for f in dataclasses.fields(exp.Options)}
+    assert isinstance(exp, Experiment) and exp.name == name
     package = Path(sys.modules[exp.compute.__module__].__file__).parent
     assert {"__init__.py", "compute.py", "result.py", "figures.py", "report.py"} <= {p.name for p in package.iterdir()}
     assert exp.report.__module__.endswith(".report") and exp.figures.__module__.endswith(".figures")
+    assert exp.Config.__module__.endswith(".compute") and exp.Result.__module__.endswith(".result")
 
 
-@pytest.fixture(scope="module", params=SEED_ORDER)
-def finished(request, tiny_gpt2, tmp_path_factory, data_dir):
-    name = request.param
-    out = tmp_path_factory.mktemp(name) / "run"
-    return lamina.run(name, model=tiny_gpt2, out=out, seed=0, progress=False, settings=FAST[name])
-
-
-def test_same_seed_same_results(finished, tiny_gpt2):
-    again = lamina.run(finished.experiment.name, model=tiny_gpt2, seed=0, progress=False,
-                       settings=FAST[finished.experiment.name])
-    assert dump_json(summary(again.result)) == (finished.path / "results.json").read_text()
-    assert again.result == finished.result  # arrays and details too
-
-
-def test_run_directory_is_complete(finished):
-    path, exp = finished.path, finished.experiment
-    for name in DATA_FILES + ("report.html",):
-        assert (path / name).is_file(), name
-    assert {p.stem for p in (path / "tables").iterdir()} == set(exp.tables(finished.result))
-    stems = set(exp.figures(finished.result, finished.config, finished.options))
-    assert {p.name for p in (path / "figures").iterdir()} == {f"{s}.{ext}" for s in stems for ext in ("png", "svg")}
-    assert exp.config(json.loads((path / "config.json").read_text())) == finished.config
-    manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["experiment"] == exp.name and {"load", "record", "stats", "figures", "write"} <= set(
-        manifest["timings"])
-    assert not list(path.parent.glob(".*partial*"))
-
-
-def test_run_load_gives_the_same_result_and_tables(finished):
-    loaded = lamina.Run.load(finished.path)
-    assert loaded.experiment is finished.experiment
-    assert loaded.result == finished.result and loaded.config == finished.config
-    assert loaded.summary == json.loads((finished.path / "results.json").read_text())
-    for name, table in loaded.tables.items():  # the CSVs are views of the result
-        assert table.to_csv(index=False) == (finished.path / "tables" / f"{name}.csv").read_text(), name
-    assert loaded.text == finished.text
+@pytest.mark.parametrize("name", SEED_ORDER)
+def test_contract(name, tiny_gpt2, tmp_path, data_dir):
+    """lamina.testing.check_experiment: definition, settings, run directory, Run.load, tables and profiles as
+    numbers of the result, redraw from the directory alone, byte-identical rerun, lamina report's refusals."""
+    run = check_experiment(name, tiny_gpt2, settings=FAST[name], tmp_dir=tmp_path)
+    assert run.experiment is get(name) and run.path == tmp_path / "run"
+    assert run.profiles.empty == (name == "position")  # position has no layers; every other has a profile
 
 
 def _same_drawing(a: Path, b: Path) -> list[str]:
@@ -99,27 +64,6 @@ def _same_drawing(a: Path, b: Path) -> list[str]:
     assert names == sorted(p.name for p in (b / "figures").iterdir())
     return [n for n in names + ["../report.html"] if not filecmp.cmp(a / "figures" / n, b / "figures" / n,
                                                                     shallow=False)]
-
-
-def test_lamina_report_redraws_the_same_files(finished, tmp_path, capsys):
-    copy = tmp_path / "copy"
-    assert main(["report", str(finished.path), "--out", str(copy)]) == 0
-    assert str(copy / "report.html") in capsys.readouterr().out
-    assert _same_drawing(finished.path, copy) == []
-    assert main(["report", str(finished.path), "--out", str(copy)]) == 2  # exists: --force needed
-    assert "already exists" in capsys.readouterr().err
-
-
-def test_bad_settings_are_clear_errors(finished, tiny_gpt2, capsys):
-    name, exp = finished.experiment.name, finished.experiment
-    with pytest.raises(lamina.LaminaError, match=f"unknown setting 'no_such_setting' for experiment '{name}'"):
-        lamina.run(name, model=tiny_gpt2, no_such_setting=1)
-    with pytest.raises(lamina.LaminaError, match="unknown presentation option 'no_such_option'"):
-        exp.options({"no_such_option": 1})
-    setting = dataclasses.fields(exp.Config)[0].name
-    assert main(["report", str(finished.path), "--set", f"{setting}=1"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"'{setting}' is a compute setting of '{name}'" in err and "new run" in err
 
 
 def test_report_on_a_copied_directory_without_any_model(tmp_path, tiny_gpt2, data_dir):
@@ -154,7 +98,7 @@ def test_presentation_options_restyle_without_rerunning(tmp_path, tiny_gpt2, dat
 
 
 def results_numbers(path) -> set:
-    """Every number in a run directory's results.json, at any depth, rounded to 9 decimals."""
+    """Every number in a run directory's results.json, at any depth, rounded to 9 decimals (test_compare)."""
     found = set()
 
     def collect(value):
@@ -167,26 +111,3 @@ def results_numbers(path) -> set:
 
     collect(json.loads((path / "results.json").read_text()))
     return found
-
-
-def test_profiles_are_numbers_of_the_result(finished):
-    """The profile table (what lamina compare lines up) is tidy, one row per layer and metric, and holds
-    values of the result itself."""
-    from lamina.experiments.base import PROFILE_COLUMNS
-
-    table = finished.profiles
-    assert tuple(table.columns) == PROFILE_COLUMNS
-    if finished.experiment.name == "position":
-        assert table.empty
-        return
-    assert not table.duplicated(["metric", "layer"]).any()
-    n_layers = finished.result.model.n_layers
-    for (site, metric), rows in table.groupby(["site", "metric"]):
-        assert list(rows["layer"]) == list(range(n_layers + 1 if site in ("hidden", "resid") else n_layers)), metric
-        assert rows["value"].notna().any(), metric
-        bounded = rows.dropna(subset=["ci_low", "ci_high"])
-        assert (bounded["ci_low"] <= bounded["ci_high"]).all(), metric
-    numbers = results_numbers(finished.path)
-    derived = table["metric"].str.startswith(("rsa_diff",))  # one − many: a difference of two stored numbers
-    values = table.loc[~derived, "value"].dropna()
-    assert values.round(9).isin(numbers).all()

@@ -323,6 +323,17 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_new(args) -> int:
+    from .scaffold import entry_point, new
+
+    written = new(args.name, args.dir)
+    for path in written:
+        print(path)
+    if not any(p.name == "pyproject.toml" for p in written):
+        print(f"kept the existing pyproject.toml; register the experiment there: {entry_point(args.name)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lamina", description="Record and analyse a causal LM, layer by layer.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -382,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write a redrawn copy here instead of redrawing in place")
     rep.add_argument("--force", action="store_true", help="replace an existing --out directory")
     rep.set_defaults(func=cmd_report)
+
+    newp = sub.add_parser("new", help="write the skeleton of a new experiment package, its test and pyproject.toml")
+    newp.add_argument("name", help="the package's name (a Python identifier, e.g. hidden_norms)")
+    newp.add_argument("--dir", default=".", help="where to write NAME/, tests/test_NAME.py and pyproject.toml")
+    newp.set_defaults(func=cmd_new)
 
     exps = sub.add_parser("experiments", help="list experiments")
     exps.add_argument("-v", "--verbose", action="store_true", help="also list each experiment's settings")

@@ -110,14 +110,17 @@ def draw(path: Path, contents: Contents) -> None:
             fig.clear()  # saved: free their memory
 
 
-def read(path) -> Contents:
+def read(path, *, experiment: Experiment | None = None) -> Contents:
     """The experiment, config, presentation options, typed result and manifest of a run directory.
 
     Every file read is checked first: a damaged one raises a LaminaError naming it (see :func:`check`).
+    ``experiment``: the Experiment that wrote it, when it is not registered (default: the manifest's).
     """
     path = Path(path)
     manifest = check(path)
-    exp = get(manifest["experiment"])
+    if experiment is not None and experiment.name != manifest["experiment"]:
+        raise LaminaError(f"{path} is a run of {manifest['experiment']!r}, not of {experiment.name!r}.")
+    exp = experiment or get(manifest["experiment"])
     config = _parsed(path, "config.json", lambda text: exp.config(json.loads(text)))
     options = _parsed(path, "presentation.json", lambda text: exp.options(json.loads(text)))
     results = _parsed(path, "results.json", json.loads)
@@ -164,7 +167,8 @@ def _parsed(path: Path, name: str, parse):
         raise LaminaError(f"{file} is damaged ({what}: {one_line(err)}); run the experiment again.") from None
 
 
-def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False) -> Path:
+def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False,
+           experiment: Experiment | None = None) -> Path:
     """Draw the figures and report.html of the run directory ``path`` again, without the model.
 
     Args:
@@ -172,12 +176,13 @@ def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False
             directory was drawn with; compute settings are refused (they need a new run).
         out: write a complete copy there instead of redrawing in place; it must not exist
             unless ``force``.
+        experiment: the Experiment that wrote it, when it is not registered (see :func:`read`).
 
     Returns:
         The directory written.
     """
     path = Path(path)
-    contents = read(path)
+    contents = read(path, experiment=experiment)
     stored = dataclasses.asdict(contents.options)
     options = contents.experiment.options({**stored, **(overrides or {})})
     target = path if out is None else Path(out)

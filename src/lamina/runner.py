@@ -48,10 +48,11 @@ class Run:
                 f"seed {self.manifest.get('seed')}{where})")
 
     @classmethod
-    def load(cls, path) -> Run:
+    def load(cls, path, *, experiment: Experiment | None = None) -> Run:
         """A run read back from its directory (no model needed): ``Run.load(path).result`` equals the
-        result of the run that wrote it."""
-        exp, config, options, result, manifest = rundir.read(path)
+        result of the run that wrote it. ``experiment``: the Experiment that wrote it, when it is not
+        registered (default: the one the manifest names)."""
+        exp, config, options, result, manifest = rundir.read(path, experiment=experiment)
         return cls(exp, config, result, manifest, Path(path), options)
 
     @property
@@ -125,7 +126,8 @@ class Run:
         """Draw figures/ and report.html again with presentation ``options`` (in place, or a copy at ``out``)."""
         if self.path is None:
             raise LaminaError("this run has no directory; run it with out=... first.")
-        return Run.load(rundir.redraw(self.path, options, out=out, force=force))
+        return Run.load(rundir.redraw(self.path, options, out=out, force=force, experiment=self.experiment),
+                        experiment=self.experiment)
 
 
 def default_out(experiment: str, model_name: str) -> Path:
@@ -143,7 +145,7 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust
     Every setting is checked before the model loads.
 
     Args:
-        experiment: a name from ``lamina experiments`` (e.g. ``"position"``).
+        experiment: a name from ``lamina experiments`` (e.g. ``"position"``) or an :class:`Experiment`.
         model: a ``Model`` or anything :func:`lamina.load` takes (default: the embedded SmolLM2).
         device, dtype, trust_remote_code: passed to :func:`lamina.load` when ``model`` is a name;
             load_kwargs: any other :func:`lamina.load` arguments (``device_map``, ``revision``, ...).
@@ -156,9 +158,10 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust
     Returns:
         A :class:`Run` (``.result``, ``.summary``, ``.tables``, ``.figures()``, ``.report``).
     """
-    if not isinstance(experiment, str):
-        raise LaminaError(f"experiment is a name from `lamina experiments`, not {one_line(repr(experiment))}.")
-    exp = get(experiment)
+    if not isinstance(experiment, (str, Experiment)):
+        raise LaminaError(f"experiment is a name from `lamina experiments` or an Experiment, not "
+                          f"{one_line(repr(experiment))}.")
+    exp = experiment if isinstance(experiment, Experiment) else get(experiment)
     if settings is not None and not isinstance(settings, dict):
         raise LaminaError(f"settings are a dict {{name: value}}, not {type(settings).__name__}.")
     given = {**(settings or {}), **kwargs}

@@ -10,7 +10,22 @@
 * ``figures.py``: ``Options`` (presentation options) and
   ``figures(result, config, options) -> {name: Figure}``.
 * ``report.py``: ``report(result, config) -> Report`` (method text, key numbers, notes).
-* ``__init__.py``: ``EXPERIMENT = Experiment(...)`` wiring them together; found automatically.
+* ``__init__.py``: the texts and ``EXPERIMENT = Experiment.from_package(__name__)``, which finds the
+  parts above by these names; found automatically.
+
+:meth:`Experiment.from_package` reads, from the package's ``__init__.py`` (keyword arguments win):
+
+* ``NAME`` (default: the folder's name with ``_`` as ``-``, ``attn_kl`` -> ``attn-kl``),
+* ``TITLE`` and ``QUESTION`` (required: the report's heading and opening),
+* ``DESCRIPTION`` (default: the first line of the package's docstring),
+* ``SEED_NOTEBOOK`` (default ``"none"``: an experiment that reproduces no seed notebook),
+
+and the parts: ``compute``, ``tables``, ``profiles`` and the optional ``control_settings`` from
+``compute.py``, ``figures`` from ``figures.py``, ``report`` from ``report.py``; each of ``Config``
+(compute.py), ``Options`` (figures.py) and ``Result`` (result.py) is the module's attribute of that
+name, else the one class defined there whose name ends with it (``PositionConfig``). A missing part
+is one LaminaError naming the file and what it should define. ``Experiment(...)`` with every part
+given stays the explicit form.
 
 Nothing here writes files: :mod:`lamina.rundir` writes and reads run directories, so every figure
 and the report can be redrawn from a run directory without the model.
@@ -18,6 +33,8 @@ and the report can be redrawn from a run directory without the model.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -26,6 +43,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..errors import LaminaError
 from .settings import build
 from .typed import Typed
 
@@ -161,3 +179,73 @@ class Experiment:
         """The presentation options with ``overrides`` applied; a compute setting is refused."""
         return build(self.Options, overrides, experiment=self.name, kind="presentation option",
                      refuse={f.name for f in fields(self.Config)})
+
+    @classmethod
+    def from_package(cls, package, **overrides) -> Experiment:
+        """The experiment of the package ``package`` (a module or a dotted name), its parts found by the
+        conventions of this module's docstring; ``overrides`` (any field, e.g. ``name="x"``,
+        ``control_settings=f``) take precedence. figures.py is imported here, when the experiment is
+        defined, never by compute.py."""
+        module = importlib.import_module(package) if isinstance(package, str) else package
+        if not inspect.ismodule(module):
+            raise LaminaError(f"Experiment.from_package takes a package or its dotted name, not "
+                              f"{type(package).__name__}.")
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise LaminaError(f"Experiment.from_package: unknown field(s) {', '.join(sorted(unknown))}; fields: "
+                              f"{', '.join(f.name for f in fields(cls))}.")
+        where = module.__name__
+        doc = (module.__doc__ or "").strip().splitlines()
+        texts = {"name": getattr(module, "NAME", where.rpartition(".")[2].replace("_", "-")),
+                 "title": getattr(module, "TITLE", None), "question": getattr(module, "QUESTION", None),
+                 "description": getattr(module, "DESCRIPTION", doc[0].strip() if doc else None),
+                 "seed_notebook": getattr(module, "SEED_NOTEBOOK", "none")}
+        parts = {**texts, **overrides}
+        for key, value in texts.items():
+            if parts[key] is None:
+                what = key.upper() if key != "description" else "DESCRIPTION (or a docstring)"
+                raise LaminaError(f"{where}/__init__.py defines no {what}: set it there or pass {key}=... to "
+                                  "Experiment.from_package.")
+        wanted = {"compute": ("compute", "tables", "profiles", "Config"), "figures": ("figures", "Options"),
+                  "report": ("report",), "result": ("Result",)}
+        for file, names in wanted.items():
+            if all(name in overrides for name in names):
+                continue
+            try:
+                part = importlib.import_module(f"{where}.{file}")
+            except ModuleNotFoundError as err:
+                if err.name != f"{where}.{file}":
+                    raise
+                raise LaminaError(f"{where} has no {file}.py; it should define {', '.join(names)} "
+                                  f"(see lamina.experiments.base).") from None
+            for name in names:
+                if name not in overrides:
+                    parts[name] = _part(part, name, file)
+            if file == "compute" and "control_settings" not in overrides:
+                parts["control_settings"] = getattr(part, "control_settings", None)
+        return cls(**parts)
+
+
+_SIGNATURES = {"compute": "compute(model, config, ctx) -> Result", "tables": "tables(result) -> {name: DataFrame}",
+               "profiles": "profiles(result) -> DataFrame", "figures": "figures(result, config, options) -> {name: Figure}",
+               "report": "report(result, config) -> Report"}
+
+
+def _part(module, name: str, file: str):
+    """``module.name``; for ``Config``/``Options``/``Result`` else the one class defined in ``module`` whose
+    name ends with ``name``."""
+    found = getattr(module, name, None)
+    if name in _SIGNATURES:
+        if not callable(found):
+            raise LaminaError(f"{module.__name__} ({file}.py) defines no function {_SIGNATURES[name]}.")
+        return found
+    if isinstance(found, type):
+        return found
+    classes = [v for k, v in vars(module).items() if isinstance(v, type) and k.endswith(name)
+               and v.__module__ == module.__name__ and (name != "Result" or issubclass(v, Typed))]
+    if len(classes) != 1:
+        kind = "Typed dataclass" if name == "Result" else "dataclass"
+        which = f"{len(classes)} ({', '.join(c.__name__ for c in classes)})" if classes else "none"
+        raise LaminaError(f"{module.__name__} ({file}.py) should define one {kind} named {name} or *{name}; "
+                          f"found {which}.")
+    return classes[0]
