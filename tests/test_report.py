@@ -1,10 +1,12 @@
 """report.html: every figure loads in headless Chromium; user strings are escaped."""
 
 import dataclasses
+import html
 import os
 import re
 import shutil
 import subprocess
+import types
 
 import pytest
 
@@ -62,3 +64,61 @@ def test_user_strings_are_escaped(small_run, tmp_path):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
     assert "a&lt;b&gt;.csv" in page
+
+
+# A hostile string in every field a user controls: each view must show it escaped once (html.escape's
+# spelling), never raw and never escaped twice.
+HOSTILE = "<script>alert(1)</script> & \"q\" 'a'"
+
+
+def _escaped_once(page: str):
+    assert HOSTILE not in page and "<script>" not in page
+    assert html.escape(HOSTILE) in page
+    assert "&amp;lt;" not in page and "&amp;amp;" not in page and "&amp;#x27;" not in page
+
+
+def test_every_view_escapes_a_hostile_string(tmp_path):
+    import pandas as pd
+    from matplotlib.figure import Figure as MplFigure
+
+    from lamina.experiments.base import Figure, KeyNumber, Report
+    from lamina.report import render_comparison
+    from lamina.report.notebook import comparison_html, run_html
+
+    @dataclasses.dataclass
+    class Config:
+        text: str = HOSTILE
+
+    experiment = types.SimpleNamespace(title=HOSTILE, name="position", seed_notebook="000", question=HOSTILE)
+    (tmp_path / "fig.png").write_bytes(b"\x89PNG not really")
+    manifest = {"model": {"name": HOSTILE, "weights_sha256": HOSTILE, "n_layers": 3}, "started": HOSTILE, "seed": 0,
+                "device": HOSTILE, "versions": {"lamina": HOSTILE}, "timings": {HOSTILE: 1.0}}
+    text = Report(method=HOSTILE, key_numbers=(KeyNumber(HOSTILE, HOSTILE, HOSTILE),), notes=(HOSTILE,))
+    page = render(experiment=experiment, config=Config(), text=text, figures={"fig": Figure(MplFigure(), HOSTILE)},
+                  manifest=manifest, figure_dir=tmp_path, tables=[HOSTILE])
+    _escaped_once(page)
+    # title 2, sub line 3, question, method, key numbers 3, figure 2, note, run table 4, table link 2
+    assert page.count(html.escape(HOSTILE)) == 19
+
+    members = [{"label": HOSTILE, "family": HOSTILE, "n_layers": 3, "status": "new", "run": "runs/a",
+                "weights": "abc", "device": HOSTILE, "seconds": 1.0},
+               {"label": "other", "status": "failed", "reason": HOSTILE, "seconds": 0.5}]
+    key_numbers = pd.DataFrame({"quantity": [HOSTILE], HOSTILE: [HOSTILE], "other": ["—"]})
+    page = render_comparison(title=HOSTILE, experiment="position", question=HOSTILE, started=HOSTILE, seed=0,
+                             config=HOSTILE, members=members, key_numbers=key_numbers,
+                             figures=[("profiles", tmp_path / "fig.png", HOSTILE, 100)],
+                             bands={HOSTILE: {HOSTILE: HOSTILE}}, differences=[HOSTILE], definitions=[HOSTILE],
+                             files=[HOSTILE])
+    _escaped_once(page)
+    assert "<tr class='failed'>" in page and "1 of 2 runs complete" in page
+
+    view = run_html(experiment=experiment, config={"text": HOSTILE}, manifest=manifest, key_numbers=text.key_numbers,
+                    notes=[HOSTILE], tables={HOSTILE: pd.DataFrame({HOSTILE: [1]})},
+                    figures=[("fig", HOSTILE, "AAAA")], path=HOSTILE)
+    _escaped_once(view)
+    assert view.startswith("<style>") and "<html" not in view and "<h3>" + html.escape(HOSTILE) in view
+    view = comparison_html(experiment=experiment, seed=0, path=HOSTILE, members=members,
+                           bands={HOSTILE: {HOSTILE: HOSTILE}}, differences=[HOSTILE],
+                           figures=[("fig", HOSTILE, "AAAA")])
+    _escaped_once(view)
+    assert "1 of 2 runs complete" in view and "<html" not in view
