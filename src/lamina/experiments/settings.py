@@ -40,7 +40,7 @@ class Rule:
     passes every rule of an optional setting (its type says whether it may be None).
 
     Attributes:
-        choices: the accepted values, or a dict {value: what it means} (the meanings are listed too).
+        choices: the accepted values (a dict: its keys).
         order: ``"<"``: a list's items strictly increasing (low,high); ``"<="``: never decreasing.
         check: ``value -> bool``: False refuses the value with ``means`` as the rule; a check may also raise
             its own LaminaError (a run directory that is not one says which file is missing).
@@ -67,7 +67,7 @@ class Rule:
         if self.items is not None:
             parts.append(f"{self.items} items")
         if self.min_items is not None:
-            parts.append(f"at least {self.min_items} items")
+            parts.append(f"at least {self.min_items} item{'s' if self.min_items != 1 else ''}")
         scope = "each " if parts or self.unique or self.order else ""
         if self._bounded():
             parts.append(scope + self._range())
@@ -93,7 +93,7 @@ class Rule:
         if self.items is not None and len(value) != self.items:
             return f"must have {self.items} items"
         if self.min_items is not None and len(value) < self.min_items:
-            return f"must have at least {self.min_items} items"
+            return f"must have at least {self.min_items} item{'s' if self.min_items != 1 else ''}"
         for item in value:
             broken = self._item_violation(item, "must have every item ")
             if broken:
@@ -135,8 +135,6 @@ class Rule:
         return " and ".join(part for part in (low, high) if part)
 
     def _choices(self) -> str:
-        if isinstance(self.choices, dict):
-            return ", ".join(f"{key} ({meaning})" for key, meaning in self.choices.items())
         return ", ".join(str(choice) for choice in self.choices)
 
 
@@ -177,9 +175,10 @@ def window(default, *, minimum: int = 2, why: str = ""):
     return setting(default, ge=minimum, why=why)
 
 
-def skip_first(default: int):
-    """Tokens at each window's start left out of the correct/incorrect groups."""
-    return setting(default, ge=0)
+def skip_first(default: int, *, why: str = ""):
+    """Tokens at each window's start left out of the correct/incorrect groups (``why``: the bound that
+    ``window`` sets, checked by the Config's ``check``)."""
+    return setting(default, ge=0, why=why)
 
 
 def batch_size(default: int):
