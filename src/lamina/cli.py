@@ -260,10 +260,11 @@ def cmd_experiments(args) -> int:
     if args.verbose:
         from .experiments.settings import LIST_FORMS
 
-        print(f"\n{LIST_FORMS} An empty value (--set key=) is refused: leave a setting out to keep its default.")
+        print(f"\n{LIST_FORMS} An empty value (--set key=) is refused: leave a setting out to keep its default. "
+              "Each line: name=default, then its type and rule.")
         for name, exp in EXPERIMENTS.items():
-            print(f"\n{name} settings (lamina run --set key=value): {describe(exp.Config)}")
-            print(f"{name} presentation options (lamina run or lamina report --set key=value): "
+            print(f"\n{name} settings (lamina run --set key=value):\n{describe(exp.Config)}")
+            print(f"{name} presentation options (lamina run or lamina report --set key=value):\n"
                   f"{describe(exp.Options)}")
     return 0
 

@@ -102,9 +102,9 @@ class Rule:
             return "must not list an item twice"
         steps = list(zip(value, value[1:]))
         if self.order == "<" and not all(a < b for a, b in steps):
-            return "must be in increasing order (low < high)"
+            return "must be in increasing order"
         if self.order == "<=" and not all(a <= b for a, b in steps):
-            return "must be in non-decreasing order (first <= last)"
+            return "must be in non-decreasing order"
         return None
 
     def _item_violation(self, value, must: str) -> str | None:
