@@ -50,8 +50,8 @@ class HeadsConfig:
     def check(self):
         # Cross-field only (each setting's own rule is declared above): two tokens of a window stay in the split.
         if not self.skip_first < self.window - 1:
-            raise LaminaError(f"skip_first must be a whole number of tokens from 0 to window - 2 "
-                              f"({self.window - 2}), not {self.skip_first!r}.")
+            raise LaminaError(f"heads: setting 'skip_first' must be at most window - 2 ({self.window - 2}), "
+                              f"not {self.skip_first}.")
 
 
 def attention_kinds(config, n_layers: int) -> tuple[tuple[str, ...], int | None]:
