@@ -40,7 +40,7 @@ class Rule:
     passes every rule of an optional setting (its type says whether it may be None).
 
     Attributes:
-        choices: the accepted values (a dict: its keys).
+        choices: the accepted values (:func:`setting` takes a dict's keys).
         order: ``"<"``: a list's items strictly increasing (low,high); ``"<="``: never decreasing.
         check: ``value -> bool``: False refuses the value with ``means`` as the rule; a check may also raise
             its own LaminaError (a run directory that is not one says which file is missing).
@@ -52,7 +52,7 @@ class Rule:
     gt: float | None = None
     le: float | None = None
     lt: float | None = None
-    choices: tuple | dict | None = None
+    choices: tuple | None = None
     items: int | None = None
     min_items: int | None = None
     unique: bool = False
@@ -116,7 +116,7 @@ class Rule:
                 inside = False
             if not inside:
                 return must + self._range()
-        if self.choices is not None and value not in tuple(self.choices):
+        if self.choices is not None and value not in self.choices:
             return must + "one of " + self._choices()
         if self.check is not None and self.check(value) is False:
             return must + self.means
@@ -143,6 +143,7 @@ def setting(default, *, ge=None, gt=None, le=None, lt=None, choices=None, items=
     """A dataclass field with its default and its declared :class:`Rule` (see there for the arguments)."""
     if check is not None and not means:
         raise TypeError("a setting's check needs `means`: what it accepts, in words")
+    choices = tuple(choices) if choices is not None else None  # a dict's keys
     rule = Rule(ge=ge, gt=gt, le=le, lt=lt, choices=choices, items=items, min_items=min_items, unique=unique,
                 order=order, check=check, means=means, why=why)
     return dataclasses.field(default=default, metadata={RULE: rule})
