@@ -200,9 +200,9 @@ def test_replicate_settings(tiny_gpt2, tmp_path):
     assert exp.config().replicates == 8 and exp.config({"text": "A passage."}).replicates == 1
     with pytest.raises(lamina.LaminaError, match="a given text is one passage"):
         exp.config({"text": "A passage.", "replicates": "3"})
-    with pytest.raises(lamina.LaminaError, match="replicates must be a positive integer"):
+    with pytest.raises(lamina.LaminaError, match="'replicates' must be at least 1"):
         exp.config({"replicates": "0"})
-    with pytest.raises(lamina.LaminaError, match="se must be one of"):
+    with pytest.raises(lamina.LaminaError, match="'se' must be one of ols, hac"):
         exp.config({"se": "hc3"})
     with pytest.raises(lamina.LaminaError, match="holds only"):
         lamina.run("attn-autoregression", model=tiny_gpt2, start="Gatsby, pale as death", replicates=500,

@@ -213,17 +213,17 @@ def test_settings_errors(newline_gpt2, data_dir):
     run = lambda **kw: lamina.run("attn-kl", model=newline_gpt2, progress=False, **kw)  # noqa: E731
     with pytest.raises(lamina.LaminaError, match="focus_layer=4 is not a layer of tiny-gpt2-newline"):
         run(focus_layer=4)
-    with pytest.raises(lamina.LaminaError, match="focus_layer=1.5 is neither a layer index"):
+    with pytest.raises(lamina.LaminaError, match="'focus_layer' must be a layer index .* or a relative depth .*, not 1.5"):
         run(focus_layer=1.5)
     with pytest.raises(lamina.LaminaError, match=r"window=300 does not fit .* 256 tokens; use --set window=256"):
         run(focus_layer=0, window=300)
-    with pytest.raises(lamina.LaminaError, match="correction must be 'max'"):
+    with pytest.raises(lamina.LaminaError, match="'correction' must be one of max, bh, not 'holm'"):
         run(correction="holm")
     with pytest.raises(lamina.LaminaError, match="bins_sweep"):
         run(bins_sweep="20,10")
-    with pytest.raises(lamina.LaminaError, match="replicates must be a whole number of windows, at least 1"):
+    with pytest.raises(lamina.LaminaError, match=r"'replicates' must be at least 1 \(windows\)"):
         run(replicates=0)
-    with pytest.raises(lamina.LaminaError, match="shuffle must be 'window'"):
+    with pytest.raises(lamina.LaminaError, match="'shuffle' must be one of window, length"):
         run(shuffle="token")
     with pytest.raises(lamina.LaminaError, match="room for .* disjoint windows of 256 tokens, not 500"):
         run(focus_layer=0, replicates=500, window=256)

@@ -215,7 +215,7 @@ def test_settings_parse_and_errors(tiny_gpt2, tmp_path):
     config = exp.config({"context_words": " years, garage ,lawn", "tornado_range": "0.4,1", "contexts": "no"})
     assert config.context_words == ("years", "garage", "lawn")
     assert config.tornado_range == (0.4, 1.0) and config.contexts is False
-    with pytest.raises(lamina.LaminaError, match="at least two words"):
+    with pytest.raises(lamina.LaminaError, match="'context_words' must have at least 2 items"):
         exp.config({"context_words": "years"})
     with pytest.raises(lamina.LaminaError, match="twice"):
         exp.config({"context_words": "years,years"})

@@ -1,5 +1,7 @@
 """The command line: output, exit codes, one-line errors."""
 
+import re
+
 import pytest
 
 from lamina import Recording
@@ -56,9 +58,13 @@ def test_experiments_lists_settings_and_presentation_options(capsys):
     assert main(["experiments", "-v"]) == 0
     out = capsys.readouterr().out
     for name in names:
-        assert f"{name} settings (lamina run --set key=value): " in out
-        assert f"{name} presentation options (lamina run or lamina report --set key=value): " in out
+        assert f"{name} settings (lamina run --set key=value):\n" in out
+        assert f"{name} presentation options (lamina run or lamina report --set key=value):\n" in out
+    # each setting's default, type and declared rule
     assert "seqlen=6" in out and "density_bins=10" in out and "clip_percentiles=2.0,98.0" in out
+    assert re.search(r"seqlen=6 +integer; at least 3 \(two positions to tell apart\)", out)
+    assert re.search(r"correction='max' +text; one of max, holm", out)
+    assert re.search(r"tornado_range=None +list of numbers or none; 2 items, in increasing order", out)
 
 
 def test_report_needs_a_run_directory(capsys, tmp_path):

@@ -91,7 +91,7 @@ def test_presentation_options_restyle_without_rerunning(tmp_path, tiny_gpt2, dat
     # in place, from the directory's own files: back to the defaults gives the run's bytes again
     assert main(["report", str(restyled.path), "--set", "colormap=plasma", "--set", "histogram_bins=none"]) == 0
     assert _same_drawing(run.path, restyled.path) == []
-    with pytest.raises(lamina.LaminaError, match="not a matplotlib colormap"):
+    with pytest.raises(lamina.LaminaError, match="'colormap' must be a matplotlib colormap"):
         run.redraw(tmp_path / "bad", colormap="no-such-map")
     with pytest.raises(lamina.LaminaError, match="not a run directory"):
         lamina.Run.load(tmp_path)

@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import functools
 import inspect
+import math
 import os
 import typing
 from pathlib import Path
@@ -36,6 +37,7 @@ import lamina
 from lamina import LaminaError
 from lamina.cli import build_parser, main
 from lamina.experiments import EXPERIMENTS
+from lamina.experiments.settings import rule_of
 
 EXAMPLES = int(os.environ.get("LAMINA_FUZZ_EXAMPLES", "1"))
 # No shrinking: each example runs commands; a failure is reported with the values drawn.
@@ -369,8 +371,29 @@ def _kinds(hint) -> set:
 TEXT_SOURCES = ("book",)  # and every *_file setting: a path or a name, never a directory or binary file
 
 
+def _declared_refusal(rule, hint, value: str) -> bool:
+    """Whether ``value`` (as written on the command line) lies outside the setting's declared range or
+    choices, so that it must be refused whatever its class."""
+    kinds = _kinds(hint) - {type(None)}
+    if rule is None or "list" in kinds:
+        return False
+    if rule.choices is not None and kinds == {str}:
+        return value.strip() not in [str(choice) for choice in rule.choices]
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return bool(np.isfinite(number)) and _out_of_range(rule, number)
+
+
+def _out_of_range(rule, number) -> bool:
+    return ((rule.ge is not None and number < rule.ge) or (rule.gt is not None and number <= rule.gt)
+            or (rule.le is not None and number > rule.le) or (rule.lt is not None and number >= rule.lt))
+
+
 def _setting_accepts(key: str, hint, cls: str) -> bool:
-    """Whether a setting of this type may accept ``cls`` (its check() may still refuse it)."""
+    """Whether a setting of this type may accept ``cls`` (its check() may still refuse it; so may its
+    declared rule: :func:`_declared_refusal`)."""
     kinds = _kinds(hint) - {type(None)}
     if cls in ALWAYS_BAD or cls == "damaged-model":
         return False
@@ -394,6 +417,8 @@ def _setting_accepts(key: str, hint, cls: str) -> bool:
 
 
 SETTINGS = _settings()
+RULES = {(name, f.name): rule_of(f) for name, exp in EXPERIMENTS.items() for cls in (exp.Config, exp.Options)
+         for f in dataclasses.fields(cls)}
 
 
 @pytest.mark.parametrize("experiment,kind,key,hint", SETTINGS,
@@ -413,7 +438,8 @@ def test_every_setting_refuses_bad_values(experiment, kind, key, hint, sandbox, 
             value = data.draw(classes[cls], label=cls)
             argv = ["run", experiment, "--model", str(sandbox["model_dir"]), "--out", str(existing), "--force",
                     "--set", f"{key}={value}"]
-            outcome, line = refused_or_accepted(argv, capsys, sandbox, [key], _setting_accepts(key, hint, cls),
+            may = _setting_accepts(key, hint, cls) and not _declared_refusal(RULES[experiment, key], hint, value)
+            outcome, line = refused_or_accepted(argv, capsys, sandbox, [key], may,
                                                 f"{experiment} {key} ({cls})")
             if outcome == "refused":  # the Python API says the same
                 with pytest.raises(LaminaError) as api:
@@ -461,6 +487,154 @@ def test_settings_refuse_python_values_of_the_wrong_kind(experiment, kind, key, 
         else:
             assert type(got) in kinds, (value, got)
         assert not isinstance(value, (bytes, dict)) and type(value) is not object, (value, got)
+
+    check()
+
+
+# ---- the declared rules: values just outside each range or choice refused, values inside accepted -----
+# Settings that another setting bounds (the cross-field rules of a Config.check): what keeps a value that
+# is inside its own declared range valid as a whole.
+COMPANIONS = {
+    ("position", "n_samples"): lambda v: {"test_start": v},
+    ("position", "train_start"): lambda v: {"test_start": v + 500},
+    ("position", "test_start"): lambda v: {"train_start": v + 500},
+    ("attn-kl", "window"): lambda v: {"skip_first": 0},
+    ("attn-kl", "skip_first"): lambda v: {"window": v + 4},
+    ("heads", "window"): lambda v: {"skip_first": 0},
+    ("heads", "skip_first"): lambda v: {"window": max(4, v + 2)},
+    ("mlp-stages", "replicates"): lambda v: {"max_targets": 3 * v},
+    ("mlp-stages", "max_targets"): lambda v: {"replicates": 1},
+}
+LIST_EXAMPLES = {("categories", "tornado_range"): (0.4, 1.0)}  # a valid value where the default is None
+DECLARED = [(e, k, key, hint) for e, k, key, hint in SETTINGS
+            if RULES[e, key] is not None and RULES[e, key].check is None]  # a check's values: its own tests
+
+
+def test_every_number_and_list_setting_declares_its_rule():
+    """A count, a number or a list with no declared range, length or order would take any value: each
+    such setting declares one (text and true/false settings are typed by their annotation alone)."""
+    bare = [(e, key) for e, _, key, hint in SETTINGS
+            if RULES[e, key] is None and _kinds(hint) - {type(None)} - {str, bool}]
+    assert not bare, f"settings without a declared rule: {bare}"
+
+
+def _below(x, kind):
+    return x - 1 if kind is int else math.nextafter(x, -math.inf)
+
+
+def _above(x, kind):
+    return x + 1 if kind is int else math.nextafter(x, math.inf)
+
+
+def _edges(rule, kind) -> tuple[list, list]:
+    """Each declared bound's nearest values inside and outside it."""
+    inside, outside = [], []
+    if rule.ge is not None:
+        inside, outside = inside + [kind(rule.ge)], outside + [_below(kind(rule.ge), kind)]
+    if rule.gt is not None:
+        inside, outside = inside + [_above(kind(rule.gt), kind)], outside + [kind(rule.gt)]
+    if rule.le is not None:
+        inside, outside = inside + [kind(rule.le)], outside + [_above(kind(rule.le), kind)]
+    if rule.lt is not None:
+        inside, outside = inside + [_below(kind(rule.lt), kind)], outside + [kind(rule.lt)]
+    return inside, outside
+
+
+def _drawn(rule, kind):
+    """Strategies of a value inside the declared range and one outside it (None: no side to draw from)."""
+    low = rule.ge if rule.ge is not None else rule.gt
+    high = rule.le if rule.le is not None else rule.lt
+    if kind is int:
+        first = None if low is None else int(low) + (rule.gt is not None)
+        last = None if high is None else int(high) - (rule.lt is not None)
+        inside = st.integers(first, last if last is not None else (first or 0) + 10 ** 6)
+        outside = [st.integers(first - 10 ** 6, first - 1)] if first is not None else []
+        outside += [st.integers(last + 1, last + 10 ** 6)] if last is not None else []
+    else:
+        base = low if low is not None else high - 1e6
+        inside = st.floats(base, high if high is not None else base + 1e6, exclude_min=rule.gt is not None,
+                           exclude_max=rule.lt is not None)
+        outside = [st.floats(low - 1e6, low, exclude_max=rule.ge is not None)] if low is not None else []
+        outside += [st.floats(high, high + 1e6, exclude_min=rule.le is not None)] if high is not None else []
+    return inside, (st.one_of(outside) if outside else None)
+
+
+def _list_cases(rule, example: tuple) -> tuple[list, list]:
+    """(accepted, refused) lists made from a valid one by breaking one declared rule at a time."""
+    good, bad = [example], []
+    if rule.items is not None:
+        bad += [example[:-1], example + example[-1:]]
+    if rule.min_items is not None:
+        bad.append(example[:rule.min_items - 1])
+    if rule.unique:
+        bad.append(example + example[:1])
+    if rule.order and len(set(example)) > 1:
+        bad.append(tuple(reversed(example)))
+    if rule.choices is not None:
+        bad.append((f"{example[0]}x",) + example[1:])
+        if rule.min_items in (None, 1) and rule.items is None:
+            good += [(choice,) for choice in rule.choices]
+    kind = type(example[0])
+    for inside, outside in zip(*_edges(rule, kind)):
+        if kind in (int, float):
+            good.append((inside,) + example[1:] if not rule.order or inside < example[1] else example)
+            bad.append((outside,) + example[1:] if outside < example[0] else example[:-1] + (outside,))
+    return good, bad
+
+
+def _refused_by_rule(build, experiment, what, key, value):
+    with pytest.raises(LaminaError) as err:
+        build({key: value})
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{experiment}: {what} {key!r} "), (value, message)
+    assert " must " in message and ", not " in message, (value, message)
+
+
+@pytest.mark.parametrize("experiment,kind,key,hint", DECLARED, ids=[f"{e}:{k}" for e, _, k, _ in DECLARED])
+def test_declared_rules_refuse_values_just_outside(experiment, kind, key, hint):
+    """Values generated from each setting's declaration (its bounds, choices, list length, uniqueness,
+    order): just outside refused by ``build`` with the one-line message naming experiment, setting, rule
+    and value; inside (the bound itself, values drawn within) accepted, as Python values and as text."""
+    exp = EXPERIMENTS[experiment]
+    build = exp.options if kind == "option" else exp.config
+    what = "presentation option" if kind == "option" else "setting"
+    rule, companions = RULES[experiment, key], COMPANIONS.get((experiment, key), lambda v: {})
+    kinds = _kinds(hint) - {type(None)}
+    written = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
+
+    def accepted(value):
+        for form in (value, written(value)):
+            got = getattr(build({key: form, **companions(value)}), key)
+            assert got == value, (form, got)
+
+    def refused(value):
+        for form in (value, written(value)) if value != () else (value,):  # "" is refused as empty
+            _refused_by_rule(build, experiment, what, key, form)
+
+    if "list" in kinds:
+        default = next(f.default for f in dataclasses.fields(build().__class__) if f.name == key)
+        good, bad = _list_cases(rule, tuple(LIST_EXAMPLES.get((experiment, key), default)))
+        assert bad, f"{experiment} {key}: no case generated from {rule}"
+        [accepted(value) for value in good]
+        [refused(value) for value in bad]
+        return
+    if rule.choices is not None:
+        choices = list(rule.choices)
+        [accepted(choice) for choice in choices]
+        [refused(value) for value in (f"{choices[0]}x", f"x{choices[-1]}", choices[0].upper())]
+        return
+    number = int if int in kinds else float
+    inside, outside = _edges(rule, number)
+    assert outside, f"{experiment} {key}: no bound declared in {rule}"
+    [accepted(value) for value in inside]
+    [refused(value) for value in outside]
+    inner, outer = _drawn(rule, number)
+
+    @API
+    @given(inner, outer)
+    def check(good, bad):
+        accepted(good)
+        refused(bad)
 
     check()
 

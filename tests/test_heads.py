@@ -118,9 +118,9 @@ def test_bad_massive_input_is_a_one_line_error():
 
 
 @pytest.mark.parametrize("setting, match", [
-    ({"window": 2}, "window must be"), ({"replicates": 1}, "replicates must be"),
-    ({"correction": "bh"}, "correction must be"), ({"alpha": 1.5}, "alpha must be"),
-    ({"skip_first": 200}, "skip_first must be"),
+    ({"window": 2}, "'window' must be at least 4"), ({"replicates": 1}, "'replicates' must be at least 2"),
+    ({"correction": "bh"}, "'correction' must be one of max, holm"), ({"alpha": 1.5}, "'alpha' must be between"),
+    ({"skip_first": 200}, r"'skip_first' must be at most window - 2 \(126\), not 200"),
 ])
 def test_bad_settings_are_one_line_errors(setting, match):
     exp = lamina.experiments.get("heads")

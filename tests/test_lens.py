@@ -249,16 +249,16 @@ def test_tuned_lens_fits_is_cached_and_reported(tiny_gpt2, data_dir, tmp_path, m
 
 # ---- settings --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("settings, message", [
-    ({"lens": "tuned-lens"}, "lens must be 'logit' or 'tuned'"),
-    ({"replicates": 1}, "replicates must be a whole number, at least 2"),
-    ({"window": 1}, "window must be a whole number, at least 2"),
-    ({"vocab_chunk": 0}, "vocab_chunk must be a whole number, at least 1"),
-    ({"tuned_steps": 0}, "tuned_steps must be"),
-    ({"tuned_batch": 0}, "tuned_batch must be"),
-    ({"tuned_windows": 0}, "tuned_windows must be"),
-    ({"tuned_lr": 0.0}, "tuned_lr must be a learning rate"),
+    ({"lens": "tuned-lens"}, "'lens' must be one of logit, tuned"),
+    ({"replicates": 1}, "'replicates' must be at least 2"),
+    ({"window": 1}, "'window' must be at least 2"),
+    ({"vocab_chunk": 0}, "'vocab_chunk' must be at least 1"),
+    ({"tuned_steps": 0}, "'tuned_steps' must be"),
+    ({"tuned_batch": 0}, "'tuned_batch' must be"),
+    ({"tuned_windows": 0}, "'tuned_windows' must be"),
+    ({"tuned_lr": 0.0}, r"'tuned_lr' must be more than 0 and at most 1 \(a learning rate\)"),
     ({"tuned_lr": float("nan")}, "tuned_lr.* finite"),
-    ({"tuned_lr": 2.0}, "tuned_lr must be a learning rate between 0 and 1"),
+    ({"tuned_lr": 2.0}, r"'tuned_lr' must be more than 0 and at most 1 \(a learning rate\), not 2.0"),
 ])
 def test_bad_settings_are_one_line_errors(settings, message):
     with pytest.raises(LaminaError, match=message) as err:

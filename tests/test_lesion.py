@@ -103,13 +103,13 @@ def _reference(model, site):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"ablation": "knockout"}, "ablation must be one of mean, zero, resample"),
-    ({"sites": "hidden"}, "not a lesion site"),
-    ({"sites": "attn.out,attn.out"}, "lists a site twice"),
+    ({"ablation": "knockout"}, "'ablation' must be one of mean, zero, resample"),
+    ({"sites": "hidden"}, "'sites' must have every item one of attn.out, mlp.out"),
+    ({"sites": "attn.out,attn.out"}, "'sites' must not list an item twice"),
     ({"replicates": 1}, "at least 2"),
     ({"window": 1}, "at least 2"),
-    ({"correction": "bh"}, "correction must be"),
-    ({"alpha": 1.5}, "alpha must be between 0 and 1"),
+    ({"correction": "bh"}, "'correction' must be one of max, holm"),
+    ({"alpha": 1.5}, "'alpha' must be between 0 and 1"),
 ])
 def test_bad_settings_are_one_line_errors(settings, message):
     with pytest.raises(LaminaError, match=message) as err:

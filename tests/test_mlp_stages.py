@@ -234,7 +234,7 @@ def test_settings_errors(tiny_gpt2, text_file, alice_text, tmp_path):
         lamina.run("mlp-stages", model=tiny_gpt2, text_file=str(text_file), wikipedia="Coffee")
     with pytest.raises(lamina.LaminaError, match="between 0 and 100"):
         lamina.run("mlp-stages", model=tiny_gpt2, threshold=100)
-    with pytest.raises(lamina.LaminaError, match="n_boot must be at least 100"):
+    with pytest.raises(lamina.LaminaError, match="'n_boot' must be at least 100"):
         lamina.run("mlp-stages", model=tiny_gpt2, n_boot=10)
     with pytest.raises(lamina.LaminaError, match="focus_layer=3 is not a layer of tiny-gpt2"):
         lamina.run("mlp-stages", model=tiny_gpt2, text_file=str(text_file), focus_layer=3)
@@ -248,7 +248,7 @@ def test_settings_errors(tiny_gpt2, text_file, alice_text, tmp_path):
     path.write_text(" The cat saw Alice and the dog." * 600, encoding="utf-8")
     with pytest.raises(lamina.LaminaError, match="set max_targets <= 510"):  # two sequences of 300 tokens
         lamina.run("mlp-stages", model=tiny_gpt2, text_file=str(path), replicates=2, max_targets=600)
-    with pytest.raises(lamina.LaminaError, match="replicates must be a positive integer"):
+    with pytest.raises(lamina.LaminaError, match="'replicates' must be at least 1"):
         lamina.run("mlp-stages", model=tiny_gpt2, replicates=0)
     with pytest.raises(lamina.LaminaError, match="at least 3 per replicate"):
         lamina.run("mlp-stages", model=tiny_gpt2, replicates=4, max_targets=10)

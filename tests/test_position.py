@@ -105,7 +105,7 @@ def test_settings_errors(tiny_gpt2):
         lamina.run("position", model=tiny_gpt2, seqlen="six")
     with pytest.raises(lamina.LaminaError, match="overlap"):
         lamina.run("position", model=tiny_gpt2, test_start=100)
-    with pytest.raises(lamina.LaminaError, match="replicates must be a whole number"):
+    with pytest.raises(lamina.LaminaError, match="position: setting 'replicates' must be at least 1"):
         lamina.run("position", model=tiny_gpt2, replicates=0)
     with pytest.raises(lamina.LaminaError, match=r"has 10042 rows; 7 replicates .* need 10500. Use --set replicates=6"):
         lamina.run("position", model=tiny_gpt2, replicates=7)

@@ -260,10 +260,11 @@ def cmd_experiments(args) -> int:
     if args.verbose:
         from .experiments.settings import LIST_FORMS
 
-        print(f"\n{LIST_FORMS} An empty value (--set key=) is refused: leave a setting out to keep its default.")
+        print(f"\n{LIST_FORMS} An empty value (--set key=) is refused: leave a setting out to keep its default. "
+              "Each line: name=default, then its type and rule.")
         for name, exp in EXPERIMENTS.items():
-            print(f"\n{name} settings (lamina run --set key=value): {describe(exp.Config)}")
-            print(f"{name} presentation options (lamina run or lamina report --set key=value): "
+            print(f"\n{name} settings (lamina run --set key=value):\n{describe(exp.Config)}")
+            print(f"{name} presentation options (lamina run or lamina report --set key=value):\n"
                   f"{describe(exp.Options)}")
     return 0
 
@@ -352,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     runp.add_argument("--out", default=None, type=output_dir, help="run directory (default runs/EXPERIMENT-MODEL)")
     runp.add_argument("--force", action="store_true", help="replace an existing run directory")
     runp.add_argument("--set", action="append", metavar="KEY=VALUE",
-                      help="override a setting or presentation option (repeatable)")
+                      help="override a setting or presentation option (repeatable; `lamina experiments -v` lists "
+                           "each one's default, type and rule)")
     runp.set_defaults(func=cmd_run)
 
     cmp = sub.add_parser("compare", help="run one experiment across models (and untrained controls); "
@@ -374,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run code shipped with a hub checkpoint (off unless given)")
     cmp.add_argument("--seed", type=count(0), default=0, help="seed of every run (default 0)")
     cmp.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="a setting for every model (repeatable); layer settings take a relative depth, e.g. 0.25")
+                     help="a setting for every model (repeatable); layer settings take a relative depth, e.g. 0.25; "
+                          "`lamina experiments -v` lists each one's default, type and rule")
     cmp.add_argument("--out", default=None, type=output_dir,
                      help="comparison directory (default runs/compare-EXPERIMENT)")
     cmp.add_argument("--runs-dir", default=None, type=output_dir,
@@ -388,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="redraw the figures and report.html of a run directory (no model needed)")
     rep.add_argument("run_dir", type=text_value, help="a directory written by `lamina run`")
     rep.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="override a presentation option (repeatable; see `lamina experiments -v`)")
+                     help="override a presentation option (repeatable; `lamina experiments -v` lists each one's "
+                          "default, type and rule)")
     rep.add_argument("--out", default=None, type=output_dir,
                      help="write a redrawn copy here instead of redrawing in place")
     rep.add_argument("--force", action="store_true", help="replace an existing --out directory")
@@ -400,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     newp.set_defaults(func=cmd_new)
 
     exps = sub.add_parser("experiments", help="list experiments")
-    exps.add_argument("-v", "--verbose", action="store_true", help="also list each experiment's settings")
+    exps.add_argument("-v", "--verbose", action="store_true",
+                      help="also list each experiment's settings: default, type and rule")
     exps.add_argument("--names", action="store_true", help="only the names, one per line (for scripts)")
     exps.set_defaults(func=cmd_experiments)
 

@@ -30,7 +30,9 @@ from ...stats.norms import log_norms
 from ...stimuli import Stimuli
 from ...stimuli.base import encode
 from ..across import Across, Interval, column
+from .. import settings as shared
 from ..base import Context, ModelFacts, profile_table
+from ..settings import setting
 from .result import (LAGS, AutoregressionResult, LayerAdjusted, LayerFit, Norms, PassageFits, SignificantLayers)
 
 GATSBY_OPENING = "In my younger and more vulnerable years"
@@ -46,36 +48,26 @@ class AutoregressionConfig:
     text_file: str | None = None  # a UTF-8 text file holding the passage
     book: str = "gatsby"  # else: consecutive passages starting at `start` in this book
     start: str = GATSBY_OPENING
-    min_tokens: int = 90  # cut each book passage at the first sentence end after this many tokens
-    first_target: int = 3  # seed 002 regresses y[t] for t = 3..T-1
-    alpha: float = 0.05
+    min_tokens: int = setting(90, ge=8)  # cut each book passage at the first sentence end after this many tokens
+    # seed 002 regresses y[t] for t = 3..T-1; the lags need as many tokens before the first target
+    first_target: int = setting(3, ge=len(LAGS), why=f"the lags reach {len(LAGS)} tokens back")
+    alpha: float = shared.alpha()
     # Passages (replicates): None = 8 from a book, 1 for a given text (one passage by definition).
-    replicates: int | None = None
-    se: str = "ols"  # standard errors: ols (the seed's) or hac (Newey-West within each passage)
-    hac_lags: int | None = None  # HAC truncation lag; None: Newey-West's floor(4 (T/100)^(2/9))
-    n_boot: int = 50  # bootstrap series per passage and layer for the bias of the position-adjusted betas
+    replicates: int | None = shared.replicates(None, unit="passages")
+    # standard errors: ols (the seed's) or hac (Newey-West within each passage)
+    se: str = setting("ols", choices=SE_KINDS)
+    hac_lags: int | None = setting(None, ge=1)  # HAC truncation lag; None: Newey-West's floor(4 (T/100)^(2/9))
+    # bootstrap series per passage and layer for the bias of the position-adjusted betas
+    n_boot: int = setting(50, ge=1)
 
     def check(self):
-        if self.min_tokens < 8:
-            raise LaminaError("min_tokens must be at least 8.")
-        if not 0 < self.alpha < 1:
-            raise LaminaError("alpha must be between 0 and 1.")
-        if self.text is not None and not self.text.strip():
-            raise LaminaError("text is empty.")
+        # Cross-field only (each setting's own rule is declared above): a given text is one passage.
         given = self.text is not None or self.text_file is not None
         if self.replicates is None:
             self.replicates = 1 if given else DEFAULT_PASSAGES  # config.json then shows the number used
-        if isinstance(self.replicates, bool) or int(self.replicates) != self.replicates or self.replicates < 1:
-            raise LaminaError(f"replicates must be a positive integer (passages), not {self.replicates!r}.")
         if given and self.replicates > 1:
             raise LaminaError("a given text is one passage, so replicates must be 1; for several passages use a "
                               "book (book=NAME or a path to a text file, with start=OPENING WORDS).")
-        if self.se not in SE_KINDS:
-            raise LaminaError(f"se must be one of {', '.join(SE_KINDS)}, not {self.se!r}.")
-        if self.hac_lags is not None and self.hac_lags < 1:
-            raise LaminaError(f"hac_lags must be at least 1 (or none for Newey-West's rule), not {self.hac_lags}.")
-        if isinstance(self.n_boot, bool) or int(self.n_boot) != self.n_boot or self.n_boot < 1:
-            raise LaminaError(f"n_boot must be a positive integer (bootstrap series), not {self.n_boot!r}.")
 
 
 def passage_texts(config: AutoregressionConfig, model) -> tuple[list[str], str]:

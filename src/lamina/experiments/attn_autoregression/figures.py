@@ -7,23 +7,19 @@ from dataclasses import dataclass
 import matplotlib as mpl
 import numpy as np
 
-from ...errors import LaminaError
 from ...plots import figure
 from ...plots.profiles import layer_profile, interval_band
+from .. import settings as shared
 from ..base import Figure
+from ..presentation import colormap
 from .result import AutoregressionResult
 
 
 @dataclass
 class AutoregressionOptions:
-    histogram_bins: int | None = None  # bins of the log-norm histograms; None: Freedman–Diaconis per layer
-    colormap: str = "plasma"  # colour of each layer in the log-norm figure
-
-    def check(self):
-        if self.histogram_bins is not None and self.histogram_bins < 1:
-            raise LaminaError(f"histogram_bins must be at least 1 (or none), not {self.histogram_bins}.")
-        if self.colormap not in mpl.colormaps:
-            raise LaminaError(f"colormap {self.colormap!r} is not a matplotlib colormap (e.g. plasma, viridis).")
+    # bins of the log-norm histograms; None: Freedman–Diaconis per layer
+    histogram_bins: int | None = shared.bins(None)
+    colormap: str = colormap("plasma")  # colour of each layer in the log-norm figure
 
 
 def figures(result: AutoregressionResult, config, options: AutoregressionOptions) -> dict[str, Figure]:

@@ -10,12 +10,14 @@ from scipy.stats import mannwhitneyu
 
 from ... import data, stimuli
 from ...errors import LaminaError
-from ...models.depth import check_layer_setting, layer_at
+from ...models.depth import layer_at
 from ...recording import record
 from ...stats.divergence import SEED_EPSILON, group_divergences
 from ...stats.multiple import significant
 from ...stats.norms import layer_log_norms
+from .. import settings as shared
 from ..base import Context, ModelFacts, profile_table
+from ..settings import setting
 from . import inference, labels
 from .inference import SHUFFLES
 from .result import (AttnKLResult, LayerStats, Replicate, StartChoice, SweepEntry, TokenLength, Tokens,
@@ -37,56 +39,36 @@ class AttnKLConfig:
     book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
     # Tokens per window; None: min(context - BOS, 1024, max(64, 2048 // replicates)), i.e. the seed's
     # whole context (capped at 1024) with one window, 8 windows of 256 tokens by default.
-    window: int | None = None
+    window: int | None = shared.window(None, minimum=4, why="two groups of at least 2 tokens")
     # Disjoint windows of the book (stimuli.windows): window 0 is the middle one (the seed's), the others
     # spread over the rest. They are the unit of the tests across windows (replicates=1: the seed's design).
-    replicates: int = 8
+    replicates: int = shared.replicates(8)
     # The layer of the single-layer figures: an index, or a relative depth (models/depth.py). The seed's
     # layer 4 of gpt2-large's 36 is depth 0.125 (block 4 of 36, block 3 of SmolLM2's 30).
-    focus_layer: int | float = 0.125
-    bins: int = 30  # histogram bins (the seed's torch.linspace(min, max, 31): 31 edges)
-    bins_sweep: tuple[int, int] = (9, 49)  # bin counts swept, inclusive (the seed's nbins = 10..50 edges)
-    n_permutations: int = 1000
-    shuffle: str = "window"  # labels are shuffled within "window"s, or within windows and next-token "length"s
-    correction: str = "max"  # across layers: "max" (max-statistic, family-wise) or "bh" (Benjamini-Hochberg)
-    alpha: float = 0.05
+    focus_layer: int | float = shared.layer(0.125)
+    bins: int = shared.bins(30, minimum=2)  # histogram bins (the seed's torch.linspace(min, max, 31): 31 edges)
+    # bin counts swept, inclusive (the seed's nbins = 10..50 edges)
+    bins_sweep: tuple[int, int] = setting((9, 49), ge=1, order="<=")
+    n_permutations: int = shared.n_permutations()
+    # labels are shuffled within "window"s, or within windows and next-token "length"s
+    shuffle: str = setting("window", choices=SHUFFLES)
+    # across layers: "max" (max-statistic, family-wise) or "bh" (Benjamini-Hochberg)
+    correction: str = setting("max", choices=CORRECTION_NAMES)
+    alpha: float = shared.alpha()
     # An attn-kl run directory whose correct/incorrect labels (the predictions of its model) are used
     # instead of this model's: same book, windows and tokenizer. lamina compare sets it for untrained
     # controls, which predict (almost) nothing correctly. None: this model's own predictions.
-    labels_from: str | None = None
+    labels_from: str | None = shared.labels_from(labels.check_run_dir)
     # Each window's first tokens (a new context: few correct, small norms) are left out of both groups; 0
     # keeps them (the seed's design). The other choice is run too, and the report says which layers hold.
-    skip_first: int = DEFAULT_SKIP_FIRST
+    skip_first: int = shared.skip_first(DEFAULT_SKIP_FIRST, why="and at most window - 4")
 
     def check(self):
-        check_layer_setting(self.focus_layer, setting="focus_layer")
-        if self.window is not None and self.window < 2 * 2:
-            raise LaminaError(f"window={self.window} is too short; two groups of at least 2 tokens need 4 or more.")
-        if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) or self.replicates < 1:
-            raise LaminaError(f"replicates must be a whole number of windows, at least 1, not {self.replicates!r}.")
-        if self.bins < 2:
-            raise LaminaError(f"bins must be at least 2, not {self.bins}.")
-        lo, hi = self.bins_sweep
-        if not 1 <= lo <= hi:
-            raise LaminaError(f"bins_sweep=({lo}, {hi}) needs 1 <= first <= last, e.g. --set bins_sweep=9,49.")
-        if self.n_permutations < 1:
-            raise LaminaError(f"n_permutations must be at least 1, not {self.n_permutations}.")
-        if self.shuffle not in SHUFFLES:
-            raise LaminaError(f"shuffle must be 'window' (labels shuffled within each window) or 'length' (within "
-                              f"each window and next-token length), not {self.shuffle!r}.")
-        if self.correction not in CORRECTION_NAMES:
-            raise LaminaError(f"correction must be 'max' (max-statistic) or 'bh' (Benjamini-Hochberg), "
-                              f"not {self.correction!r}.")
-        if not 0 < self.alpha < 1:
-            raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
-        if isinstance(self.skip_first, bool) or not isinstance(self.skip_first, int) or self.skip_first < 0:
-            raise LaminaError(f"skip_first must be a whole number of tokens, 0 or more, not {self.skip_first!r}.")
+        # Cross-field only (each setting's own rule is declared above): the tokens a window keeps.
         if self.window is not None and self.window - self.skip_first < 2 * 2:
             raise LaminaError(f"window={self.window} with skip_first={self.skip_first} leaves "
                               f"{self.window - self.skip_first} tokens per window; two groups of at least 2 tokens "
                               "need 4 or more.")
-        if self.labels_from is not None:
-            labels.check_run_dir(self.labels_from)
 
 
 def default_window(replicates: int) -> int:

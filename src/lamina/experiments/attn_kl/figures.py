@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import LaminaError
 from ...plots import figure
 from ...plots.histograms import binary_strip, density_by_group, null_histogram, probability_lines, signed_profile
 from ...plots.profiles import layer_profile, null_range, replicate_band
 from ...stats.divergence import js_divergence, js_noise_floor
+from .. import settings as shared
 from ..base import Figure
 from .compute import CORRECTION_NAMES, SHUFFLES
 from .result import AttnKLResult
@@ -18,11 +18,7 @@ from .result import AttnKLResult
 
 @dataclass
 class AttnKLOptions:
-    null_bins: int | None = None  # bins of the focus layer's null histogram; None: Freedman–Diaconis
-
-    def check(self):
-        if self.null_bins is not None and self.null_bins < 1:
-            raise LaminaError(f"null_bins must be at least 1 (or none), not {self.null_bins}.")
+    null_bins: int | None = shared.bins(None)  # bins of the focus layer's null histogram; None: Freedman–Diaconis
 
 
 def figures(result: AttnKLResult, config, options: AttnKLOptions) -> dict[str, Figure]:

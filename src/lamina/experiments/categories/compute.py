@@ -20,7 +20,7 @@ import pandas as pd
 
 from ... import data
 from ...errors import LaminaError
-from ...models.depth import check_layer_setting, layer_at
+from ...models.depth import layer_at
 from ...recording import record
 from ...stats.multiple import benjamini_hochberg, significant
 from ...stats.permutation import selectivity_permutation_test
@@ -28,7 +28,9 @@ from ...stats.selectivity import between_mask, common_edges, label_codes, layer_
 from ...stats.similarity import cosine_matrix
 from ...stimuli import SEED_004_CATEGORIES, check_single_tokens, read_words, single_token_words, word_in_contexts
 from ..across import across_tests, column, intervals
+from .. import settings as shared
 from ..base import Context, ModelFacts, profile_table
+from ..settings import setting
 from .result import (GROUPS, CategoriesResult, ContextAcross, ContextArrays, ContextLayer, ContextReplicates, Contexts,
                      WordArrays, WordLayer, Words)
 
@@ -39,49 +41,22 @@ class CategoriesConfig:
     leading_space: bool = True  # encode ' galaxy', not 'galaxy' (both parts); words are given without it
     # Hidden entry of the single-layer figures: an index, or a relative depth (models/depth.py); the
     # seed's entry 4 of GPT-2's 0..12 is depth 1/3 (entry 10 of SmolLM2's 0..30).
-    layer: int | float = 0.33
-    n_permutations: int = 1000  # label shuffles per permutation test
-    alpha: float = 0.05  # significance level for the corrected p-values
+    layer: int | float = shared.layer(0.33)
+    n_permutations: int = shared.n_permutations()  # label shuffles per permutation test
+    alpha: float = shared.alpha()  # significance level for the corrected p-values
     contexts: bool = True  # run part B (one word, many contexts)
-    context_words: tuple[str, ...] = ("years", "garage", "lawn")  # first word vs the others (seed's order)
+    # first word vs the others (seed's order); a word's contexts are compared with another word's
+    context_words: tuple[str, ...] = setting(("years", "garage", "lawn"), min_items=2, unique=True)
     book: str = "gatsby"  # a book name, Gutenberg id or text file for part B
-    context_length: int = 50  # tokens of context before each occurrence (seed: contextwin = 50)
-    max_contexts_per_word: int = 200  # more occurrences than this: a random subset (bounds the n x n matrices)
-    replicates: int = 6  # part B: each word's contexts dealt out in turn to this many replicates
-    tornado_bins: int = 34  # bins of the tornado plots (seed: 35 edges)
-    tornado_range: tuple[float, ...] | None = None  # (low, high); None: the observed range (seed: .4, 1)
-    batch_size: int = 32
-
-    def check(self):
-        check_layer_setting(self.layer, setting="layer")
-        if self.n_permutations < 1:
-            raise LaminaError("n_permutations must be at least 1 (1000 gives p-values down to 0.001).")
-        if not 0 < self.alpha < 1:
-            raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
-        if self.context_length < 0:
-            raise LaminaError("context_length must be 0 or more tokens.")
-        if self.max_contexts_per_word < 2:
-            raise LaminaError("max_contexts_per_word must be at least 2 (within-word pairs need two contexts).")
-        if self.tornado_bins < 2:
-            raise LaminaError("tornado_bins must be at least 2.")
-        if self.tornado_range is not None and (len(self.tornado_range) != 2
-                                               or not self.tornado_range[0] < self.tornado_range[1]):
-            raise LaminaError(f"tornado_range takes two numbers low,high with low < high (e.g. 0.4,1), "
-                              f"not {','.join(map(str, self.tornado_range))}.")
-        if self.batch_size < 1:
-            raise LaminaError("batch_size must be at least 1.")
-        if isinstance(self.replicates, bool) or int(self.replicates) != self.replicates or self.replicates < 1:
-            raise LaminaError(f"replicates must be a positive integer, not {self.replicates!r}.")
-        if self.contexts:
-            words = [w.strip() for w in self.context_words]
-            if len(words) < 2:
-                raise LaminaError("context_words needs at least two words, e.g. --set context_words=years,garage,lawn.")
-            if not all(words):
-                raise LaminaError(f"context_words has an empty word: {','.join(self.context_words)!r}.")
-            if len(set(words)) != len(words):
-                raise LaminaError(f"context_words lists a word twice: {','.join(words)}.")
-        if self.words_file is not None and not self.words_file.strip():
-            raise LaminaError("words_file is empty; give a path, or leave it out for the seed's words.")
+    context_length: int = setting(50, ge=0)  # tokens of context before each occurrence (seed: contextwin = 50)
+    # more occurrences than this: a random subset (bounds the n x n matrices)
+    max_contexts_per_word: int = setting(200, ge=2, why="within-word pairs need two contexts")
+    # part B: each word's contexts dealt out in turn to this many replicates
+    replicates: int = shared.replicates(6, unit="subsets of each word's contexts")
+    tornado_bins: int = shared.bins(34, minimum=2)  # bins of the tornado plots (seed: 35 edges)
+    # (low, high); None: the observed range (seed: .4, 1)
+    tornado_range: tuple[float, ...] | None = setting(None, items=2, order="<", why="low,high")
+    batch_size: int = shared.batch_size(32)
 
 
 def _words(model, config):

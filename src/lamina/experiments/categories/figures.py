@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import LaminaError
 from ...plots import figure
 from ...plots.matrices import matrix_image
 from ...plots.profiles import interval_band
@@ -15,7 +14,9 @@ from ...plots.selectivity import (category_lines, delta_with_null, group_densiti
 from ...stats.multiple import significant as is_significant
 from ...stats.selectivity import between_mask, pair_masks
 from ...stats.similarity import upper
+from .. import settings as shared
 from ..base import Figure
+from ..settings import setting
 from .result import GROUPS, CategoriesResult
 
 _MEANS = {"within": "within_mean", "across_word_vs_places": "across_word_vs_places", "across_places": "across_places"}
@@ -23,19 +24,12 @@ _MEANS = {"within": "within_mean", "across_word_vs_places": "across_word_vs_plac
 
 @dataclass
 class CategoriesOptions:
-    clip_percentiles: tuple[float, ...] = (2.0, 98.0)  # colour limits of the similarity matrices (percentiles)
-    word_density_bins: int = 20  # bins of part A's within/across densities
-    context_density_bins: int = 30  # bins of part B's pair-group densities
-    tornado_saturation: float = 0.99  # the tornado colour scale saturates at this quantile of the filled bins
-
-    def check(self):
-        if len(self.clip_percentiles) != 2 or not 0 <= self.clip_percentiles[0] < self.clip_percentiles[1] <= 100:
-            raise LaminaError("clip_percentiles takes two percentiles low,high with 0 <= low < high <= 100, e.g. 2,98.")
-        for name in ("word_density_bins", "context_density_bins"):
-            if getattr(self, name) < 1:
-                raise LaminaError(f"{name} must be at least 1, not {getattr(self, name)}.")
-        if not 0 < self.tornado_saturation <= 1:
-            raise LaminaError(f"tornado_saturation is a quantile in (0, 1], not {self.tornado_saturation}.")
+    # colour limits of the similarity matrices (percentiles)
+    clip_percentiles: tuple[float, ...] = setting((2.0, 98.0), items=2, ge=0, le=100, order="<", why="low,high")
+    word_density_bins: int = shared.bins(20)  # bins of part A's within/across densities
+    context_density_bins: int = shared.bins(30)  # bins of part B's pair-group densities
+    # the tornado colour scale saturates at this quantile of the filled bins
+    tornado_saturation: float = setting(0.99, gt=0, le=1)
 
 
 def _clip_caption(options) -> str:

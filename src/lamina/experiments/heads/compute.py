@@ -20,7 +20,9 @@ from ...recording import record
 from ...stats import attention as scores
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates, t_interval
+from .. import settings as shared
 from ..base import Context, ModelFacts, profile_table
+from ..settings import setting
 from .result import HeadScore, HeadsResult, HeadTest, LayerSummary, Massive, Windows
 
 LEVEL = 95.0
@@ -35,29 +37,21 @@ SCORES = ("sink", "previous", "induction", "entropy")
 @dataclass
 class HeadsConfig:
     book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
-    window: int = 128  # tokens per window (the BOS, where fed, comes on top)
+    window: int = shared.window(128, minimum=4)  # tokens per window (the BOS, where fed, comes on top)
     # Disjoint windows of the book (stimuli.windows): the replicates, the unit of every interval and test.
-    replicates: int = 8
-    correction: str = "max"  # over layer × head: "max" (sign-flip max-|t|) or "holm"; both family-wise
-    alpha: float = 0.05
+    replicates: int = shared.replicates(8, minimum=2)
+    # over layer × head: "max" (sign-flip max-|t|) or "holm"; both family-wise
+    correction: str = setting("max", choices=CORRECTIONS)
+    alpha: float = shared.alpha()
     # Each window's first tokens (a new context: few correct predictions, small norms; attn-kl's
     # "Window starts") are left out of the correct/incorrect split; the attention scores use every query.
-    skip_first: int = 16
+    skip_first: int = shared.skip_first(16, why="and at most window - 2")
 
     def check(self):
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 4:
-            raise LaminaError(f"window must be a whole number of tokens, at least 4, not {self.window!r}.")
-        if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) or self.replicates < 2:
-            raise LaminaError(f"replicates must be a whole number of windows, at least 2 (windows are the unit of "
-                              f"the t intervals), not {self.replicates!r}.")
-        if self.correction not in CORRECTIONS:
-            raise LaminaError(f"correction must be 'max' (sign-flip max-|t|) or 'holm', not {self.correction!r}.")
-        if not 0 < self.alpha < 1:
-            raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
-        if isinstance(self.skip_first, bool) or not isinstance(self.skip_first, int) or not (
-                0 <= self.skip_first < self.window - 1):
-            raise LaminaError(f"skip_first must be a whole number of tokens from 0 to window - 2 "
-                              f"({self.window - 2}), not {self.skip_first!r}.")
+        # Cross-field only (each setting's own rule is declared above): two tokens of a window stay in the split.
+        if not self.skip_first < self.window - 1:
+            raise LaminaError(f"heads: setting 'skip_first' must be at most window - 2 ({self.window - 2}), "
+                              f"not {self.skip_first}.")
 
 
 def attention_kinds(config, n_layers: int) -> tuple[tuple[str, ...], int | None]:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import LaminaError
 from ...plots import figure
 from ..base import Figure
+from ..presentation import colormap
 from .result import HeadsResult
 
 PANELS = (("sink", "A) sink (position 0)", (0, 1)), ("previous", "B) previous token", (0, 1)),
@@ -17,16 +17,8 @@ PANELS = (("sink", "A) sink (position 0)", (0, 1)), ("previous", "B) previous to
 
 @dataclass
 class HeadsOptions:
-    colormap: str = "viridis"  # the heatmaps' colour map
+    colormap: str = colormap("viridis")  # the heatmaps' colour map
     log_ratio: bool = True  # the massive-activation ratio on a log axis
-
-    def check(self):
-        import matplotlib
-
-        if self.colormap not in matplotlib.colormaps:
-            raise LaminaError(f"colormap {self.colormap!r} is not a matplotlib colormap.")
-        if not isinstance(self.log_ratio, bool):
-            raise LaminaError(f"log_ratio must be true or false, not {self.log_ratio!r}.")
 
 
 def _mark_local(ax, kinds, horizontal: bool):

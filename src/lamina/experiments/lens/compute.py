@@ -26,7 +26,9 @@ from ...models.head import lm_head
 from ...models.identity import weights_identity
 from ...recording import record
 from ...stats.replicates import t_interval
+from .. import settings as shared
 from ..base import Context, ModelFacts, profile_table
+from ..settings import setting
 from . import decode, tuned
 from .result import METRICS, Check, Crossing, Grid, Lens, LensResult, Profile, Training, Windows
 
@@ -49,30 +51,17 @@ GRID = 12  # positions of window 0 (its last) whose top-1 tokens are kept for th
 @dataclass
 class LensConfig:
     book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
-    window: int = 128  # tokens per window
+    window: int = shared.window(128)  # tokens per window
     # Disjoint windows of the book (stimuli.windows): the replicates, the unit of every interval.
-    replicates: int = 8
+    replicates: int = shared.replicates(8, minimum=2)
     # "logit": the logit lens; "tuned": also the tuned lens (Belrose et al. 2023), its translators fitted
     # first on other windows of the book (cached by weights and settings; the tuned_* settings).
-    lens: str = "logit"
-    vocab_chunk: int = 8192  # vocabulary ids per step of the streamed softmax (memory, not results)
-    tuned_windows: int = 16  # training windows of `window` tokens, disjoint from the evaluated ones
-    tuned_steps: int = 250  # Adam steps (the cost grows linearly: docs/results.md)
-    tuned_batch: int = 32  # tokens per step, drawn from the training windows
-    tuned_lr: float = 1e-3  # peak learning rate, decayed linearly to 0
-
-    def check(self):
-        for name, low in (("window", 2), ("replicates", 2), ("vocab_chunk", 1), ("tuned_windows", 1),
-                          ("tuned_steps", 1), ("tuned_batch", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                why = " (windows are the unit of the t intervals)" if name == "replicates" else ""
-                raise LaminaError(f"{name} must be a whole number, at least {low}{why}, not {value!r}.")
-        if self.lens not in LENSES:
-            raise LaminaError(f"lens must be 'logit' or 'tuned' (the logit lens and also the tuned lens), "
-                              f"not {self.lens!r}.")
-        if isinstance(self.tuned_lr, bool) or not np.isfinite(self.tuned_lr) or not 0 < self.tuned_lr <= 1:
-            raise LaminaError(f"tuned_lr must be a learning rate between 0 and 1, not {self.tuned_lr!r}.")
+    lens: str = setting("logit", choices=LENSES)
+    vocab_chunk: int = setting(8192, ge=1)  # vocabulary ids per step of the streamed softmax (memory, not results)
+    tuned_windows: int = setting(16, ge=1)  # training windows of `window` tokens, disjoint from the evaluated ones
+    tuned_steps: int = setting(250, ge=1)  # Adam steps (the cost grows linearly: docs/results.md)
+    tuned_batch: int = setting(32, ge=1)  # tokens per step, drawn from the training windows
+    tuned_lr: float = setting(1e-3, gt=0, le=1, why="a learning rate")  # peak learning rate, decayed linearly to 0
 
 
 def window_length(model, config: LensConfig) -> int:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from ...errors import LaminaError
 from ...plots import figure
 from ...plots.profiles import replicate_band
 from ..base import Figure
+from ..settings import setting
 from .result import METRICS, LensResult
 
 COLORS = {"logit": "C0", "tuned": "C1"}
@@ -26,17 +26,9 @@ class LensOptions:
     # cross-entropy and KL on log axes (KL: symlog, linear below 0.01): the embeddings' entry can be orders
     # of magnitude above the rest (a tied head decodes a token's embedding as that token, with certainty)
     log_scale: bool = True
-    grid_rows: int = 32  # at most this many entries (evenly spread, the last always) in the predictions figure
-    token_chars: int = 8  # characters of a token's text shown in a cell
-
-    def check(self):
-        for name in ("show_windows", "log_scale"):
-            if not isinstance(getattr(self, name), bool):
-                raise LaminaError(f"{name} must be true or false, not {getattr(self, name)!r}.")
-        for name, low in (("grid_rows", 2), ("token_chars", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise LaminaError(f"{name} must be a whole number, at least {low}, not {value!r}.")
+    # at most this many entries (evenly spread, the last always) in the predictions figure
+    grid_rows: int = setting(32, ge=2)
+    token_chars: int = setting(8, ge=1)  # characters of a token's text shown in a cell
 
 
 def figures(result: LensResult, config, options: LensOptions) -> dict[str, Figure]:

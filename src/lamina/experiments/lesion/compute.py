@@ -20,7 +20,9 @@ from ...recording import edits, record
 from ...recording.prefix import sweep
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates
+from .. import settings as shared
 from ..base import Context, ModelFacts, profile_table
+from ..settings import setting
 from . import labels
 from .result import Across, LesionResult, SiteLesion, Tokens, Windows
 
@@ -35,42 +37,21 @@ N_FLIPS = 10_000
 @dataclass
 class LesionConfig:
     book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
-    window: int = 128  # tokens per window
+    window: int = shared.window(128)  # tokens per window
     # Disjoint windows of the book (stimuli.windows): the replicates, the unit of every interval and test.
-    replicates: int = 8
+    replicates: int = shared.replicates(8, minimum=2)
     # What replaces the site at the ablated layer: "mean" (its mean over the clean recording of the same
     # windows), "zero", or "resample" (each token's value at a random token of another window, clean run).
-    ablation: str = "mean"
-    sites: tuple[str, ...] = SITES  # each is ablated separately, one layer at a time
-    correction: str = "max"  # across layers: "max" (sign-flip max-|t|) or "holm"; both family-wise
-    alpha: float = 0.05
+    ablation: str = setting("mean", choices=ABLATIONS)
+    # each is ablated separately, one layer at a time
+    sites: tuple[str, ...] = setting(SITES, min_items=1, choices=SITES, unique=True)
+    # across layers: "max" (sign-flip max-|t|) or "holm"; both family-wise
+    correction: str = setting("max", choices=CORRECTIONS)
+    alpha: float = shared.alpha()
     # A lesion run directory of another model on the same windows (same tokenizer) whose clean
     # correct/incorrect labels split the tokens here: what ``lamina compare`` gives an untrained control,
     # which predicts (almost) nothing correctly itself. None: this model's own labels.
-    labels_from: str | None = None
-
-    def check(self):
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 2:
-            raise LaminaError(f"window must be a whole number of tokens, at least 2, not {self.window!r}.")
-        if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) or self.replicates < 2:
-            raise LaminaError(f"replicates must be a whole number of windows, at least 2 (windows are the unit of "
-                              f"the t tests), not {self.replicates!r}.")
-        if self.ablation not in ABLATIONS:
-            raise LaminaError(f"ablation must be one of {', '.join(ABLATIONS)}, not {self.ablation!r}.")
-        if not self.sites:
-            raise LaminaError(f"sites must name at least one of {', '.join(SITES)}.")
-        for site in self.sites:
-            if site not in SITES:
-                raise LaminaError(f"sites: {site!r} is not a lesion site; use {', '.join(SITES)} "
-                                  "(e.g. --set sites=attn.out,mlp.out).")
-        if len(set(self.sites)) != len(self.sites):
-            raise LaminaError(f"sites lists a site twice: {','.join(self.sites)}.")
-        if self.correction not in CORRECTIONS:
-            raise LaminaError(f"correction must be 'max' (sign-flip max-|t|) or 'holm', not {self.correction!r}.")
-        if not 0 < self.alpha < 1:
-            raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
-        if self.labels_from is not None:
-            labels.check_run_dir(self.labels_from)
+    labels_from: str | None = shared.labels_from(labels.check_run_dir)
 
 
 def window_length(model, config: LesionConfig) -> int:

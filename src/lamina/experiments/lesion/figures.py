@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import LaminaError
 from ...plots import figure
 from ...plots.profiles import replicate_band
 from ..base import Figure
@@ -19,11 +18,6 @@ COLORS = {"attn.out": "C0", "mlp.out": "C3"}
 class LesionOptions:
     show_windows: bool = True  # each window's profile as a faint line behind the mean
     accuracy_percent: bool = True  # Δ accuracy in percentage points (else as a fraction)
-
-    def check(self):
-        for name in ("show_windows", "accuracy_percent"):
-            if not isinstance(getattr(self, name), bool):
-                raise LaminaError(f"{name} must be true or false, not {getattr(self, name)!r}.")
 
 
 def figures(result: LesionResult, config, options: LesionOptions) -> dict[str, Figure]:

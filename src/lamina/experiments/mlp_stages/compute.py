@@ -24,12 +24,14 @@ import pandas as pd
 from ... import data, stimuli
 from ...data.local import read_text
 from ...errors import LaminaError
-from ...models.depth import check_layer_setting, layer_at
+from ...models.depth import layer_at
 from ...recording import record
-from ...stats.dimensionality import check_threshold, one_blas_thread
+from ...stats.dimensionality import one_blas_thread
 from ...stimuli import Stimuli
 from ...stimuli.words import word_token
+from .. import settings as shared
 from ..base import Context, ModelFacts, profile_table
+from ..settings import setting
 from . import inference
 from .tables import across_table, replicate_table
 from .result import (ALPHA, CI_LEVEL, PAIR_NAMES, SETS, SITES, STAGES, Items, LayerEntry, MlpStagesResult,
@@ -47,39 +49,32 @@ class MlpStagesConfig:
     wikipedia: str | None = None  # an English Wikipedia title (seed: Coffee_production_in_Vietnam)
     word: str = " Alice"  # target; must be one token (seed: ' coffee')
     leading_space: bool = True  # add a leading space to the word when it has none
-    context: int = 10  # tokens per short sequence, the target included (seed: nseq = 10)
-    max_targets: int = 400  # more kept occurrences are thinned evenly to this many
-    replicates: int = 4  # parts of the text, each with its own long sequence and short sequences
+    # tokens per short sequence, the target included (seed: nseq = 10)
+    context: int = setting(10, ge=2, why="the word and what precedes it")
+    # more kept occurrences are thinned evenly to this many
+    max_targets: int = setting(400, ge=3, why="RSA needs 3 items; and at least 3 per replicate")
+    # parts of the text, each with its own long sequence and short sequences
+    replicates: int = shared.replicates(4, unit="parts of the text")
     # Block of the detailed figures: an index, or a relative depth (models/depth.py); 0.5 is the
     # seed's n_layers // 2.
-    focus_layer: int | float = 0.5
-    threshold: float = 95.0  # percent variance for effective dimensionality
-    n_boot: int = 1000  # bootstrap resamples of items per RSA interval
-    batch_size: int = 64
+    focus_layer: int | float = shared.layer(0.5)
+    threshold: float = setting(95.0, gt=0, lt=100)  # percent variance for effective dimensionality
+    # bootstrap resamples of items per RSA interval
+    n_boot: int = setting(1000, ge=100, why=f"for a {CI_LEVEL:.0f}% percentile interval")
+    batch_size: int = shared.batch_size(64)
 
     def check(self):
-        check_layer_setting(self.focus_layer, setting="focus_layer")
+        # Cross-field only (each setting's own rule is declared above): one source of text, and enough
+        # targets for every replicate.
         if self.text_file and self.wikipedia:
             raise LaminaError("give one text: text_file or wikipedia, not both.")
         if self.text_file or self.wikipedia:
             self.book = None  # the other source replaces the default book; config.json then says so
         elif not self.book:
             raise LaminaError("no text: set book (e.g. alice), text_file=PATH or wikipedia=TITLE.")
-        if not self.word or not self.word.strip():
-            raise LaminaError("word is empty; give a single-token word such as ' Alice'.")
-        if self.context < 2:
-            raise LaminaError(f"context must be at least 2 tokens (the word and what precedes it), not {self.context}.")
-        if isinstance(self.replicates, bool) or int(self.replicates) != self.replicates or self.replicates < 1:
-            raise LaminaError(f"replicates must be a positive integer, not {self.replicates!r}.")
         if self.max_targets < 3 * self.replicates:
             raise LaminaError(f"max_targets must be at least 3 per replicate (RSA needs 3 items): at least "
                               f"{3 * self.replicates} for replicates={self.replicates}, not {self.max_targets}.")
-        check_threshold(self.threshold)
-        if self.n_boot < 100:
-            raise LaminaError(f"n_boot must be at least 100 for a {CI_LEVEL:.0f}% percentile interval, "
-                              f"not {self.n_boot}.")
-        if self.batch_size < 1:
-            raise LaminaError(f"batch_size must be a positive integer, not {self.batch_size}.")
 
     def source(self) -> str:
         if self.text_file:

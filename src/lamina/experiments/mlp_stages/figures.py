@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import LaminaError
 from ...plots import figure
 from ...plots.matrices import matrix_image
 from ...plots.profiles import layer_profile, interval_band
@@ -14,20 +13,17 @@ from ...plots.stages import (COLORS, MARKERS, bars_with_ci, density_curve, layer
                              marker_legend, violins)
 from ...stats.ranges import central_range
 from ...stats.similarity import cosine_matrix, upper
+from .. import settings as shared
 from ..base import Figure
+from ..settings import setting
 from .result import CI_LEVEL, PAIR_NAMES, SET_TITLES, SETS, SITES, STAGES, MlpStagesResult
 
 
 @dataclass
 class MlpStagesOptions:
-    coverage: float = 99.0  # percent of values inside histogram x-ranges and stage-vs-stage colour limits
-    density_bins: int | None = None  # bins of the density curves; None: Freedman–Diaconis (at most 400)
-
-    def check(self):
-        if not 0 < self.coverage <= 100:
-            raise LaminaError(f"coverage is a percentage in (0, 100], not {self.coverage}.")
-        if self.density_bins is not None and self.density_bins < 1:
-            raise LaminaError(f"density_bins must be at least 1 (or none), not {self.density_bins}.")
+    # percent of values inside histogram x-ranges and stage-vs-stage colour limits
+    coverage: float = setting(99.0, gt=0, le=100)
+    density_bins: int | None = shared.bins(None)  # bins of the density curves; None: Freedman–Diaconis (at most 400)
 
 
 def figures(result: MlpStagesResult, config, options: MlpStagesOptions) -> dict[str, Figure]:

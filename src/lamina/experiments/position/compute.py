@@ -15,6 +15,8 @@ from ...stats.clusters import cluster_mean
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates
 from ..base import Context, ModelFacts, profile_table
+from .. import settings as shared
+from ..settings import setting
 from .result import (AcrossMean, AcrossSubsets, HeldOutScores, LogisticFit, OLSFit, PositionResult, Subset, Tokens,
                      TrainScores)
 
@@ -23,34 +25,26 @@ LEVEL = 95.0  # every interval
 
 @dataclass
 class PositionConfig:
-    seqlen: int = 6  # tokens per context; losses exist for positions 0..seqlen-2
-    n_samples: int = 500  # contexts per split and replicate
-    train_start: int = 0  # HellaSwag rows train_start.. (seed: 0-499)
-    test_start: int = 1000  # held-out rows (seed: 1000-1499)
+    # Tokens per context; losses exist for positions 0..seqlen-2.
+    seqlen: int = setting(6, ge=3, why="two positions to tell apart")
+    n_samples: int = setting(500, ge=2)  # contexts per split and replicate
+    train_start: int = setting(0, ge=0)  # HellaSwag rows train_start.. (seed: 0-499)
+    test_start: int = setting(1000, ge=0)  # held-out rows (seed: 1000-1499)
     # Disjoint pairs of row ranges: replicate r takes replicate 0's rows (the seed's) shifted by r times their
     # span (1500 rows by default), so the replicates share no context. Six fit HellaSwag validation's 10,042
     # rows and give the across-replicate t test 5 degrees of freedom (two gave it 1).
-    replicates: int = 6
+    replicates: int = shared.replicates(6, unit="row subsets")
     split: str = "validation"
-    batch_size: int = 100
-    alpha: float = 0.05
+    batch_size: int = shared.batch_size(100)
+    alpha: float = shared.alpha()
 
     def check(self):
-        if self.seqlen < 3:
-            raise LaminaError("seqlen must be at least 3 (two positions to tell apart).")
-        if self.n_samples < 2:
-            raise LaminaError("n_samples must be at least 2.")
-        if self.train_start < 0 or self.test_start < 0:
-            raise LaminaError("train_start and test_start must be non-negative.")
+        # Cross-field only (each setting's own rule is declared above): the two row ranges must not overlap.
         lo, hi = sorted([(self.train_start, "train"), (self.test_start, "test")])
         if lo[0] + self.n_samples > hi[0]:
             raise LaminaError(f"the train rows (train_start={self.train_start}) and test rows (test_start="
                               f"{self.test_start}) overlap with n_samples={self.n_samples}; held-out rows must be "
                               "distinct.")
-        if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) or self.replicates < 1:
-            raise LaminaError(f"replicates must be a whole number of row subsets, at least 1, not {self.replicates!r}.")
-        if not 0 < self.alpha < 1:
-            raise LaminaError(f"alpha must be between 0 and 1, not {self.alpha}.")
 
 
 def span(config: PositionConfig) -> int:

@@ -6,28 +6,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import LaminaError
 from ...plots import figure
 from ...plots.confusion import accuracy_bars, confusion_heatmap
 from ...plots.distributions import density_lines, means_with_points
 from ...plots.regression import coefficient_bars, jitter_scatter
 from ...plots.replicates import replicate_intervals
 from ...stats.regression import confusion_percent
+from .. import settings as shared
 from ..base import Figure
+from ..settings import setting
 from .compute import LEVEL
 from .result import PositionResult
 
 
 @dataclass
 class PositionOptions:
-    density_bins: int = 10  # bins of the per-position loss densities (np.histogram's default, as the seed)
-    confusion_range: tuple[float, ...] = (0.0, 100.0)  # colour range of the confusion matrices, percent
-
-    def check(self):
-        if self.density_bins < 1:
-            raise LaminaError(f"density_bins must be at least 1, not {self.density_bins}.")
-        if len(self.confusion_range) != 2 or not self.confusion_range[0] < self.confusion_range[1]:
-            raise LaminaError("confusion_range takes two numbers low,high with low < high, e.g. 0,100.")
+    density_bins: int = shared.bins(10)  # bins of the per-position loss densities (np.histogram's default, as the seed)
+    # colour range of the confusion matrices, percent
+    confusion_range: tuple[float, ...] = setting((0.0, 100.0), items=2, order="<", why="low,high")
 
 
 def figures(result: PositionResult, config, options: PositionOptions) -> dict[str, Figure]:

@@ -27,7 +27,9 @@ from ...recording import edits as E
 from ...stats.replicates import t_interval
 from ...stimuli import Stimuli
 from ..across import Interval
+from .. import settings as shared
 from ..base import Context, ModelFacts, profile_table
+from ..settings import setting
 from .result import CLASSES, Peak, PerPrompt, SiteTrace, TraceResult
 
 SITES = ("hidden", "attn.out", "mlp.out")
@@ -38,29 +40,19 @@ GAP = 1e-5
 
 @dataclass
 class TraceConfig:
-    noise: float = 3.0  # noise SD in units of the embeddings' SD (Meng et al.: 3)
-    samples: int = 2  # noise samples per prompt (the paper: 10; CPU cost grows linearly)
-    sites: str = "hidden"  # comma-separated: hidden, attn.out, mlp.out
-    window: int = 1  # layers restored together for attn.out and mlp.out, centred (the paper: 10); hidden: 1
+    noise: float = setting(3.0, ge=0)  # noise SD in units of the embeddings' SD (Meng et al.: 3)
+    samples: int = setting(2, ge=1)  # noise samples per prompt (the paper: 10; CPU cost grows linearly)
+    # comma-separated: hidden, attn.out, mlp.out
+    sites: str = setting("hidden", check=lambda text: bool(parse_sites(text)),
+                         means=f"a comma-separated list of {', '.join(SITES)}, each once")
+    # layers restored together for attn.out and mlp.out, centred (the paper: 10); hidden: 1
+    window: int = shared.window(1, minimum=1)
     # The first N prompts of the set (None: all 83). 12 by default for CPU cost: on 2 CPU cores SmolLM2 takes
     # about 11 s per prompt, noise sample and site (docs/results.md); the intervals over prompts say how far 12 go.
-    n_prompts: int | None = 12
-    answer: str = "fact"  # fact: the set's answer, prompts the model gets wrong dropped; argmax: the model's own
-    # top next token as the answer, every prompt kept (for untrained or small models)
-
-    def check(self):
-        if isinstance(self.noise, bool) or not np.isfinite(self.noise) or self.noise < 0:
-            raise LaminaError(f"noise must be a finite number >= 0 (SDs of the embeddings), not {self.noise!r}.")
-        for name in ("samples", "window"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise LaminaError(f"{name} must be a positive integer, not {value!r}.")
-        if self.n_prompts is not None and (isinstance(self.n_prompts, bool) or int(self.n_prompts) != self.n_prompts
-                                           or self.n_prompts < 1):
-            raise LaminaError(f"n_prompts must be a positive integer (or none for all), not {self.n_prompts!r}.")
-        parse_sites(self.sites)
-        if self.answer not in ANSWERS:
-            raise LaminaError(f"answer must be one of {', '.join(ANSWERS)}, not {self.answer!r}.")
+    n_prompts: int | None = setting(12, ge=1)
+    # fact: the set's answer, prompts the model gets wrong dropped; argmax: the model's own top next token
+    # as the answer, every prompt kept (for untrained or small models)
+    answer: str = setting("fact", choices=ANSWERS)
 
 
 def parse_sites(text) -> list[str]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib as mpl
 import numpy as np
 
-from ...errors import LaminaError
 from ...plots import figure
 from ...plots.matrices import matrix_image
 from ...plots.profiles import interval_band, layer_profile
 from ..base import Figure
+from ..presentation import colormap
 from .result import TraceResult
 
 COLOURS = {"hidden": "Purples", "attn.out": "Reds", "mlp.out": "Greens"}
@@ -19,11 +18,8 @@ COLOURS = {"hidden": "Purples", "attn.out": "Reds", "mlp.out": "Greens"}
 
 @dataclass
 class TraceOptions:
-    colormap: str | None = None  # heatmap colours; None: purple (hidden), red (attn.out), green (mlp.out) as Meng et al.
-
-    def check(self):
-        if self.colormap is not None and self.colormap not in mpl.colormaps:
-            raise LaminaError(f"colormap {self.colormap!r} is not a matplotlib colormap (e.g. viridis, Purples).")
+    # heatmap colours; None: purple (hidden), red (attn.out), green (mlp.out) as Meng et al.
+    colormap: str | None = colormap(None)
 
 
 def figures(result: TraceResult, config, options: TraceOptions) -> dict[str, Figure]:
