@@ -112,6 +112,8 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         stimuli: a :class:`lamina.Stimuli` (token ids, metadata, next ids).
         sites: canonical site names (see ``lamina sites MODEL``). ``loss``, ``correct`` and
             ``predicted`` may be listed; they are in the token table whenever ``loss`` is True.
+            ``[]`` (or only those three) with ``loss=True``: a loss-only recording, the token table
+            and no activations; ``[]`` with ``loss=False`` is an error (nothing to record).
         layers: None (all), an int, a list of ints, or a dict site -> selection.
             Negative indices count from the end (``hidden`` has n_layers + 1 entries).
         positions: ``"all"``, ``"last"``, an int, or one index (or list) per sequence.
@@ -170,6 +172,11 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         raise LaminaError(f"shard_size must be a positive integer (sequences per shard), not {shard_size!r}.")
     if out is not None:
         out = check_output_dir(out, "out")
+    if _no_sites(sites):  # sites=[]: the loss alone, when there is a loss to record
+        if not loss:
+            raise LaminaError("nothing to record: sites=[] with loss=False asks for neither activations nor the "
+                              "loss; name a site (e.g. sites=['hidden']) or record the loss alone with loss=True.")
+        sites = ["loss"]
     split_sites(sites)  # names and form first: a clear error for anything that is not a list of sites
     asked = [s for s in ([sites] if isinstance(sites, str) else sites) if s in TOKEN_SITES]
     if asked and not loss:
@@ -210,6 +217,11 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
     return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
                            overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor,
                            keep_bos)
+
+
+def _no_sites(sites) -> bool:
+    """Whether ``sites`` is an empty list or tuple (a loss-only recording when ``loss=True``)."""
+    return isinstance(sites, (list, tuple)) and len(sites) == 0
 
 
 def check_stimuli(model, stimuli) -> None:
