@@ -1,16 +1,21 @@
 """What a researcher writing a new question reached for (issue 28): untrained controls as a public call,
-loss-only recordings, selection by model layer, token-table arrays torch takes without a warning."""
+repeated random tokens, concatenated and prefixed stimuli, loss-only recordings, selection by model layer,
+token-table arrays torch takes without a warning, recordings as xarray."""
 
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import lamina
 from lamina import LaminaError, Stimuli
 from lamina.models import control
+from lamina.stimuli import concat, prefixed, repeated_random
 
 
 def ragged(n=5, seed=0, lo=3, hi=9):
@@ -117,7 +122,6 @@ def test_token_array_is_a_writable_copy(tiny_gpt2):
     correct = rec.token_array("correct")
     assert correct.dtype == np.float32 and np.isnan(correct).sum() == rec.tokens["correct"].isna().sum()
     assert rec.token_array("token").dtype == object
-    import pandas as pd
     pd.testing.assert_frame_equal(rec.tokens, before)  # ... never changes the recording
     with pytest.raises(LaminaError, match="no column 'los'.*Did you mean 'loss'"):
         rec.token_array("los")
@@ -143,3 +147,166 @@ def test_token_columns_reach_torch_without_a_warning(tiny_gpt2):
 
     done = subprocess.run([sys.executable, "-c", code % _gpt2_files()], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "clean" in done.stdout, done.stderr[-3000:]
+
+
+# ---- 2. stimuli: repeated random tokens, concatenation, prefixes ---------------------------------
+
+
+_settings = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_settings
+@given(n=st.integers(1, 4), length=st.integers(1, 12), repeats=st.integers(1, 4), seed=st.integers(0, 2**32))
+def test_repeated_random_is_a_repeated_block(gpt2_tokenizer, n, length, repeats, seed):
+    stim = repeated_random(gpt2_tokenizer, n, length, repeats=repeats, seed=seed)
+    assert len(stim) == n and set(stim.lengths.tolist()) == {length * repeats}
+    assert stim.tokenizer == "GPT2Tokenizer (vocab 50257)"
+    for seq, rep, off in zip(stim.ids, stim.token_columns["repeat"], stim.token_columns["offset"]):
+        block = seq[:length]
+        assert len(set(block.tolist())) == length  # distinct within a block: the repeat is determined
+        np.testing.assert_array_equal(seq, np.tile(block, repeats))
+        np.testing.assert_array_equal(np.arange(len(seq)), rep * length + off)
+        assert seq.min() >= 0 and seq.max() < len(gpt2_tokenizer) and 50256 not in seq  # <|endoftext|> is special
+    assert (stim.next_ids == -1).all()
+    assert stim.meta.to_dict("list") == {"block_length": [length] * n, "repeats": [repeats] * n, "seed": [seed] * n}
+    again = repeated_random(gpt2_tokenizer, n, length, repeats=repeats, seed=seed)
+    assert again.fingerprint() == stim.fingerprint()
+
+
+def test_repeated_random_seeds_and_errors(tiny_gpt2):
+    a, b = (repeated_random(tiny_gpt2, 3, 20, seed=s) for s in (0, 1))
+    assert a.fingerprint() != b.fingerprint() and not np.array_equal(a.ids[0], a.ids[1])
+    bad = [(dict(n_sequences=0), "n_sequences must be at least 1"), (dict(length=0), "length must be at least 1"),
+           (dict(repeats=True), "repeats must be an integer"), (dict(seed=-1), "seed must be a non-negative"),
+           (dict(seed=1.5), "seed must be a non-negative"),
+           (dict(length=100, repeats=3, max_length=256), r"a sequence \(3 x 100\) of 300 tokens is longer"),
+           (dict(length=60000), "distinct tokens needs more than the vocabulary's 50256 ordinary tokens")]
+    for kwargs, message in bad:
+        args = dict(n_sequences=2, length=4, repeats=2, seed=0) | kwargs
+        with pytest.raises(LaminaError, match=message):
+            repeated_random(tiny_gpt2, **args)
+    with pytest.raises(LaminaError, match="lamina.load\\('gpt2'\\)"):
+        repeated_random("gpt2", 2, 4)
+
+
+@pytest.mark.parametrize("disk", [False, True])
+def test_token_columns_reach_the_token_table(tiny_llama, tmp_path, disk):
+    """A builder's per-token columns land in rec.tokens at the kept positions, in memory and on disk; the
+    BOS row of keep_bos gets -1 (tiny_llama is fed a BOS)."""
+    stim = repeated_random(tiny_llama, 3, 5, repeats=2, seed=3)
+    out = tmp_path / "rec" if disk else None
+    rec = lamina.record(tiny_llama, stim, sites=["hidden"], layers=[1], keep_bos=True, out=out, shard_size=2,
+                        progress=False)
+    tokens = rec.tokens
+    assert list(tokens.columns[-2:]) == ["offset", "repeat"]
+    real = tokens[tokens["position"] >= 0]
+    np.testing.assert_array_equal(real["position"], real["repeat"] * 5 + real["offset"])
+    assert (tokens.loc[tokens["bos"], ["repeat", "offset"]] == -1).all().all()
+    last = lamina.record(tiny_llama, stim, sites=["hidden"], layers=[1], positions="last", progress=False).tokens
+    assert last["repeat"].tolist() == [1, 1, 1] and last["offset"].tolist() == [4, 4, 4]
+
+
+def _stimuli(draw_lengths, seed, columns=True):
+    rng = np.random.default_rng(seed)
+    ids = [rng.integers(0, 1000, k) for k in draw_lengths]
+    cols = {"weight": [rng.random(k) for k in draw_lengths]} if columns else None
+    return Stimuli(ids, pd.DataFrame({"n": list(draw_lengths)}), rng.integers(-1, 1000, len(ids)), ["a note"], cols)
+
+
+lengths = st.lists(st.integers(1, 6), min_size=1, max_size=4)
+
+
+@_settings
+@given(a=lengths, b=lengths, c=lengths, with_cols=st.booleans())
+def test_concat_stacks_sequences_and_keeps_the_parts_apart(a, b, c, with_cols):
+    x, y, z = _stimuli(a, 0, with_cols), _stimuli(b, 1, False), _stimuli(c, 2)
+    joined = concat(x, y, z)
+    assert len(joined) == len(a) + len(b) + len(c)
+    for got, want in zip(joined.ids, x.ids + y.ids + z.ids):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(joined.next_ids, np.concatenate([x.next_ids, y.next_ids, z.next_ids]))
+    assert joined.meta["part"].tolist() == [0] * len(a) + [1] * len(b) + [2] * len(c)
+    assert joined.meta["n"].tolist() == a + b + c
+    assert joined.notes == ["part 0: a note", "part 1: a note", "part 2: a note"]
+    weights = joined.token_columns["weight"]  # y lacks the column: NaN there; x has it only with_cols
+    for i, part in enumerate([0] * len(a) + [1] * len(b) + [2] * len(c)):
+        source = {0: x, 1: y, 2: z}[part]
+        if "weight" in source.token_columns:
+            first = joined.meta["part"].tolist().index(part)
+            np.testing.assert_array_equal(weights[i], source.token_columns["weight"][i - first])
+        else:
+            assert np.isnan(weights[i]).all()
+    nested = (x + y) + z
+    assert nested.fingerprint() == joined.fingerprint() and nested.meta.equals(joined.meta)
+    assert (x + (y + z)).meta["part"].tolist() == joined.meta["part"].tolist()
+
+
+def test_concat_refuses_what_it_cannot_join(gpt2_tokenizer):
+    one = repeated_random(gpt2_tokenizer, 2, 3)
+    other = Stimuli([[1, 2]], tokenizer="SomeOtherTokenizer (vocab 32000)")
+    with pytest.raises(LaminaError, match="^the parts come from different tokenizers"):
+        one + other
+    assert (one + Stimuli([[1, 2]])).tokenizer == one.tokenizer  # an unknown tokenizer joins any
+    with pytest.raises(LaminaError, match="at least two Stimuli, got 1"):
+        concat(one)
+    with pytest.raises(LaminaError, match="part 1 is a list"):
+        concat(one, [[1, 2]])
+    with pytest.raises(TypeError):
+        one + [[1, 2]]
+    named = concat([one, one], names=["first", "second"])
+    assert named.meta["part_name"].tolist() == ["first", "first", "second", "second"]
+    with pytest.raises(LaminaError, match="one label per part"):
+        concat(one, one, names=["only one"])
+    with pytest.raises(LaminaError, match="'part' column that concat did not make"):
+        concat(Stimuli([[1]], pd.DataFrame({"part": ["x"]})), one)
+
+
+@_settings
+@given(seqs=lengths, prefix=st.lists(st.integers(0, 999), min_size=1, max_size=5))
+def test_prefixed_prepends_and_marks_the_original_positions(seqs, prefix):
+    stim = _stimuli(seqs, 4)
+    out = stim.prefixed(prefix)
+    k = len(prefix)
+    for got, seq, orig, weight, own in zip(out.ids, stim.ids, out.token_columns["original_position"],
+                                           out.token_columns["weight"], stim.token_columns["weight"]):
+        np.testing.assert_array_equal(got, np.concatenate([prefix, seq]))
+        np.testing.assert_array_equal(orig, np.concatenate([np.full(k, -1), np.arange(len(seq))]))
+        assert np.isnan(weight[:k]).all() and np.array_equal(weight[k:], own)
+    assert out.meta["prefix_length"].tolist() == [k] * len(seqs)
+    np.testing.assert_array_equal(out.next_ids, stim.next_ids)
+    twice = prefixed(out, [7])  # original_position still counts from the unprefixed sequence
+    assert twice.meta["prefix_length"].tolist() == [k + 1] * len(seqs)
+    np.testing.assert_array_equal(twice.token_columns["original_position"][0][k + 1:], np.arange(seqs[0]))
+
+
+def test_prefixed_text_and_errors(tiny_gpt2, gpt2_tokenizer):
+    stim = lamina.stimuli.first_tokens(["It was a dark and stormy night, and the rain fell."], tiny_gpt2, 6)
+    out = stim.prefixed(" Once upon a time", tiny_gpt2)
+    prefix = gpt2_tokenizer(" Once upon a time", add_special_tokens=False)["input_ids"]
+    np.testing.assert_array_equal(out.ids[0], prefix + stim.ids[0].tolist())
+    assert out.notes[-1] == "every sequence prefixed with ' Once upon a time' (4 tokens)"
+    rec = lamina.record(tiny_gpt2, out, sites=[], progress=False)
+    assert rec.tokens["original_position"].tolist() == [-1] * 4 + list(range(6))
+    for prefix, tokenizer, message in [
+            ("text", None, "a text prefix needs the tokenizer"), ([], None, "the prefix is empty"),
+            ("", tiny_gpt2, "the prefix is empty"), ([1, -2], None, "non-negative integers, not -2"),
+            ([1, True], None, "not True"), ([60000], tiny_gpt2, "outside the tokenizer's vocabulary"),
+            (3, None, "prefix must be a text or a list of token ids")]:
+        with pytest.raises(LaminaError, match=message):
+            stim.prefixed(prefix, tokenizer)
+    other = Stimuli([[1, 2]], tokenizer="SomeOtherTokenizer (vocab 32000)")
+    with pytest.raises(LaminaError, match="the stimuli come from SomeOtherTokenizer"):
+        other.prefixed("text", tiny_gpt2)
+
+
+def test_token_columns_are_checked():
+    for columns, message in [({"loss": [[1.0]]}, "token column 'loss' would hide the token table's own column"),
+                             ({"w": [[1.0], [2.0]]}, "has 2 entries for 1 sequences"),
+                             ({"w": [[1.0, 2.0, 3.0]]}, "has 3 values for sequence 0's 2 tokens"),
+                             ({"w": [["a", "b"]]}, "token columns hold numbers or bools"),
+                             ({1: [[1, 2]]}, "non-empty strings"), ([1], "must be a dict")]:
+        with pytest.raises(LaminaError, match=message):
+            Stimuli([[5, 6]], token_columns=columns)
+    plain, marked = Stimuli([[5, 6]]), Stimuli([[5, 6]], token_columns={"w": [[0, 1]]})
+    assert plain.fingerprint() != marked.fingerprint()  # a resumed recording never mixes them
+    assert marked.subset([0]).token_columns["w"][0].tolist() == [0, 1]

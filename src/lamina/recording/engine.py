@@ -18,6 +18,7 @@ from ..errors import LaminaError, check_output_dir, one_line
 from ..models.fingerprint import weights_sha256
 from ..models.sites import SITES, TOKEN_SITES, check_layers, split_sites
 from ..models.tap import site_hook, tap
+from ..stimuli.base import filled
 from . import store
 from .capture import TORCH_DTYPES, Capture, forward
 from .edits import Editor
@@ -517,6 +518,8 @@ def _append_tokens(model, stimuli, batch, kept, chunk, texts, nxt, outputs=None)
                    "token_id": np.where(bos, model.bos_id, stimuli.ids[s][pos]), "next_id": nxt[b, :k]}
         if bos.any():  # keep_bos: every sequence has it, so the column is in every row or none
             entries["bos"] = bos
+        for name, values in stimuli.token_columns.items():  # the stimuli's own per-token design
+            entries[name] = filled(values[s][np.maximum(pos, 0)], bos)
         if outputs is not None:
             loss, predicted = outputs
             known = nxt[b, :k] >= 0

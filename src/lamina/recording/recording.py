@@ -27,20 +27,21 @@ def token_table(cols: dict[str, np.ndarray], texts: dict[int, str]) -> pd.DataFr
     token, next_id (-1: unknown); with loss (when ``cols`` has the LM head's columns): loss
     (−log p(next token); NaN when next_id is -1), correct (argmax == next token; <NA> when
     unknown), predicted_id, predicted; with ``keep_bos``: bos (True on the BOS token's row, position −1);
-    then any per-token columns the stimuli carry (:attr:`lamina.Stimuli.token_columns`), in their order.
+    then any per-token columns the stimuli carry (:attr:`lamina.Stimuli.token_columns`), sorted by name.
     """
     with_loss = all(c in cols for c in LOSS_COLUMNS)
     table = pd.DataFrame({c: cols[c] for c in (TOKEN_COLUMNS if with_loss else ID_COLUMNS) + BOS_COLUMNS
                           if c in cols or c not in BOS_COLUMNS})
-    for name in cols:  # the stimuli's own per-token columns (Stimuli.token_columns), after lamina's
-        if name not in TOKEN_COLUMNS + BOS_COLUMNS:
-            table[name] = cols[name]
     table.insert(4, "token", table["token_id"].map(texts))
     if with_loss:
         known = table["next_id"].to_numpy() >= 0
         table["correct"] = pd.array(np.where(known, table["correct"].astype(bool), False), dtype="boolean")
         table.loc[~known, "correct"] = pd.NA
         table["predicted"] = table["predicted_id"].map(texts)
+    # The stimuli's own per-token columns (Stimuli.token_columns) after lamina's, by name: a shard
+    # stores its tensors sorted by name, so this is the order in memory and on disk alike.
+    for name in sorted(set(cols) - set(TOKEN_COLUMNS + BOS_COLUMNS)):
+        table[name] = cols[name]
     return table
 
 
