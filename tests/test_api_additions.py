@@ -310,3 +310,51 @@ def test_token_columns_are_checked():
     plain, marked = Stimuli([[5, 6]]), Stimuli([[5, 6]], token_columns={"w": [[0, 1]]})
     assert plain.fingerprint() != marked.fingerprint()  # a resumed recording never mixes them
     assert marked.subset([0]).token_columns["w"][0].tolist() == [0, 1]
+
+
+# ---- 6. to_xarray ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("disk", [False, True])
+def test_to_xarray_labels_every_axis(tiny_gpt2, tmp_path, disk):
+    xr = pytest.importorskip("xarray")
+    stim = lamina.stimuli.word_in_contexts("a big cat sat on the mat, and the cat ran off with the dog", tiny_gpt2,
+                                           ["cat", "dog"], 3)
+    out = tmp_path / "rec" if disk else None
+    rec = lamina.record(tiny_gpt2, stim, sites=["hidden", "attn.out", "mlp.pre", "attn.pattern"],
+                        layers={"hidden": [1, 3], "attn.out": [2], "mlp.pre": [0], "attn.pattern": [2]},
+                        positions=[[1, 2], [2], [0, 1, 2]], out=out, progress=False)
+    da = rec.to_xarray("hidden")
+    assert isinstance(da, xr.DataArray) and da.dims == ("layer", "sequence", "slot", "d_model")
+    assert da.layer.values.tolist() == [1, 3] and da.attrs["site"] == "hidden" and da.attrs["n_layers"] == 3
+    np.testing.assert_array_equal(da.sel(layer=3).values, rec.sel("hidden", 3))
+    # the token table on (sequence, slot): padded slots -1 / NaN / None, valid marks the real ones
+    np.testing.assert_array_equal(da.valid.values, rec.valid)
+    assert da.position.values.tolist() == [[1, 2, -1], [2, -1, -1], [0, 1, 2]]
+    rows = rec.tokens
+    np.testing.assert_array_equal(da.loss.values[rec.valid], rows["loss"].to_numpy())
+    assert np.isnan(da.loss.values[~rec.valid]).all() and pd.isna(da.token.values[1, 1])
+    assert da.token.values[0, 1] == rows["token"].iloc[1]
+    # the stimuli metadata on (sequence,); names the token table has too get meta_
+    assert da.word.values.tolist() == ["cat", "cat", "dog"] and "meta_position" in da.coords
+    assert rec.to_xarray("mlp.pre").dims == ("layer", "sequence", "slot", "d_mlp")
+    assert rec.to_xarray("attn.pattern").dims == ("layer", "sequence", "head", "slot", "key")
+    assert rec.to_xarray("hidden", layer=-1).layer.values.tolist() == [3]
+    with pytest.raises(LaminaError, match="layer 2 of site 'hidden' was not recorded"):
+        rec.to_xarray("hidden", layer=[2])
+    ds = rec.to_xarray()
+    assert isinstance(ds, xr.Dataset) and set(ds.data_vars) == {"hidden", "attn.out", "mlp.pre", "attn.pattern"}
+    assert ds.layer.values.tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(ds["attn.out"].sel(layer=2).values, rec.sel("attn.out", 2))
+    assert np.isnan(ds["attn.out"].sel(layer=1).values).all()  # not recorded there
+    da.values[:] = 0  # a copy: the recording is untouched
+    assert not (rec.sel("hidden", 3)[rec.valid] == 0).all()
+
+
+def test_to_xarray_of_a_loss_only_recording_and_without_xarray(tiny_gpt2, monkeypatch):
+    pytest.importorskip("xarray")
+    rec = lamina.record(tiny_gpt2, ragged(), sites=[], progress=False)
+    ds = rec.to_xarray()
+    assert not ds.data_vars and ds.loss.dims == ("sequence", "slot")
+    np.testing.assert_array_equal(ds.loss.values[rec.valid], rec.tokens["loss"].to_numpy())
+    monkeypatch.setitem(sys.modules, "xarray", None)  # as if not installed
+    with pytest.raises(LaminaError, match=r"^to_xarray needs xarray, which is not installed; pip install 'lamina\[xarray\]'"):
+        rec.to_xarray()

@@ -186,6 +186,29 @@ class Recording:
             return values.to_numpy(dtype=object, copy=True)
         return values.to_numpy(copy=True)
 
+    def to_xarray(self, site: str | None = None, *, layer=None):
+        """The recording as labelled arrays (needs ``pip install 'lamina[xarray]'``).
+
+        Args:
+            site: one recorded site: an ``xarray.DataArray``; None: every site in one ``xarray.Dataset``
+                (its ``layer`` dim is the union of the sites' model layers; a site lacking one holds NaN there).
+            layer: model layers to convert, as :meth:`sel` takes them (None: every recorded one; a disk
+                recording reads only these).
+
+        Returns:
+            Dims ``(layer, sequence, slot, d_model)`` (``mlp.pre``/``mlp.post``: ``d_mlp``; ``attn.heads``:
+            ``(layer, sequence, slot, head, d_model)``; ``attn.pattern``: ``(layer, sequence, head, slot, key)``).
+            Coordinates: ``layer`` holds model layers (``da.sel(layer=-1)`` is not a model layer: use
+            ``da.isel(layer=-1)`` or the number); every token-table column but ``sequence``/``slot`` on
+            ``(sequence, slot)`` (``position``, ``token``, ``loss``, ...; padded slots -1 or NaN;
+            ``correct`` as 1, 0 or NaN), ``valid``, and the stimuli metadata on ``(sequence,)`` (``meta_<name>``
+            where a name is also a token-table column). The values are a copy: changing them never changes
+            the recording.
+        """
+        from .xr import dataset, site_array
+
+        return dataset(self, layer) if site is None else site_array(self, site, layer)
+
     def shape(self, site: str) -> tuple[int, ...]:
         """``(layer, sequence, slot, width)`` of ``site`` (the attention sites: see the class docstring)
         without reading its activations."""
