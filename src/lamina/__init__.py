@@ -7,7 +7,8 @@ Three calls::
     rec = lamina.record(model, stimuli, sites=["hidden", "attn.out"])
 
 Experiments: ``lamina.run("position", model)``; across models with untrained controls:
-``lamina.compare("attn-kl", ["smollm2-135m", "gemma3-270m"], controls="random")``.
+``lamina.compare("attn-kl", ["smollm2-135m", "gemma3-270m"], controls="random")``; one untrained
+control by hand: ``lamina.random_control(model, seed=0)``.
 
 The names below are imported on first use (PEP 562), so ``import lamina`` loads neither torch nor
 matplotlib, and the runner and the experiments only when a run needs them.
@@ -36,6 +37,7 @@ _LAZY = {
     "Model": (".models", "Model"),
     "load": (".models", "load"),
     "wrap": (".models", "wrap"),
+    "random_control": (".models", "random_control"),
     "Recording": (".recording", "Recording"),
     "record": (".recording", "record"),
     "edits": (".recording.edits", None),
@@ -47,7 +49,7 @@ _LAZY = {
 }
 
 __all__ = ["Comparison", "LaminaError", "Model", "Recording", "Run", "Stimuli", "compare", "data", "editing", "edits",
-           "load", "record", "run", "stimuli", "wrap", "__version__"]
+           "load", "random_control", "record", "run", "stimuli", "wrap", "__version__"]
 
 
 def __getattr__(name: str):

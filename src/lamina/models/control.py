@@ -65,6 +65,24 @@ def random_control(model, *, seed: int = 0, device=None, dtype=None, trust_remot
                    bos_token: str | None = None) -> Model:
     """The untrained control of ``model``: its architecture, freshly initialised under ``seed``.
 
+    What is random: every weight. The model's config is built anew with
+    ``AutoModelForCausalLM.from_config`` (on the CPU, in float32, under ``torch.manual_seed(seed)``), so
+    each parameter and buffer the architecture initialises (token and position embeddings, attention and
+    MLP projections, the LM head, norm scales and biases) takes the value of the architecture's own
+    ``_init_weights``: usually normal draws for the matrices, ones and zeros for norms, zeros for biases;
+    tied embeddings stay tied. What is kept: the config (number of layers, widths, heads, vocabulary,
+    positional scheme, sliding windows), the tokenizer and the BOS policy, so the same stimuli reach the
+    control token for token; and the trained model's device and dtype unless given. The same seed gives
+    the same weights on every device; the global RNG state is left as it was.
+
+    Example::
+
+        model = lamina.load("smollm2-135m")
+        control = lamina.random_control(model, seed=0)          # "smollm2-135m (untrained, seed 0)"
+        stimuli = lamina.stimuli.window(lamina.data.book("alice"), model, 128)
+        trained = lamina.record(model, stimuli, sites=["hidden"])
+        untrained = lamina.record(control, stimuli, sites=["hidden"])   # same tokens, same shapes
+
     Args:
         model: a :class:`Model` (its config, tokenizer, BOS policy, device and dtype are used) or a
             name/path as :func:`lamina.load` takes (only its config and tokenizer are read, never its weights).

@@ -18,6 +18,7 @@ from ..errors import LaminaError, check_output_dir, one_line
 from ..models.fingerprint import weights_sha256
 from ..models.sites import SITES, TOKEN_SITES, check_layers, split_sites
 from ..models.tap import site_hook, tap
+from ..stimuli.base import filled
 from . import store
 from .capture import TORCH_DTYPES, Capture, forward
 from .edits import Editor
@@ -112,6 +113,8 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         stimuli: a :class:`lamina.Stimuli` (token ids, metadata, next ids).
         sites: canonical site names (see ``lamina sites MODEL``). ``loss``, ``correct`` and
             ``predicted`` may be listed; they are in the token table whenever ``loss`` is True.
+            ``[]`` (or only those three) with ``loss=True``: a loss-only recording, the token table
+            and no activations; ``[]`` with ``loss=False`` is an error (nothing to record).
         layers: None (all), an int, a list of ints, or a dict site -> selection.
             Negative indices count from the end (``hidden`` has n_layers + 1 entries).
         positions: ``"all"``, ``"last"``, an int, or one index (or list) per sequence.
@@ -170,6 +173,11 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
         raise LaminaError(f"shard_size must be a positive integer (sequences per shard), not {shard_size!r}.")
     if out is not None:
         out = check_output_dir(out, "out")
+    if _no_sites(sites):  # sites=[]: the loss alone, when there is a loss to record
+        if not loss:
+            raise LaminaError("nothing to record: sites=[] with loss=False asks for neither activations nor the "
+                              "loss; name a site (e.g. sites=['hidden']) or record the loss alone with loss=True.")
+        sites = ["loss"]
     split_sites(sites)  # names and form first: a clear error for anything that is not a list of sites
     asked = [s for s in ([sites] if isinstance(sites, str) else sites) if s in TOKEN_SITES]
     if asked and not loss:
@@ -210,6 +218,11 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
     return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
                            overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor,
                            keep_bos)
+
+
+def _no_sites(sites) -> bool:
+    """Whether ``sites`` is an empty list or tuple (a loss-only recording when ``loss=True``)."""
+    return isinstance(sites, (list, tuple)) and len(sites) == 0
 
 
 def check_stimuli(model, stimuli) -> None:
@@ -505,6 +518,8 @@ def _append_tokens(model, stimuli, batch, kept, chunk, texts, nxt, outputs=None)
                    "token_id": np.where(bos, model.bos_id, stimuli.ids[s][pos]), "next_id": nxt[b, :k]}
         if bos.any():  # keep_bos: every sequence has it, so the column is in every row or none
             entries["bos"] = bos
+        for name, values in stimuli.token_columns.items():  # the stimuli's own per-token design
+            entries[name] = filled(values[s][np.maximum(pos, 0)], bos)
         if outputs is not None:
             loss, predicted = outputs
             known = nxt[b, :k] >= 0

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LaminaError, closest
-from ..models.sites import SITES
+from ..models.sites import SITES, n_entries
 from . import store
 from .capture import bf16_to_float32
 
@@ -26,7 +26,8 @@ def token_table(cols: dict[str, np.ndarray], texts: dict[int, str]) -> pd.DataFr
     Columns: sequence, position, slot (index on the recording's position axis), token_id,
     token, next_id (-1: unknown); with loss (when ``cols`` has the LM head's columns): loss
     (−log p(next token); NaN when next_id is -1), correct (argmax == next token; <NA> when
-    unknown), predicted_id, predicted; with ``keep_bos``: bos (True on the BOS token's row, position −1).
+    unknown), predicted_id, predicted; with ``keep_bos``: bos (True on the BOS token's row, position −1);
+    then any per-token columns the stimuli carry (:attr:`lamina.Stimuli.token_columns`), sorted by name.
     """
     with_loss = all(c in cols for c in LOSS_COLUMNS)
     table = pd.DataFrame({c: cols[c] for c in (TOKEN_COLUMNS if with_loss else ID_COLUMNS) + BOS_COLUMNS
@@ -37,6 +38,10 @@ def token_table(cols: dict[str, np.ndarray], texts: dict[int, str]) -> pd.DataFr
         table["correct"] = pd.array(np.where(known, table["correct"].astype(bool), False), dtype="boolean")
         table.loc[~known, "correct"] = pd.NA
         table["predicted"] = table["predicted_id"].map(texts)
+    # The stimuli's own per-token columns (Stimuli.token_columns) after lamina's, by name: a shard
+    # stores its tensors sorted by name, so this is the order in memory and on disk alike.
+    for name in sorted(set(cols) - set(TOKEN_COLUMNS + BOS_COLUMNS)):
+        table[name] = cols[name]
     return table
 
 
@@ -88,13 +93,28 @@ class Recording:
             raise LaminaError(f"site {site!r} was not recorded; this recording has "
                               f"{', '.join(self.sites)}.{closest(site, self.sites)}")
 
-    def _slot(self, site: str, layer: int) -> int:
+    def n_entries(self, site: str) -> int:
+        """How many layer entries ``site`` has in the model (n_layers, or n_layers + 1 for ``hidden``),
+        whatever was recorded of them."""
+        self._check(site)
+        n_layers = self.info.get("n_layers")
+        if site not in SITES or not isinstance(n_layers, int):  # a hand-built recording: what it holds
+            return max(self.layers[site]) + 1
+        return n_entries(site, n_layers)
+
+    def _slot(self, site: str, layer) -> int:
+        """Index on the layer axis of model layer ``layer`` (negative: from the model's last entry)."""
         self._check(site)
         layers = self.layers[site]
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise LaminaError(f"a layer is an integer (a model layer), not {layer!r}.")
+        asked, layer = int(layer), int(layer)
         if layer < 0:
-            layer += max(layers) + 1
+            layer += self.n_entries(site)
         if layer not in layers:
-            raise LaminaError(f"layer {layer} of site {site!r} was not recorded; recorded layers: {layers}.")
+            named = f"layer {asked} (model layer {layer})" if asked < 0 else f"layer {layer}"
+            raise LaminaError(f"{named} of site {site!r} was not recorded; recorded layers: "
+                              f"{_layer_ranges(layers)} of 0–{self.n_entries(site) - 1}.")
         return layers.index(layer)
 
     # ---- access ----------------------------------------------------------------------
@@ -107,13 +127,88 @@ class Recording:
         return np.concatenate([_values(store.read_activations(self.path, e, site)) for e in self._shards], axis=1)
 
     def layer(self, site: str, layer: int) -> np.ndarray:
-        """Shape ``(sequence, slot, width)``: one model layer of ``site`` (reads only that slice from disk;
-        ``attn.heads``: ``(sequence, slot, head, d_model)``, ``attn.pattern``: ``(sequence, head, slot, key)``)."""
-        slot = self._slot(site, layer)
+        """Shape ``(sequence, slot, width)``: model layer ``layer`` of ``site`` (negative counts from the model's
+        last entry; reads only that slice from disk; ``attn.heads``: ``(sequence, slot, head, d_model)``,
+        ``attn.pattern``: ``(sequence, head, slot, key)``). A layer that was not recorded is an error."""
+        return self._read_slot(site, self._slot(site, layer))
+
+    def _read_slot(self, site: str, slot: int) -> np.ndarray:
+        """Entry ``slot`` of the layer axis (a disk recording reads that slice of each shard)."""
         if self._arrays is not None:
             return _values(self._arrays[site][slot])
         return np.concatenate([_values(store.read_activations(self.path, e, site, slot)) for e in self._shards],
                               axis=0)
+
+    def sel(self, site: str, layer=None) -> np.ndarray:
+        """Activations of ``site`` selected by **model** layer, not by position on the layer axis.
+
+        The layer axis of ``rec[site]`` counts recorded entries: layer 29 recorded alone is
+        ``rec[site][0]``. ``sel`` takes model layers instead.
+
+        Args:
+            site: a recorded site.
+            layer: a model layer (negative counts from the model's last entry: ``-1`` is ``hidden``'s
+                final entry, n_layers, or the last block's output for the other sites), a list of them,
+                or None for every recorded layer. A layer that was not recorded is an error naming
+                the recorded ones.
+
+        Returns:
+            One layer: ``(sequence, slot, width)`` (as :meth:`layer`); a list of ``k`` layers:
+            ``(k, sequence, slot, width)`` in the order given; None: ``rec[site]``. Attention sites
+            have their own axes after ``(layer, sequence)`` (class docstring). A disk recording reads
+            only the selected layers.
+        """
+        if layer is None:
+            return self[site]
+        if isinstance(layer, (list, tuple, range, np.ndarray)):
+            if len(layer) == 0:
+                raise LaminaError(f"an empty list of layers for site {site!r}; give at least one layer.")
+            slots = [self._slot(site, l) for l in layer]
+            return np.stack([self._read_slot(site, k) for k in slots])
+        return self._read_slot(site, self._slot(site, layer))
+
+    def token_array(self, column: str) -> np.ndarray:
+        """Shape ``(n_tokens,)``: one column of :attr:`tokens` as a new, writable NumPy array.
+
+        pandas (3.0 and later, copy-on-write) hands out read-only views from ``.to_numpy()`` and
+        ``.values``, and ``torch.from_numpy`` / ``torch.as_tensor`` warn about those. This is a copy:
+        writing to it, or to a tensor made from it, never changes the recording. ``correct`` (True,
+        False or unknown) comes back as float32 1.0, 0.0 or NaN; ``token`` and ``predicted`` as text
+        (object) arrays.
+        """
+        if not isinstance(column, str) or column not in self.tokens.columns:
+            names = list(self.tokens.columns)
+            raise LaminaError(f"the token table has no column {column!r}; it has {', '.join(names)}."
+                              + (closest(column, names) if isinstance(column, str) else ""))
+        values = self.tokens[column]
+        if isinstance(values.dtype, pd.BooleanDtype):
+            return values.astype("Float32").to_numpy(dtype=np.float32, na_value=np.nan, copy=True)
+        if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+            return values.to_numpy(dtype=object, copy=True)
+        return values.to_numpy(copy=True)
+
+    def to_xarray(self, site: str | None = None, *, layer=None):
+        """The recording as labelled arrays (needs ``pip install 'lamina[xarray]'``).
+
+        Args:
+            site: one recorded site: an ``xarray.DataArray``; None: every site in one ``xarray.Dataset``
+                (its ``layer`` dim is the union of the sites' model layers; a site lacking one holds NaN there).
+            layer: model layers to convert, as :meth:`sel` takes them (None: every recorded one; a disk
+                recording reads only these).
+
+        Returns:
+            Dims ``(layer, sequence, slot, d_model)`` (``mlp.pre``/``mlp.post``: ``d_mlp``; ``attn.heads``:
+            ``(layer, sequence, slot, head, d_model)``; ``attn.pattern``: ``(layer, sequence, head, slot, key)``).
+            Coordinates: ``layer`` holds model layers (``da.sel(layer=-1)`` is not a model layer: use
+            ``da.isel(layer=-1)`` or the number); every token-table column but ``sequence``/``slot`` on
+            ``(sequence, slot)`` (``position``, ``token``, ``loss``, ...; padded slots -1 or NaN;
+            ``correct`` as 1, 0 or NaN), ``valid``, and the stimuli metadata on ``(sequence,)`` (``meta_<name>``
+            where a name is also a token-table column). The values are a copy: changing them never changes
+            the recording.
+        """
+        from .xr import dataset, site_array
+
+        return dataset(self, layer) if site is None else site_array(self, site, layer)
 
     def shape(self, site: str) -> tuple[int, ...]:
         """``(layer, sequence, slot, width)`` of ``site`` (the attention sites: see the class docstring)
@@ -188,17 +283,29 @@ class Recording:
             f"<b>Recording</b>: {_count(self.n_sequences, 'sequence')}, {_count(len(self.tokens), 'token')} from "
             f"<b>{e(str(info.get('model', '?')))}</b> ({e(str(info.get('n_layers', '?')))} layers) — {where}<br>"
             f"<span style='color:#666'>{e(setting_text)}</span>"
-            "<table><tr><th>site</th><th>layers</th><th>shape (layer, sequence, slot, width; attention sites: "
-            "see docs/sites.md)</th></tr>"
-            f"{rows}</table>"
+            + (f"<br>{e(self._loss_text())}{' only, no activation sites' if not self.sites else ''}"
+               if self._loss_text() else "")
+            + ("<table><tr><th>site</th><th>layers</th><th>shape (layer, sequence, slot, width; attention sites: "
+               f"see docs/sites.md)</th></tr>{rows}</table>" if self.sites else "")
             + (f"<details><summary>Stimuli notes</summary><ul>{notes}</ul></details>" if notes else "")
             + f"<details open><summary>Tokens (<code>rec.tokens</code>, first 10 of {len(self.tokens)} rows)</summary>"
             f"{head}</details></div>")
 
+    def _loss_text(self) -> str:
+        """``"loss of 511 tokens"`` (tokens with a known next token), or "" without the LM head's columns."""
+        if "loss" not in self.tokens.columns:
+            return ""
+        return f"loss of {_count(int(np.isfinite(self.tokens['loss'].to_numpy()).sum()), 'token')}"
+
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path else ""
-        sites = ", ".join(f"{s}[{len(v)} layers]" for s, v in self.layers.items())
-        return f"Recording({self.n_sequences} sequences, {len(self.tokens)} tokens, sites: {sites}{where})"
+        loss = self._loss_text()
+        if not self.sites:  # a loss-only recording (sites=[])
+            held = f"{loss}, no activation sites" if loss else "no activation sites"
+        else:
+            held = "sites: " + ", ".join(f"{s}[{len(v)} layers]" for s, v in self.layers.items())
+            held += f"; {loss}" if loss else ""
+        return f"Recording({self.n_sequences} sequences, {len(self.tokens)} tokens, {held}{where})"
 
 
 def _values(array: np.ndarray) -> np.ndarray:

@@ -51,3 +51,20 @@ def token_array(tokenizer, text: str) -> np.ndarray:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def tokenizer_key(tokenizer) -> str | None:
+    """Which tokenizer this is, as ``Stimuli.tokenizer`` records it: ``"<name or path> (vocab N)"``;
+    None when it cannot be told."""
+    hf = tokenizer.tokenizer if hasattr(tokenizer, "tokenizer") and hasattr(tokenizer, "encode") else tokenizer
+    try:
+        size = len(hf)
+    except TypeError:
+        return None
+    return f"{getattr(hf, 'name_or_path', '') or type(hf).__name__} (vocab {size})"
+
+
+def stamped(stimuli, tokenizer):
+    """``stimuli`` with its :attr:`~lamina.Stimuli.tokenizer` set from ``tokenizer``."""
+    stimuli.tokenizer = tokenizer_key(tokenizer)
+    return stimuli

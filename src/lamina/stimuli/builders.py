@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LaminaError, closest
-from ._tokens import check_count, check_max_length, check_text, check_tokenizer, plural, token_array
+from ._tokens import check_count, check_max_length, check_text, check_tokenizer, plural, stamped, token_array
 from .base import Stimuli
 from .words import word_token
 
@@ -68,7 +68,7 @@ def first_tokens(texts, tokenizer, n: int, *, labels=None) -> Stimuli:
     if labels is not None:
         meta["label"] = [labels[i] for i in kept]
     notes = [f"dropped {dropped} of {len(texts)} texts with fewer than {plural(n, 'token')}"] if dropped else []
-    return Stimuli(ids, meta, np.asarray(next_ids, dtype=np.int64), notes)
+    return stamped(Stimuli(ids, meta, np.asarray(next_ids, dtype=np.int64), notes), tokenizer)
 
 
 def _span(tokens: np.ndarray, start: int, length: int) -> Stimuli:
@@ -130,7 +130,7 @@ def window(text: str, tokenizer, length: int, *, where="middle", max_length=None
         takes the last position's target from the full text), or -1 at the end of the text.
     """
     tokens, start = _window_start(text, tokenizer, length, where, max_length)
-    return _span(tokens, start, length)
+    return stamped(_span(tokens, start, length), tokenizer)
 
 
 def windows(text: str, tokenizer, length: int, n: int, *, max_length=None) -> Stimuli:
@@ -171,7 +171,7 @@ def windows(text: str, tokenizer, length: int, n: int, *, max_length=None) -> St
     spans = [_span(tokens, start, length) for start in [mid] + others]
     meta = pd.concat([s.meta for s in spans], ignore_index=True)
     meta.insert(0, "replicate", np.arange(n, dtype=np.int64))
-    return Stimuli([s.ids[0] for s in spans], meta, np.concatenate([s.next_ids for s in spans]))
+    return stamped(Stimuli([s.ids[0] for s in spans], meta, np.concatenate([s.next_ids for s in spans])), tokenizer)
 
 
 def passage(text: str, tokenizer, *, max_length=None) -> Stimuli:
@@ -186,7 +186,7 @@ def passage(text: str, tokenizer, *, max_length=None) -> Stimuli:
     if len(tokens) == 0:
         raise LaminaError("the text is empty (it has no tokens).")
     check_max_length(len(tokens), max_length, "the passage")
-    return _span(tokens, 0, len(tokens))
+    return stamped(_span(tokens, 0, len(tokens)), tokenizer)
 
 
 def one_long_sequence(text: str, tokenizer, length: int, *, max_length=None) -> Stimuli:
@@ -206,7 +206,7 @@ def one_long_sequence(text: str, tokenizer, length: int, *, max_length=None) -> 
     if len(tokens) < length:
         raise LaminaError(f"the text has {len(tokens)} tokens, fewer than the {length} asked for; "
                           f"use length <= {len(tokens)}.")
-    return _span(tokens, 0, length)
+    return stamped(_span(tokens, 0, length), tokenizer)
 
 
 def word_in_contexts(text: str, tokenizer, words, length: int, *, leading_space: bool = True) -> Stimuli:
@@ -270,7 +270,7 @@ def word_in_contexts(text: str, tokenizer, words, length: int, *, leading_space:
             next_ids.append(int(tokens[pos + 1]) if pos + 1 < len(tokens) else -1)
             rows.append((word, wi, tid, occ, pos))
     meta = pd.DataFrame(rows, columns=["word", "word_index", "token", "occurrence", "position"])
-    return Stimuli(ids, meta, np.asarray(next_ids, dtype=np.int64), notes)
+    return stamped(Stimuli(ids, meta, np.asarray(next_ids, dtype=np.int64), notes), tokenizer)
 
 
 def _shown(word: str, leading_space: bool) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LaminaError, closest
-from ._tokens import check_tokenizer, plural
+from ._tokens import check_tokenizer, plural, stamped
 from .base import Stimuli, encode
 
 __all__ = ["SEED_004_CATEGORIES", "SEED_004_CONTEXT_WORDS", "check_single_tokens", "read_words",
@@ -160,7 +160,7 @@ def single_token_words(categories, tokenizer, *, leading_space: bool = True, on_
         raise LaminaError(f"none of the {plural(len(pairs), 'word')} is a single token: {'; '.join(bad)}.")
     notes = [f"dropped {len(bad)} of {len(pairs)} words that are not single tokens: {'; '.join(bad)}"] if bad else []
     meta = pd.DataFrame(rows, columns=["category", "word", "token"])
-    return Stimuli([[tid] for _, _, tid in rows], meta, None, notes)
+    return stamped(Stimuli([[tid] for _, _, tid in rows], meta, None, notes), tokenizer)
 
 
 def read_words(path) -> dict[str, list[str]]:
