@@ -7,6 +7,7 @@ report or a doc makes, the lamina function that decides it, a nuisance, and whet
 
     python scripts/calibration.py              # every cell, writes docs/calibration.md
     python scripts/calibration.py --scale 0.1  # a tenth of the simulations (a quick look; not written)
+    python scripts/calibration.py --only heads,lesion  # those topics' sections replaced, the rest kept
 """
 
 from __future__ import annotations
@@ -64,9 +65,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every cell's simulations (default 1)")
     parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument("--only", default="", help="comma-separated topics to run; the page keeps the others' sections")
     args = parser.parse_args(argv)
+    only = {t for t in args.only.split(",") if t}
+    unknown = only - set(modules())
+    if unknown:
+        parser.error(f"unknown topic(s) {', '.join(sorted(unknown))}; topics: {', '.join(modules())}")
     rows, total = [], 0.0
-    for i, (topic, cell) in enumerate(cells()):
+    for i, (topic, cell) in enumerate(cells()):  # i: a cell's seed does not depend on which topics run
+        if only and topic not in only:
+            continue
         n = max(20, int(round(cell.n * args.scale)))
         hits, seconds = run_cell(cell, n, args.seed + i)
         total += seconds
@@ -78,9 +86,9 @@ def main(argv: list[str]) -> int:
     if args.scale != 1.0:
         print(f"scale {args.scale}: docs/calibration.md not written")
         return 0
-    lines = [INTRO]
+    sections = _kept_sections(only) if only else {}
     for topic in dict.fromkeys(t for t, *_ in rows):
-        lines.append(f"\n## {topic}\n")
+        lines = [f"\n## {topic}\n"]
         for claim in dict.fromkeys(c.claim for t, c, *_ in rows if t == topic):
             chosen = [r for r in rows if r[0] == topic and r[1].claim == claim]
             lines.append(f"\n**{claim}** — decided by `{chosen[0][1].test}`\n")
@@ -89,16 +97,50 @@ def main(argv: list[str]) -> int:
             for _, cell, n, hits, low, high, _ok in chosen:
                 lines.append(f"| {cell.kind} | {cell.nuisance} | {cell.alpha:g} | {n:,} | {hits / n:.3f} | "
                              f"{low:.3f}–{high:.3f} |")
+        sections[topic] = "\n".join(lines)
+    lines = [INTRO] + [sections[t] for t in sorted(sections)]
+    rows = _all_rows(only, rows)
     level = [r for r in rows if r[1].kind == "level"]
     worst = max(level, key=lambda r: r[3] / r[2]) if level else None
     lines.append(f"\n## Summary\n\n{len(rows)} cells ({len(level)} level, {len(rows) - len(level)} power)."
                  + (f" Highest false-claim rate: {worst[3] / worst[2]:.3f} ({worst[0]}: {worst[1].nuisance})."
                     if worst else ""))
     lines.append(f"\nGenerated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `make calibration` in "
-                 f"{total / 60:.1f} min (seed {args.seed}).\n")
+                 f"{total / 60:.1f} min (seed {args.seed})" + (f"; sections {', '.join(sorted(only))} rerun alone "
+                 "(`--only`), the others kept from the previous full run.\n" if only else ".\n"))
     PAGE.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {PAGE.relative_to(ROOT)} ({len(rows)} cells, {total / 60:.1f} min)")
     return 0
+
+
+def _kept_sections(only: set[str]) -> dict[str, str]:
+    """The current page's topic sections (``## topic`` up to the next ``##``), except those in ``only``."""
+    if not PAGE.exists():
+        return {}
+    text = PAGE.read_text(encoding="utf-8").split("\n## Summary")[0]
+    parts = text.split("\n## ")[1:]
+    return {p.split("\n", 1)[0].strip(): "\n## " + p.rstrip("\n") + "\n" for p in parts
+            if p.split("\n", 1)[0].strip() not in only}
+
+
+def _all_rows(only: set[str], rows: list) -> list:
+    """For the summary: this run's rows plus, with ``--only``, the kept topics' rows read back from the page."""
+    if not only:
+        return rows
+    by_nuisance = {(t, c.nuisance, c.claim): c for t, c in cells()}
+    kept, topic, claim = [], None, None
+    for line in PAGE.read_text(encoding="utf-8").split("\n## Summary")[0].splitlines():
+        if line.startswith("## "):
+            topic = line[3:].strip()
+        elif line.startswith("**") and " — decided by" in line:
+            claim = line[2:line.index("** — decided by")]
+        elif topic not in only and line.startswith("| level") or topic not in only and line.startswith("| power"):
+            fields = [f.strip() for f in line.strip("|").split("|")]
+            cell = by_nuisance.get((topic, fields[1], claim))
+            if cell is not None:
+                n, rate = int(fields[3].replace(",", "")), float(fields[4])
+                kept.append((topic, cell, n, round(rate * n), 0.0, 0.0, True))
+    return kept + rows
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def test_the_pages_are_there(site):
     tutorials = {f"tutorials/{p.stem}.html" for p in (ROOT / "docs" / "tutorials").glob("*.ipynb")}
     guides = {f"{p.stem}.html" for p in (ROOT / "docs").glob("*.md")}
     api = {f"api/{p.stem}.html" for p in (ROOT / "docs" / "api").glob("*.md")}
-    assert len(tutorials) == 7 and len(api) == 11 and "architectures.html" in guides
+    assert len(tutorials) == 8 and len(api) == 11 and "architectures.html" in guides
     assert {"index.html", "tutorials/index.html"} | tutorials | guides | api <= pages
     # The home page is the README, its links into docs/ made relative to the site.
     home = (site / "index.html").read_text(encoding="utf-8")

@@ -18,7 +18,7 @@ _spec = importlib.util.spec_from_file_location("tutorials_script", ROOT / "scrip
 script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(script)
 NAMES = ["000-position", "001-attn-kl", "002-attn-autoregression", "003-mlp-stages", "004-categories",
-         "005-own-question", "006-edits"]
+         "005-own-question", "006-edits", "007-attention"]
 MAX_CODE_LINES = 20  # issue 18: each analysis in at most 20 lines of code
 
 

@@ -41,6 +41,9 @@ _LAZY = {
     "Recording": (".recording", "Recording"),
     "record": (".recording", "record"),
     "edits": (".recording.edits", None),
+    # stages used as namespaces in notebooks (lamina.stats.t_interval): imported on first use too
+    "stats": (".stats", None),
+    "plots": (".plots", None),
     "editing": (".recording.edits", "editing"),
     "Run": (".runner", "Run"),
     "run": (".runner", "run"),
