@@ -219,13 +219,14 @@ def _base(command: str, paths: dict) -> list[str]:
         "architectures": ["architectures"],
         "experiments": ["experiments"],
         "prepare": ["prepare"],
+        "new": ["new", "demo_pkg", "--dir", out],
     }[command]
 
 
 def _with(argv: list[str], action, value: str) -> list[str]:
     argv = list(argv)
     if not action.option_strings:  # a positional: after "--", so that a value such as -inf is still one
-        rest = argv[2:] if action.dest in ("experiment", "run_dir", "model") else argv[1:]
+        rest = argv[2:] if action.dest in ("experiment", "run_dir", "model", "name") else argv[1:]
         return argv[:1] + rest + ["--", value]
     flag = _flag(action)
     if flag in argv:
@@ -264,6 +265,7 @@ def _accepts(command: str, action, cls: str) -> bool:
             "model": set(), "models": set(), "experiment": set(), "run_dir": set(), "types": set(),
             "sites": set(),
             "source": {"file", "large", "huge"},  # a text file; digits are a Gutenberg id (download refused)
+            "name": {"word", "nonfinite"},  # lamina new NAME: a lower-case identifier (some words are; so are nan, inf)
         }
         return cls in text_rules[action.dest]
     raise AssertionError(f"no rule for {command} {_flag(action)}")

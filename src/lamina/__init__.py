@@ -48,11 +48,13 @@ _LAZY = {
     "Run": (".runner", "Run"),
     "run": (".runner", "run"),
     "compare": (".comparison", "compare"),
+    "experiment": (".experiments.simple", "experiment"),
+    "LayerProfiles": (".experiments.simple", "LayerProfiles"),
     "Comparison": (".comparison", "Comparison"),
 }
 
-__all__ = ["Comparison", "LaminaError", "Model", "Recording", "Run", "Stimuli", "compare", "data", "editing", "edits",
-           "load", "random_control", "record", "run", "stimuli", "wrap", "__version__"]
+__all__ = ["Comparison", "LaminaError", "LayerProfiles", "Model", "Recording", "Run", "Stimuli", "compare", "data", "editing", "edits",
+           "experiment", "load", "random_control", "record", "run", "stimuli", "wrap", "__version__"]
 
 
 def __getattr__(name: str):

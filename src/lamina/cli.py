@@ -399,8 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     newp = sub.add_parser("new", help="write the skeleton of a new experiment package, its test and pyproject.toml")
-    newp.add_argument("name", help="the package's name (a Python identifier, e.g. hidden_norms)")
-    newp.add_argument("--dir", default=".", help="where to write NAME/, tests/test_NAME.py and pyproject.toml")
+    newp.add_argument("name", type=text_value, help="the package's name (a Python identifier, e.g. hidden_norms)")
+    newp.add_argument("--dir", default=".", type=output_dir, help="where to write NAME/, tests/test_NAME.py and pyproject.toml")
     newp.set_defaults(func=cmd_new)
 
     exps = sub.add_parser("experiments", help="list experiments")
