@@ -111,7 +111,7 @@ def draw(path: Path, contents: Contents) -> None:
             fig.clear()  # saved: free their memory
 
 
-def read(path, experiment=None) -> Contents:
+def read(path, *, experiment=None) -> Contents:
     """The experiment, config, presentation options, typed result and manifest of a run directory.
 
     Every file read is checked first: a damaged one raises a LaminaError naming it (see :func:`check`).
@@ -182,7 +182,7 @@ def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False
         The directory written.
     """
     path = Path(path)
-    contents = read(path, experiment)
+    contents = read(path, experiment=experiment)
     stored = dataclasses.asdict(contents.options)
     options = contents.experiment.options({**stored, **(overrides or {})})
     target = path if out is None else Path(out)

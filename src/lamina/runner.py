@@ -48,7 +48,7 @@ class Run:
                 f"seed {self.manifest.get('seed')}{where})")
 
     @classmethod
-    def load(cls, path, experiment=None) -> Run:
+    def load(cls, path, *, experiment=None) -> Run:
         """A run read back from its directory (no model needed): ``Run.load(path).result`` equals the
         result of the run that wrote it.
 

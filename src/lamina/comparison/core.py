@@ -189,7 +189,7 @@ class Comparison:
                                figures=self._inline_figures)
 
     @classmethod
-    def load(cls, path, experiment=None) -> Comparison:
+    def load(cls, path, *, experiment=None) -> Comparison:
         """A comparison read back from its directory: its members' runs are loaded, no model is.
 
         The experiment is found again as its runs' (see :meth:`lamina.Run.load`); ``experiment`` gives it.
