@@ -18,6 +18,8 @@ import sys
 from .errors import DISK_FULL, LaminaError, check_output_dir, one_line
 
 INT64 = 2 ** 63
+EXPERIMENT_HELP = ("a name from `lamina experiments`, path/to/file.py:NAME (file.py alone: its EXPERIMENT) or "
+                   "my.module:NAME")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -248,21 +250,25 @@ def cmd_record(args) -> int:
 
 
 def cmd_experiments(args) -> int:
-    from .experiments import EXPERIMENTS
+    from .experiments import catalog
     from .experiments.settings import describe
 
+    entries = catalog()  # the built-ins, then installed distributions' entry points
+    usable = {e.name: e.experiment for e in entries if e.problem is None}
     if args.names:
-        print("\n".join(EXPERIMENTS))
+        print("\n".join(usable))
         return 0
-    width = max(len(name) for name in EXPERIMENTS)
-    for name, exp in EXPERIMENTS.items():
-        print(f"{name:<{width}}  {exp.description} (seed {exp.seed_notebook})")
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        where = f"seed {e.experiment.seed_notebook}" if e.source == "lamina" else e.source
+        print(f"{e.name:<{width}}  " + (f"{e.experiment.description} ({where})" if e.problem is None
+                                        else f"({where}) {e.problem}"))
     if args.verbose:
         from .experiments.settings import LIST_FORMS
 
         print(f"\n{LIST_FORMS} An empty value (--set key=) is refused: leave a setting out to keep its default. "
               "Each line: name=default, then its type and rule.")
-        for name, exp in EXPERIMENTS.items():
+        for name, exp in usable.items():
             print(f"\n{name} settings (lamina run --set key=value):\n{describe(exp.Config)}")
             print(f"{name} presentation options (lamina run or lamina report --set key=value):\n"
                   f"{describe(exp.Options)}")
@@ -270,36 +276,37 @@ def cmd_experiments(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .experiments import parse_sets
+    from .experiments import locate, parse_sets
     from .runner import default_out, run
 
-    settings, options = _split_sets(args.experiment, parse_sets(args.set))
-    out = args.out or check_output_dir(default_out(args.experiment, args.model), "the default --out")
-    result = run(args.experiment, args.model, device=args.device, dtype=args.dtype,
+    found = locate(args.experiment)
+    name = found.experiment.name
+    settings, options = _split_sets(found.experiment, parse_sets(args.set))
+    out = args.out or check_output_dir(default_out(name, args.model), "the default --out")
+    result = run(found, args.model, device=args.device, dtype=args.dtype,
                  trust_remote_code=args.trust_remote_code, seed=args.seed, out=out, force=args.force,
                  progress=None, settings=settings, options=options)
-    print(f"{args.experiment}: {result.manifest['wall_seconds']:.1f} s -> {result.report}")
+    print(f"{name}: {result.manifest['wall_seconds']:.1f} s -> {result.report}")
     for label, value, test in result.key_numbers:
         print(f"  {label}: {value}" + (f"  ({test})" if test else ""))
     return 0
 
 
-def _split_sets(experiment: str, sets: dict) -> tuple[dict, dict]:
-    """``--set`` pairs of ``lamina run`` -> (compute settings, presentation options)."""
+def _split_sets(experiment, sets: dict) -> tuple[dict, dict]:
+    """``--set`` pairs of ``lamina run`` -> (compute settings, presentation options) of ``experiment``."""
     import dataclasses
 
-    from .experiments import get
-
-    names = {f.name for f in dataclasses.fields(get(experiment).Options)}
+    names = {f.name for f in dataclasses.fields(experiment.Options)}
     return ({k: v for k, v in sets.items() if k not in names}, {k: v for k, v in sets.items() if k in names})
 
 
 def cmd_compare(args) -> int:
     from .comparison import compare
-    from .experiments import parse_sets
+    from .experiments import locate, parse_sets
 
-    settings, options = _split_sets(args.experiment, parse_sets(args.set))
-    result = compare(args.experiment, args.models, controls=args.controls, seed=args.seed,
+    found = locate(args.experiment)
+    settings, options = _split_sets(found.experiment, parse_sets(args.set))
+    result = compare(found, args.models, controls=args.controls, seed=args.seed,
                      control_seed=args.control_seed, settings=settings, options=options, device=args.device,
                      dtype=args.dtype, trust_remote_code=args.trust_remote_code, out=args.out,
                      runs_dir=args.runs_dir, rerun=args.rerun, grid_points=args.grid_points, progress=None)
@@ -319,7 +326,7 @@ def cmd_report(args) -> int:
     from .experiments import parse_sets
     from .rundir import redraw
 
-    target = redraw(args.run_dir, parse_sets(args.set), out=args.out, force=args.force)
+    target = redraw(args.run_dir, parse_sets(args.set), out=args.out, force=args.force, experiment=args.experiment)
     print(f"report: {target / 'report.html'}")
     return 0
 
@@ -341,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     runp = sub.add_parser("run", help="run an experiment and write its run directory with report.html")
-    runp.add_argument("experiment", type=text_value, help="see `lamina experiments`")
+    runp.add_argument("experiment", type=text_value, help=EXPERIMENT_HELP)
     runp.add_argument("--model", default="smollm2-135m", type=text_value,
                       help="embedded name, hub id, local directory or .gguf file (default: smollm2-135m)")
     runp.add_argument("--device", default=None, type=device, help="cpu (default), cuda, cuda:1, ...")
@@ -359,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser("compare", help="run one experiment across models (and untrained controls); "
                                           "profiles on relative depth in one report")
-    cmp.add_argument("experiment", type=text_value, help="see `lamina experiments`")
+    cmp.add_argument("experiment", type=text_value, help=EXPERIMENT_HELP)
     cmp.add_argument("--models", required=True, type=text_value,
                      help="comma-separated models (embedded names, hub ids, directories, .gguf files); "
                           "NAME@cuda:1 places one model on its own device")
@@ -393,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a presentation option (repeatable; `lamina experiments -v` lists each one's "
                           "default, type and rule)")
+    rep.add_argument("--experiment", default=None, type=text_value, metavar="SPEC",
+                     help="the run's experiment, where it cannot be found from manifest.json (a file that moved, "
+                          "a notebook's): FILE.py:NAME, MODULE:NAME or a name")
     rep.add_argument("--out", default=None, type=output_dir,
                      help="write a redrawn copy here instead of redrawing in place")
     rep.add_argument("--force", action="store_true", help="replace an existing --out directory")
@@ -403,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     newp.add_argument("--dir", default=".", type=output_dir, help="where to write NAME/, tests/test_NAME.py and pyproject.toml")
     newp.set_defaults(func=cmd_new)
 
-    exps = sub.add_parser("experiments", help="list experiments")
+    exps = sub.add_parser("experiments", help="list experiments: lamina's, then installed distributions' "
+                                                "(entry points of the group lamina.experiments)")
     exps.add_argument("-v", "--verbose", action="store_true",
                       help="also list each experiment's settings: default, type and rule")
     exps.add_argument("--names", action="store_true", help="only the names, one per line (for scripts)")

@@ -9,8 +9,9 @@ A run directory holds everything its figures and report are drawn from::
     arrays.npz          the arrays behind the figures and tables (NumPy .npz, no pickle)
     tables/*.csv        tidy tables, derived from the result
     figures/*.png|svg   drawn from the result and the presentation options
-    manifest.json       provenance: experiment, seed, model, versions, timings, and the sha256 of the
-                        four files that hold the computed run (config, results, details, arrays)
+    manifest.json       provenance: experiment and how it was found (experiment_source), seed, model,
+                        versions, timings, and the sha256 of the four files that hold the computed run
+                        (config, results, details, arrays)
     report.html         one self-contained page
 
 Reading a directory back checks every file it reads: a missing, truncated, unparsable or changed
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import LaminaError, one_line
-from .experiments import Experiment, get
+from .experiments import Experiment, for_run, spec_of
 from .experiments.typed import arrays, build, details, dump_json, load_arrays, save_arrays, summary
 from .plots import save
 from .recording.store import sha256
@@ -110,17 +111,16 @@ def draw(path: Path, contents: Contents) -> None:
             fig.clear()  # saved: free their memory
 
 
-def read(path, *, experiment: Experiment | None = None) -> Contents:
+def read(path, *, experiment=None) -> Contents:
     """The experiment, config, presentation options, typed result and manifest of a run directory.
 
     Every file read is checked first: a damaged one raises a LaminaError naming it (see :func:`check`).
-    ``experiment``: the Experiment that wrote it, when it is not registered (default: the manifest's).
+    The experiment is found again from the manifest (:func:`lamina.experiments.for_run`), or is
+    ``experiment`` (any spec :func:`lamina.experiments.resolve` takes) when given.
     """
     path = Path(path)
     manifest = check(path)
-    if experiment is not None and experiment.name != manifest["experiment"]:
-        raise LaminaError(f"{path} is a run of {manifest['experiment']!r}, not of {experiment.name!r}.")
-    exp = experiment or get(manifest["experiment"])
+    exp = for_run(manifest["experiment"], manifest.get("experiment_source"), experiment, where=path).experiment
     config = _parsed(path, "config.json", lambda text: exp.config(json.loads(text)))
     options = _parsed(path, "presentation.json", lambda text: exp.options(json.loads(text)))
     results = _parsed(path, "results.json", json.loads)
@@ -140,7 +140,8 @@ def check(path) -> dict:
     manifest = _parsed(path, "manifest.json", json.loads)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("experiment"), str):
         raise LaminaError(f"{path / 'manifest.json'} is damaged: it names no experiment; run the experiment again.")
-    again = f"run the experiment again (lamina run {manifest['experiment']} --out {path} --force)"
+    spec = spec_of(manifest["experiment"], manifest.get("experiment_source"))
+    again = f"run the experiment again (lamina run {spec} --out {path} --force)"
     missing = [name for name in DATA_FILES if not (path / name).is_file()]
     if missing:
         raise LaminaError(f"{path} has no {', '.join(missing)}: it was written by an older lamina or is "
@@ -167,8 +168,7 @@ def _parsed(path: Path, name: str, parse):
         raise LaminaError(f"{file} is damaged ({what}: {one_line(err)}); run the experiment again.") from None
 
 
-def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False,
-           experiment: Experiment | None = None) -> Path:
+def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False, experiment=None) -> Path:
     """Draw the figures and report.html of the run directory ``path`` again, without the model.
 
     Args:
@@ -176,7 +176,7 @@ def redraw(path, overrides: dict | None = None, *, out=None, force: bool = False
             directory was drawn with; compute settings are refused (they need a new run).
         out: write a complete copy there instead of redrawing in place; it must not exist
             unless ``force``.
-        experiment: the Experiment that wrote it, when it is not registered (see :func:`read`).
+        experiment: the run's experiment, when it cannot be found from the manifest (see :func:`read`).
 
     Returns:
         The directory written.

@@ -24,7 +24,7 @@ import torch
 from . import rundir
 from ._version import __version__
 from .errors import LaminaError, check_output_dir, closest, one_line
-from .experiments import Context, Experiment, get
+from .experiments import Context, Experiment, code_sha256, locate
 from .experiments.typed import summary
 from .models import Model, load
 from .models.fingerprint import weights_sha256
@@ -48,10 +48,15 @@ class Run:
                 f"seed {self.manifest.get('seed')}{where})")
 
     @classmethod
-    def load(cls, path, *, experiment: Experiment | None = None) -> Run:
+    def load(cls, path, *, experiment=None) -> Run:
         """A run read back from its directory (no model needed): ``Run.load(path).result`` equals the
-        result of the run that wrote it. ``experiment``: the Experiment that wrote it, when it is not
-        registered (default: the one the manifest names)."""
+        result of the run that wrote it.
+
+        The experiment is found again from the manifest's ``experiment_source`` (a built-in, an entry
+        point, a file, a module, or an object run earlier in this process); ``experiment`` (an
+        Experiment or any spec ``lamina.run`` takes) gives it instead, e.g. for an experiment defined
+        in a notebook of another session or a file that has moved.
+        """
         exp, config, options, result, manifest = rundir.read(path, experiment=experiment)
         return cls(exp, config, result, manifest, Path(path), options)
 
@@ -137,7 +142,7 @@ def default_out(experiment: str, model_name: str) -> Path:
     return Path("runs") / f"{experiment}-{slug}"
 
 
-def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust_remote_code: bool = False,
+def run(experiment, model="smollm2-135m", *, device=None, dtype=None, trust_remote_code: bool = False,
         load_kwargs: dict | None = None, seed: int = 0, out=None, force: bool = False, progress: bool | None = None,
         settings: dict | None = None, options: dict | None = None, **kwargs) -> Run:
     """Run ``experiment`` on ``model`` and (with ``out``) write its run directory.
@@ -145,7 +150,9 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust
     Every setting is checked before the model loads.
 
     Args:
-        experiment: a name from ``lamina experiments`` (e.g. ``"position"``) or an :class:`Experiment`.
+        experiment: a name from ``lamina experiments`` (e.g. ``"position"``), an ``Experiment``, or
+            ``"path/to/file.py:NAME"`` / ``"my.module:NAME"`` (see :func:`lamina.experiments.resolve`);
+            the manifest records how it was found, so ``Run.load`` finds it again.
         model: a ``Model`` or anything :func:`lamina.load` takes (default: the embedded SmolLM2).
         device, dtype, trust_remote_code: passed to :func:`lamina.load` when ``model`` is a name;
             load_kwargs: any other :func:`lamina.load` arguments (``device_map``, ``revision``, ...).
@@ -158,10 +165,8 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust
     Returns:
         A :class:`Run` (``.result``, ``.summary``, ``.tables``, ``.figures()``, ``.report``).
     """
-    if not isinstance(experiment, (str, Experiment)):
-        raise LaminaError(f"experiment is a name from `lamina experiments` or an Experiment, not "
-                          f"{one_line(repr(experiment))}.")
-    exp = experiment if isinstance(experiment, Experiment) else get(experiment)
+    found = locate(experiment)
+    exp = found.experiment
     if settings is not None and not isinstance(settings, dict):
         raise LaminaError(f"settings are a dict {{name: value}}, not {type(settings).__name__}.")
     given = {**(settings or {}), **kwargs}
@@ -189,7 +194,7 @@ def run(experiment: str, model="smollm2-135m", *, device=None, dtype=None, trust
         result = exp.compute(model, config, ctx)
     except LaminaError as err:
         raise _naming(err, given) from err
-    manifest = _manifest(exp, model, seed, ctx, started)
+    manifest = _manifest(found, model, seed, ctx, started)
     if out is not None:
         rundir.write(out, rundir.Contents(exp, config, presentation, result, manifest), force=force, ctx=ctx,
                      started=wall)
@@ -210,11 +215,13 @@ def _naming(err: LaminaError, given: dict) -> LaminaError:
     return LaminaError(f"{message.rstrip('.')} (with {shown}).")
 
 
-def _manifest(exp, model, seed, ctx, started) -> dict:
+def _manifest(found, model, seed, ctx, started) -> dict:
     import transformers
 
+    code = code_sha256(found.experiment)
     return {
-        "experiment": exp.name, "seed": seed, "started": started.isoformat(timespec="seconds"),
+        "experiment": found.experiment.name, "experiment_source": found.source,
+        **({"experiment_code": code} if code else {}), "seed": seed, "started": started.isoformat(timespec="seconds"),
         "device": str(model.device), "dtype": str(model.dtype).replace("torch.", ""),
         "model": {"name": model.name, "family": model.adapter.family, "source": model.source,
                   "weights_sha256": weights_sha256(model), "n_layers": model.n_layers,

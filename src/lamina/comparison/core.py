@@ -2,9 +2,10 @@
 
 A comparison directory::
 
-    comparison.json     the manifest: experiment, config, seeds, and per member (model or control) its run
-                        directory, run key, weights sha256 (a control: its init identity), new/reused/failed
-                        and why, family, layers, device, dtype, seconds
+    comparison.json     the manifest: experiment and experiment_source (as its runs'), config, seeds, and
+                        per member (model or control) its run directory, run key, weights sha256 (a
+                        control: its init identity), new/reused/failed and why, family, layers, device,
+                        dtype, seconds
     profiles.csv        the tidy table: model, family, n_layers, site, layer, relative_depth, metric, value,
                         ci_low, ci_high, control
     key_numbers.csv     every member's report key numbers (model, control, label, quantity, value, test)
@@ -37,7 +38,7 @@ import torch
 
 from .._version import __version__
 from ..errors import DISK_FULL, LaminaError, check_output_dir, one_line
-from ..experiments import Experiment, get
+from ..experiments import Experiment, code_sha256, for_run, locate
 from ..models import Model, load
 from ..models.control import control_name, random_control
 from ..models.identity import random_control_identity, weights_identity
@@ -99,6 +100,7 @@ class Comparison:
         seed: the runs' seed; control_seed: the controls' init seed; controls: the control kinds.
         members: every :class:`~lamina.comparison.plan.Member` in order (a model, then its control).
         path: the comparison directory (None: not written).
+        source: how the experiment was found (the runs' ``experiment_source``).
     """
 
     experiment: Experiment
@@ -110,6 +112,7 @@ class Comparison:
     path: Path | None = None
     grid_points: int | None = None
     started: str = ""
+    source: str = "lamina"
 
     @property
     def completed(self) -> list:
@@ -191,8 +194,11 @@ class Comparison:
                                figures=self._inline_figures)
 
     @classmethod
-    def load(cls, path) -> Comparison:
-        """A comparison read back from its directory: its members' runs are loaded, no model is."""
+    def load(cls, path, *, experiment=None) -> Comparison:
+        """A comparison read back from its directory: its members' runs are loaded, no model is.
+
+        The experiment is found again as its runs' (see :meth:`lamina.Run.load`); ``experiment`` gives it.
+        """
         path = Path(path)
         if not (path / "comparison.json").is_file():
             raise LaminaError(f"{path} is not a comparison directory (no comparison.json); give the directory "
@@ -200,7 +206,14 @@ class Comparison:
         file = path / "comparison.json"
         try:
             manifest = json.loads(file.read_text(encoding="utf-8"))
-            exp = get(manifest["experiment"])
+            name, source = manifest["experiment"], manifest.get("experiment_source")
+            if not isinstance(name, str):
+                raise TypeError(f"its experiment is {type(name).__name__}, not a name")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            raise _damaged(file, err) from None
+        found = for_run(name, source, experiment, where=path)
+        exp = found.experiment
+        try:
             members = []
             for m in manifest["members"]:
                 member = Member(model=m["model"], control=m["control"], label=m["label"], spec=m["model"],
@@ -212,18 +225,16 @@ class Comparison:
                 members.append(member)
             comparison = cls(exp, exp.config(manifest["config"]), manifest["seed"], manifest["control_seed"],
                              tuple(manifest["controls"]), members, path, manifest.get("grid_points"),
-                             manifest["started"])
+                             manifest["started"], found.source)
         except LaminaError as err:
             raise LaminaError(f"{file} is damaged: {one_line(err)}") from None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-            what = "not valid JSON" if isinstance(err, json.JSONDecodeError) else f"{type(err).__name__}: {err}"
-            raise LaminaError(f"{file} is damaged ({one_line(what)}); run the comparison again "
-                              "(its finished runs are reused).") from None
+            raise _damaged(file, err) from None
         for member in members:  # each run directory checks its own files
             if member.status != "failed":
                 if member.path is None:
                     raise LaminaError(f"{file} is damaged: member {member.label!r} has no run directory.")
-                member.run = Run.load(member.path)
+                member.run = Run.load(member.path, experiment=found)
         return comparison
 
     def manifest(self) -> dict:
@@ -234,8 +245,8 @@ class Comparison:
             return None if p is None else os.path.relpath(p, self.path) if self.path else str(p)
 
         return {
-            "experiment": self.experiment.name, "config": json.loads(json.dumps(dataclasses.asdict(self.config),
-                                                                                 default=str)),
+            "experiment": self.experiment.name, "experiment_source": self.source,
+            "config": json.loads(json.dumps(dataclasses.asdict(self.config), default=str)),
             "seed": self.seed, "control_seed": self.control_seed, "controls": list(self.controls),
             "grid_points": self.grid_points, "started": self.started, "lamina": __version__,
             "members": [{"label": m.label, "model": m.model, "control": m.control, "seed": m.seed, "status": m.status,
@@ -314,11 +325,17 @@ class Comparison:
         return written
 
 
+def _damaged(file: Path, err: Exception) -> LaminaError:
+    what = "not valid JSON" if isinstance(err, json.JSONDecodeError) else f"{type(err).__name__}: {err}"
+    return LaminaError(f"{file} is damaged ({one_line(what)}); run the comparison again (its finished runs are "
+                       "reused).")
+
+
 def default_out(experiment: str) -> Path:
     return Path("runs") / f"compare-{experiment}"
 
 
-def compare(experiment: str, models, *, controls=None, seed: int = 0, control_seed: int = 0,
+def compare(experiment, models, *, controls=None, seed: int = 0, control_seed: int = 0,
             settings: dict | None = None, options: dict | None = None, device=None, dtype=None,
             trust_remote_code: bool = False, load_kwargs: dict | None = None, out=None, runs_dir=None,
             rerun: bool = False, grid_points: int | None = None, progress: bool | None = None,
@@ -332,7 +349,10 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
     the others go on; if none can run, a LaminaError says why after the directory is written.
 
     Args:
-        experiment: a name from ``lamina experiments``.
+        experiment: a name from ``lamina experiments``, an ``Experiment``, or ``"path/to/file.py:NAME"`` /
+            ``"my.module:NAME"`` (see :func:`lamina.experiments.resolve`). Its runs are reused while its
+            code is unchanged (an experiment from outside lamina: ``experiment_code``, the sha256 of the
+            files defining it).
         models: names/paths as :func:`lamina.load` takes, or :class:`~lamina.models.Model` objects, as a list
             or a comma-separated string. ``"name@cuda:1"`` places that model on its own device.
         controls: ``"random"`` or ``"random:K"``: add K untrained controls per model (same architecture,
@@ -354,7 +374,8 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
         A :class:`Comparison` (``.table``, ``.key_numbers``, ``.bands``, ``.differences``, ``.runs``,
         ``.failures``, ``.report``).
     """
-    exp = get(experiment)
+    found = locate(experiment)
+    exp, code = found.experiment, code_sha256(found.experiment)
     config = exp.config({**(settings or {}), **kwargs})
     presentation = exp.options(options)
     for name, value in (("seed", seed), ("control_seed", control_seed)):
@@ -400,17 +421,17 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
                 member.identity = weights_identity(spec)
             member_config = _member_config(exp, config, member, members)
             member.key = run_key(experiment=exp.name, config=member_config, seed=seed, identity=member.identity,
-                                 dtype=member_dtype, bos=member_bos)
+                                 dtype=member_dtype, bos=member_bos, code=code)
             member.path = run_dir(runs_dir, exp.name, member)
             if not rerun and reusable(member, experiment=exp.name, config=member_config, seed=seed,
-                                      dtype=member_dtype):
-                member.run, member.status = Run.load(member.path), "reused"
+                                      dtype=member_dtype, code=code):
+                member.run, member.status = Run.load(member.path, experiment=found), "reused"
             else:
                 _say(progress, f"[{i}/{len(members)}] {member.label}: running")
                 model = _build(member, device=member.device if not isinstance(spec, Model) else None, dtype=dtype,
                                trust_remote_code=trust_remote_code, load_kwargs=load_kwargs)
                 try:
-                    member.run = run(exp.name, model=model, seed=seed, out=member.path, force=True,
+                    member.run = run(found, model=model, seed=seed, out=member.path, force=True,
                                      progress=progress, settings=dataclasses.asdict(member_config),
                                      options=dataclasses.asdict(presentation))
                 finally:
@@ -435,7 +456,8 @@ def compare(experiment: str, models, *, controls=None, seed: int = 0, control_se
         member.seconds = time.perf_counter() - wall
         where = f" ({member.path})" if member.status != "failed" else f": {member.reason}"
         _say(progress, f"[{i}/{len(members)}] {member.label}: {member.status}{where} [{member.seconds:.1f} s]")
-    comparison = Comparison(exp, config, seed, control_seed, kinds, members, out, grid_points, started)
+    comparison = Comparison(exp, config, seed, control_seed, kinds, members, out, grid_points, started,
+                            found.source)
     comparison.write()
     if not comparison.completed:
         reasons = list(dict.fromkeys(comparison.failures.values()))

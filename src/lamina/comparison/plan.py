@@ -4,7 +4,8 @@ A *member* is one model of the comparison: a trained model, or its untrained con
 run is an ordinary run directory (``lamina.Run.load`` reads it) named after its **run key**, the
 sha256 of everything that decides its numbers:
 
-* the experiment, its compute config (after ``--set``), the seed and lamina's version;
+* the experiment, its compute config (after ``--set``), the seed and lamina's version (and for an
+  experiment from outside lamina the sha256 of its code, :func:`lamina.experiments.code_sha256`);
 * the weights: their sha256 (as the manifest records it; known from the files before loading), or
   for an untrained control the config, init seed and torch version it is built from;
 * the dtype, and a BOS override where one is given.
@@ -136,13 +137,14 @@ def slug(name: str) -> str:
     return re.sub(r"-+", "-", text).strip("-.") or "model"
 
 
-def run_key(*, experiment: str, config, seed: int, identity: str | None, dtype: str, bos: dict) -> str | None:
+def run_key(*, experiment: str, config, seed: int, identity: str | None, dtype: str, bos: dict,
+            code: str | None = None) -> str | None:
     """The sha256 of what decides a member's numbers (see the module docstring); None without an identity."""
     if identity is None:
         return None
     text = json.dumps({"experiment": experiment, "config": dataclasses.asdict(config), "seed": seed,
-                       "lamina": __version__, "weights": identity, "dtype": dtype, "bos": bos},
-                      sort_keys=True, default=str)
+                       "lamina": __version__, "weights": identity, "dtype": dtype, "bos": bos,
+                       **({"code": code} if code else {})}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -152,7 +154,7 @@ def run_dir(runs_dir: Path, experiment: str, member: Member) -> Path:
     return Path(runs_dir) / f"{experiment}-{slug(member.model)}{tail}-{member.key[:12] if member.key else 'unkeyed'}"
 
 
-def reusable(member: Member, *, experiment: str, config, seed: int, dtype: str) -> bool:
+def reusable(member: Member, *, experiment: str, config, seed: int, dtype: str, code: str | None = None) -> bool:
     """Whether ``member.path`` is a complete run directory of exactly this member's run."""
     path = member.path
     if member.key is None or path is None or not (path / "report.html").is_file() \
@@ -165,7 +167,8 @@ def reusable(member: Member, *, experiment: str, config, seed: int, dtype: str) 
         return False
     model = manifest.get("model", {})
     identity = model.get("source", {}).get("identity") if member.control else model.get("weights_sha256")
-    return (manifest.get("experiment") == experiment and manifest.get("seed") == seed
+    return (manifest.get("experiment") == experiment and manifest.get("experiment_code") == code
+            and manifest.get("seed") == seed
             and manifest.get("versions", {}).get("lamina") == __version__ and manifest.get("dtype") == dtype
             and identity == member.identity
             and stored == json.loads(json.dumps(dataclasses.asdict(config), default=str)))
