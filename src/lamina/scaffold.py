@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from lamina import data, stimuli
-from lamina.errors import LaminaError
 from lamina.experiments.base import Context, ModelFacts, profile_table
+from lamina.experiments.settings import setting
 from lamina.recording import record
 from lamina.stats.replicates import t_interval
 
@@ -50,17 +50,12 @@ from .result import {cls}Result
 LEVEL = 95.0  # every interval, percent
 
 
+# Each setting's rule beside it: lamina checks it, `lamina experiments -v` lists it, the fuzz tests read it.
 @dataclass
 class {cls}Config:
     book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
-    window: int = 64  # tokens per window
-    replicates: int = 8  # disjoint windows of the book: the unit of the intervals
-
-    def check(self):
-        for name, low in (("window", 1), ("replicates", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise LaminaError(f"{{name}} must be a whole number, at least {{low}}, not {{value!r}}.")
+    window: int = setting(64, ge=1, why="tokens per window")
+    replicates: int = setting(8, ge=2, why="disjoint windows of the book: the unit of the intervals")
 
 
 def window_norms(norms: np.ndarray, window_of: np.ndarray, n_windows: int) -> np.ndarray:
@@ -133,19 +128,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lamina.errors import LaminaError
 from lamina.experiments.base import Figure
+from lamina.experiments.settings import setting
 from lamina.plots import figure
 
 
 @dataclass
 class {cls}Options:
     log_scale: bool = False  # a logarithmic norm axis
-    window_alpha: float = 0.3  # opacity of each window's own profile (0: hidden)
-
-    def check(self):
-        if not 0 <= self.window_alpha <= 1:
-            raise LaminaError(f"window_alpha must be between 0 and 1, not {{self.window_alpha}}.")
+    window_alpha: float = setting(0.3, ge=0, le=1, why="opacity of each window's own profile (0: hidden)")
 
 
 def figures(result, config, options: {cls}Options) -> dict[str, Figure]:

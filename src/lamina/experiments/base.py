@@ -171,6 +171,9 @@ class Experiment:
     report: Callable
     control_settings: Callable | None = None
 
+    def __repr__(self) -> str:  # the default would print every function and type of all 14 fields
+        return f"Experiment({self.name!r}: {self.title})"
+
     def config(self, overrides: dict | None = None):
         """The compute config with ``overrides`` (values or strings from ``--set``) applied and checked."""
         return build(self.Config, overrides, experiment=self.name)
