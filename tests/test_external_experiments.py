@@ -302,3 +302,11 @@ def test_not_a_spec():
         with pytest.raises(lamina.LaminaError, match="an experiment is a name from `lamina experiments`, "
                                                      "FILE.py"):
             lamina.run(value)
+
+
+def test_the_package_outside_src_passes_the_contract(tiny_gpt2, tmp_path, data_dir):
+    """The contract every seed passes (lamina.testing.check_experiment), on the package outside src/."""
+    from lamina.testing import check_experiment
+
+    run = check_experiment(resolve(FILE_SPEC), tiny_gpt2, tmp_dir=tmp_path)
+    assert run.experiment.name == NAME and _manifest(run.path)["experiment_source"].startswith("file:")

@@ -316,7 +316,10 @@ def _redraw(done: Run, copy: Path):
     exp = done.experiment
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg",
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())}
-    registered = _registered(exp)
+    # a built-in, an entry point, a file or a module: the manifest says where, so `lamina report` finds it
+    # again in a fresh process as a user's would; only an object (a notebook's, a test's) travels by pickle
+    source = json.loads((done.path / "manifest.json").read_text()).get("experiment_source", "lamina")
+    registered = _registered(exp) or not source.startswith("object:")
     if registered:
         command = [sys.executable, "-m", "lamina.cli", "report", str(done.path), "--out", str(copy)]
     else:
