@@ -2,11 +2,13 @@
 
 ``experiments/<name>/``:
 
-* ``compute.py``: ``Config`` (compute settings; defaults = the seed notebook's parameters),
-  ``compute(model, config, ctx) -> Result`` and ``tables(result) -> {name: DataFrame}``. Composes
-  data, stimuli, recording and statistics; imports no matplotlib (an import-linter contract).
+* ``compute.py``: ``Config`` (compute settings; defaults = the seed notebook's parameters) and
+  ``compute(model, config, ctx) -> Result``. Composes data, stimuli, recording and statistics;
+  imports no matplotlib (an import-linter contract).
 * ``result.py``: the ``Result`` type, a frozen :class:`~lamina.experiments.typed.Typed` dataclass
-  whose plain fields are results.json, key for key.
+  whose plain fields are results.json, key for key, and beside it the functions of the result:
+  ``tables(result) -> {name: DataFrame}`` and ``profiles(result) -> DataFrame`` (in compute.py
+  instead, they are found there too), and the constants figures and report share with compute.
 * ``figures.py``: ``Options`` (presentation options) and
   ``figures(result, config, options) -> {name: Figure}``.
 * ``report.py``: ``report(result, config) -> Report`` (method text, key numbers, notes).
@@ -20,11 +22,12 @@
 * ``DESCRIPTION`` (default: the first line of the package's docstring),
 * ``SEED_NOTEBOOK`` (default ``"none"``: an experiment that reproduces no seed notebook),
 
-and the parts: ``compute``, ``tables``, ``profiles`` and the optional ``control_settings`` from
-``compute.py``, ``figures`` from ``figures.py``, ``report`` from ``report.py``; each of ``Config``
-(compute.py), ``Options`` (figures.py) and ``Result`` (result.py) is the module's attribute of that
-name, else the one class defined there whose name ends with it (``PositionConfig``). A missing part
-is one LaminaError naming the file and what it should define. ``Experiment(...)`` with every part
+and the parts: ``compute`` and the optional ``control_settings`` from ``compute.py``, ``tables``
+and ``profiles`` from ``result.py`` (else ``compute.py``), ``figures`` from ``figures.py``,
+``report`` from ``report.py``; each of ``Config`` (compute.py), ``Options`` (figures.py) and
+``Result`` (result.py) is the module's attribute of that name, else the one class defined there
+whose name ends with it (``PositionConfig``). A missing part is one LaminaError naming the file
+and what it should define. ``Experiment(...)`` with every part
 given stays the explicit form.
 
 Nothing here writes files: :mod:`lamina.rundir` writes and reads run directories, so every figure
@@ -209,10 +212,20 @@ class Experiment:
                 what = key.upper() if key != "description" else "DESCRIPTION (or a docstring)"
                 raise LaminaError(f"{where}/__init__.py defines no {what}: set it there or pass {key}=... to "
                                   "Experiment.from_package.")
+        # tables and profiles are functions of the result: found in result.py, else in compute.py
+        try:
+            result = importlib.import_module(f"{where}.result")
+        except ModuleNotFoundError as err:
+            if err.name != f"{where}.result":
+                raise
+            result = None  # the loop below says what is missing, if anything is
+        for name in ("tables", "profiles"):
+            if name not in parts and callable(getattr(result, name, None)):
+                parts[name] = getattr(result, name)
         wanted = {"compute": ("compute", "tables", "profiles", "Config"), "figures": ("figures", "Options"),
                   "report": ("report",), "result": ("Result",)}
         for file, names in wanted.items():
-            if all(name in overrides for name in names):
+            if all(name in parts for name in names):  # given as overrides, or found above
                 continue
             try:
                 part = importlib.import_module(f"{where}.{file}")
@@ -222,7 +235,7 @@ class Experiment:
                 raise LaminaError(f"{where} has no {file}.py; it should define {', '.join(names)} "
                                   f"(see lamina.experiments.base).") from None
             for name in names:
-                if name not in overrides:
+                if name not in parts:
                     parts[name] = _part(part, name, file)
             if file == "compute" and "control_settings" not in overrides:
                 parts["control_settings"] = getattr(part, "control_settings", None)

@@ -29,15 +29,13 @@ from ...stats.multiple import benjamini_hochberg, significant
 from ...stats.norms import log_norms
 from ...stimuli import Stimuli
 from ...stimuli.base import encode
-from ..across import Across, Interval, column
+from ..across import Across, Interval
 from .. import settings as shared
-from ..base import Context, ModelFacts, profile_table
+from ..base import Context, ModelFacts
 from ..settings import setting
-from .result import (LAGS, AutoregressionResult, LayerAdjusted, LayerFit, Norms, PassageFits, SignificantLayers)
+from .result import (GATSBY_OPENING, LAGS, AutoregressionResult, LayerAdjusted, LayerFit, Norms, PassageFits,
+                     SignificantLayers)
 
-GATSBY_OPENING = "In my younger and more vulnerable years"
-COLUMNS = ("intercept", "beta_t1", "beta_t2", "se_t1", "se_t2", "p_t1", "p_t2", "r2", "p_t1_bh", "p_t2_bh",
-           "p_ljung_box")
 SENTENCE_END = r"(?<=[.!?”])\s+"
 DEFAULT_PASSAGES = 8  # replicates for a book (cheap: 8 passages of ~100 tokens are one small recording)
 
@@ -232,59 +230,3 @@ def compute(model, config: AutoregressionConfig, ctx: Context) -> Autoregression
                     passage=np.repeat(np.arange(r), lengths),
                     shuffled_log_norms=np.concatenate(shuffled, axis=1),
                     shuffled_tokens=tokens.loc[tokens["sequence"] >= r, "token"].to_numpy(dtype=str)))
-
-
-ADJUSTED_TESTS = ("t1", "t2", "order_t1")  # Across fields of LayerAdjusted
-ADJUSTED_INTERVALS = ("partial_r2", "partial_r2_adj", "shuffled_t1")  # Interval fields
-
-
-def tables(result: AutoregressionResult) -> dict[str, pd.DataFrame]:
-    norms = result.norms.log_norms
-    n_layers, n_tokens = norms.shape
-    regression = pd.DataFrame({"layer": np.arange(n_layers), **{c: result.column(c) for c in COLUMNS}})
-    regression.insert(1, "constant", [layer.constant for layer in result.adjusted])
-    # the headline (position-adjusted, bias-corrected; across passages): across_t1_*, across_t2_*, order_t1_*
-    for name in ADJUSTED_TESTS:
-        prefix = f"across_{name}" if name in LAGS else name
-        entries = [getattr(layer, name) for layer in result.adjusted]
-        for field in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected"):
-            regression[f"{prefix}_{field}"] = column(entries, field)
-        regression[f"{prefix}_significant"] = [e.significant for e in entries]
-    for name in ADJUSTED_INTERVALS:
-        for field in ("mean", "ci_low", "ci_high"):
-            regression[f"{name}_{field}"] = result.adjusted_column(name, field)
-    for name in ("bias_t1", "bias_t2", "r2_position", "log_norm_sd"):
-        regression[name] = result.adjusted_column(name, None)
-    regression["p_ljung_box_adjusted"] = result.adjusted_column("p_ljung_box", None)
-    per = result.per_passage
-    names = ("beta_t1", "beta_t2", "p_t1", "p_t2", "r2", "adjusted_t1", "adjusted_t2", "bias_t1", "bias_t2",
-             "partial_r2", "partial_r2_adj", "shuffled_t1", "shuffled_partial_r2")
-    passages = pd.DataFrame({"passage": np.repeat(np.arange(result.replicates), n_layers),
-                             "layer": np.tile(np.arange(n_layers), result.replicates),
-                             **{name: getattr(per, name).ravel() for name in names}})
-    position = np.concatenate([np.arange(n) for n in result.passage_tokens])
-    return {"regression": regression, "passages": passages, "log_norms": pd.DataFrame({
-        "layer": np.repeat(np.arange(n_layers), n_tokens), "passage": np.tile(result.norms.passage, n_layers),
-        "position": np.tile(position, n_layers), "token": np.tile(result.norms.tokens, n_layers),
-        "log_norm": norms.ravel(), "shuffled_token": np.tile(result.norms.shuffled_tokens, n_layers),
-        "shuffled_log_norm": result.norms.shuffled_log_norms.ravel()})}
-
-
-def profiles(result: AutoregressionResult) -> pd.DataFrame:
-    """Per block, metrics whose null value is the same at every layer (docs/results.md):
-
-    * ``beta_t1``, ``beta_t2``: the position-adjusted, bias-corrected betas, the passages' mean with its 95% t
-      interval (one passage: the fit's t interval); null 0 (no dependence beyond the trend over position);
-    * ``partial_r2_adj``: the lags' partial R² beyond position, adjusted for degrees of freedom, mean and t
-      interval over passages; null about 0 whatever the passage length;
-    * ``order_t1``: real − shuffled β₁, paired by passage, with its t interval; null 0 (token order does not
-      matter).
-
-    Layers constant to float32 precision give NaN.
-    """
-    parts = []
-    for metric, name in (("beta_t1", "t1"), ("beta_t2", "t2"), ("partial_r2_adj", "partial_r2_adj"),
-                         ("order_t1", "order_t1")):
-        parts.append(("attn.out", metric, result.adjusted_column(name),
-                      np.stack([result.adjusted_column(name, "ci_low"), result.adjusted_column(name, "ci_high")])))
-    return profile_table(*parts)

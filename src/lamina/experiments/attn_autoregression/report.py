@@ -8,8 +8,7 @@ from ...stats.multiple import significant
 from ..across import NEEDS_TWO, agreement_sentence, sign_agreement
 from ..base import KeyNumber, Report
 from ...stats.autoregression import FLOAT32_ULPS
-from .compute import GATSBY_OPENING
-from .result import LAGS, AutoregressionResult
+from .result import GATSBY_OPENING, LAGS, AutoregressionResult
 
 SEED_PASSAGE = ("Seed 002 fits a Wikipedia passage on Hungarian rock (its text is in the notebook); lamina's default "
                 "is the opening of The Great Gatsby, which lamina reads offline, and the passages after it. Run the "

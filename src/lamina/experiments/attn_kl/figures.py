@@ -12,8 +12,7 @@ from ...plots.profiles import layer_profile, null_range, replicate_band
 from ...stats.divergence import js_divergence, js_noise_floor
 from .. import settings as shared
 from ..base import Figure
-from .compute import CORRECTION_NAMES, SHUFFLES
-from .result import AttnKLResult
+from .result import CORRECTION_NAMES, SHUFFLES, AttnKLResult
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ...stats.multiple import benjamini_hochberg, permutation_pvalue, significan
 from ...stats.pairing import js_pairs, pairing_test
 from ...stats.permutation import binned, js_by_labels
 from ...stats.replicates import across_replicates, t_interval
-from .result import AcrossDifference, AcrossJS, AcrossWindows
+from .result import SHUFFLES, AcrossDifference, AcrossJS, AcrossWindows
 
 LEVEL = 95.0  # every interval
 MAX_PAIRINGS = 40_320  # 8!: every pairing of up to 8 windows is enumerated
@@ -166,9 +166,6 @@ def across_windows(windows: list[LabelTests | None], pooled: LabelTests, pooled_
                          n_significant_js=int(js.significant.sum()), n_agree=int(sum(agree)),
                          n_agreement_layers=k,
                          share_same_sign=sum(same) / (k * len(used)) if k else float("nan")), same, agree
-
-
-SHUFFLES = {"window": "within each window", "length": "within each window and next-token length"}
 
 
 @dataclass

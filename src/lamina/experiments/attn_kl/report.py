@@ -7,8 +7,7 @@ import numpy as np
 from ...stats.replicates import t_interval
 from ..base import KeyNumber, Report
 from . import inference
-from .compute import CORRECTION_NAMES, DEFAULT_WINDOW_CAP, SHUFFLES, default_window, other_skip
-from .result import AttnKLResult
+from .result import CORRECTION_NAMES, DEFAULT_WINDOW_CAP, SHUFFLES, AttnKLResult, default_window, other_skip
 
 FAMILY = {"max": "family-wise", "bh": "false discovery rate"}
 STRATA = {"window": "window", "length": "window and next-token length"}

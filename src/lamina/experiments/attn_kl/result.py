@@ -5,9 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from ..base import ModelFacts
+from ..base import ModelFacts, profile_table
 from ..typed import BoolArray, FloatArray, Typed, array_field, detail_field
+
+# Settings' vocabularies and defaults, here (not in compute.py) so that figures and report import no torch.
+DEFAULT_WINDOW_CAP = 1024  # SmolLM2's context is 8192 tokens: the seed's "whole context" is slow on a CPU
+DEFAULT_TOKENS = 2048  # the default windows share this many tokens: 1 × 1024 (the seed's design), 8 × 256, ...
+MIN_DEFAULT_WINDOW = 64
+CORRECTION_NAMES = {"max": "max-statistic", "bh": "Benjamini–Hochberg"}
+# Each window starts a new context. On SmolLM2 (8 windows of Alice) its first tokens are predicted far worse
+# than the rest and their attention-output log norms lie well below (docs/results.md, "Window starts"); the
+# transient is over by about 16 tokens, so by default the first 16 of each window are left out.
+DEFAULT_SKIP_FIRST = 16
+SHUFFLES = {"window": "within each window", "length": "within each window and next-token length"}
+
+
+def default_window(replicates: int) -> int:
+    """The default window before the model's context caps it: 1024 for one window, else 2048 / replicates."""
+    return min(DEFAULT_WINDOW_CAP, max(MIN_DEFAULT_WINDOW, DEFAULT_TOKENS // replicates))
+
+
+def other_skip(skip_first: int) -> int:
+    """The other handling of window starts the report compares with: keep them all (0), or the default."""
+    return 0 if skip_first > 0 else DEFAULT_SKIP_FIRST
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,3 +255,65 @@ class AttnKLResult(Typed):
     def per_replicate(self, name: str) -> np.ndarray:
         """Shape ``(n_replicates, n_layers)``: e.g. ``per_replicate("difference")``."""
         return np.stack([getattr(rep, name) for rep in self.replicates])
+
+
+def tables(result: AttnKLResult) -> dict[str, pd.DataFrame]:
+    t = result.tokens
+    per_window = [pd.DataFrame({
+        "replicate": rep.replicate, "layer": np.arange(len(rep.js)), "difference": rep.difference,
+        "difference_expected": rep.difference_expected, "difference_within": rep.difference_within,
+        "p_difference": rep.p_difference, "js_corrected": rep.js_corrected, "js_biased": rep.js, "js_z": rep.js_z,
+        "p_value": rep.p_value}) for rep in result.replicates]
+    layers = pd.DataFrame([vars(layer) for layer in result.layers]).rename(columns={"js": "js_biased"})
+    ws = result.window_starts
+    starts = {"layer": np.arange(len(result.layers)), "log_norm_start_z": ws.log_norm_start_z}
+    for name, choice in (("used", ws.used), ("other", ws.other)):
+        if choice is not None:
+            starts.update({f"{name}_skip{choice.skip_first}_{k}": getattr(choice, k) for k in (
+                "difference", "difference_significant", "js_corrected", "js_significant")})
+    out = {
+        "tokens": pd.DataFrame({
+            "replicate": t.replicate, "position": t.position, "used": t.used, "token": t.token,
+            "next_token": t.next_token, "predicted": t.predicted, "correct": t.correct,
+            "next_token_length": t.next_token_length, "loss": t.loss,
+            f"log_norm_layer{result.focus_layer}": t.focus_log_norm}),
+        "layers": layers,
+        "windows": pd.concat(per_window, ignore_index=True),
+        "window_starts": pd.DataFrame({**starts, "stable_difference": ws.stable_difference,
+                                       "stable_js": ws.stable_js}),
+        "bins_sweep": pd.DataFrame([vars(entry) for entry in result.bins_sweep]).rename(columns={"js": "js_biased"}),
+        "null_focus_layer": pd.DataFrame({"permutation": np.arange(result.n_permutations), "js": t.focus_null}),
+    }
+    if result.across is not None:
+        a = result.across
+        out["across_windows"] = pd.DataFrame({"layer": np.arange(len(result.layers)), **{
+            f"difference_{k}": getattr(a.difference, k) for k in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected",
+                                                                   "significant")}, **{
+            f"js_corrected_{k}": getattr(a.js, f"corrected_{k}") for k in ("mean", "ci_low", "ci_high")}, **{
+            f"js_biased_{k}": getattr(a.js, k) for k in ("mean", "ci_low", "ci_high", "mismatched")}, **{
+            f"js_{k}": getattr(a.js, k) for k in ("p", "p_corrected", "significant")}})
+    return out
+
+
+def profiles(result: AttnKLResult) -> pd.DataFrame:
+    """Per block, the two profiled metrics, each with a null value of 0 at every layer whatever its bins,
+    histogram occupancy and group sizes:
+
+    * ``difference``: the within-stratum difference of mean log norms, correct − incorrect (strata: the
+      shuffles' windows, or windows and next-token lengths);
+    * ``js_corrected``: the JS divergence minus the mean of its label-shuffle null (the plug-in bias for
+      that layer's bins and group sizes), in nats.
+
+    With several windows each is the mean across windows with its t interval; with one window, the pooled
+    value (the difference with its shift interval, JS without an interval). Also the pooled mean log norms
+    by group (:func:`profile_table`). The raw (biased) JS is not a profile: it stays in results.json."""
+    a = result.across
+    if a is None:
+        diff = ("attn.out", "difference", result.column("difference_within"),
+                (result.column("difference_ci_low"), result.column("difference_ci_high")))
+        js = ("attn.out", "js_corrected", result.column("js_corrected"), None)
+    else:
+        diff = ("attn.out", "difference", a.difference.mean, (a.difference.ci_low, a.difference.ci_high))
+        js = ("attn.out", "js_corrected", a.js.corrected_mean, (a.js.corrected_ci_low, a.js.corrected_ci_high))
+    return profile_table(diff, js, *[("attn.out", name, result.column(name), None) for name in (
+        "mean_log_norm_correct", "mean_log_norm_incorrect")])

@@ -29,7 +29,7 @@ from ...stats.similarity import cosine_matrix
 from ...stimuli import SEED_004_CATEGORIES, check_single_tokens, read_words, single_token_words, word_in_contexts
 from ..across import across_tests, column, intervals
 from .. import settings as shared
-from ..base import Context, ModelFacts, profile_table
+from ..base import Context, ModelFacts
 from ..settings import setting
 from .result import (GROUPS, CategoriesResult, ContextAcross, ContextArrays, ContextLayer, ContextReplicates, Contexts,
                      WordArrays, WordLayer, Words)
@@ -229,54 +229,3 @@ def compute(model, config: CategoriesConfig, ctx: Context) -> CategoriesResult:
         contexts_notes=tuple(contexts.notes) if contexts is not None else (),
         tornado_outside=part_b[1] if part_b else {}, word_arrays=word_arrays,
         context_arrays=part_b[2] if part_b else None)
-
-
-def _layer_table(layers, alpha=None) -> pd.DataFrame:
-    table = pd.DataFrame([{k: v for k, v in vars(row).items() if k != "across"} for row in layers])
-    table["significant"] = significant(table["p_maxstat"].to_numpy(), alpha)
-    if getattr(layers[0], "across", None) is not None:
-        for name in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected", "significant"):
-            table[f"across_delta_{name}"] = [getattr(row.across.delta, name) for row in layers]
-        table["across_delta_p_bh"] = [row.across.delta_p_bh for row in layers]
-    return table
-
-
-def tables(result: CategoriesResult) -> dict[str, pd.DataFrame]:
-    a = result.word_arrays
-    words = pd.DataFrame({
-        "category": a.category, "word": a.word, "n_tokens_with_space": a.n_tokens_with_space,
-        "n_tokens_without_space": a.n_tokens_without_space, "single": a.single, "used": a.used,
-        "next_token": np.where(a.used, a.next_token.astype(object), None),
-        "token_id": pd.array([int(t) if u else pd.NA for t, u in zip(a.token_id, a.used)], dtype="Int64")})
-    out = {"words": words, "selectivity_by_layer": _layer_table(result.words.layers, result.words.alpha)}
-    if result.contexts is not None:
-        b, c = result.context_arrays, result.contexts
-        out["contexts"] = pd.DataFrame({"word": [c.words[i] for i in b.codes], "occurrence": b.occurrence,
-                                        "replicate": b.replicate, "position": b.position, "last_tokens": b.last_tokens,
-                                        "next_token": b.next_token})
-        out["contexts_by_layer"] = _layer_table(c.layers, alpha=result.words.alpha)
-        edges = c.bin_edges
-        out["tornado"] = pd.DataFrame([{"group": name, "layer": layer, "bin_low": edges[k], "bin_high": edges[k + 1],
-                                        "probability": h[layer, k]}
-                                       for name, h in result.hist().items()
-                                       for layer in range(h.shape[0]) for k in range(h.shape[1])])
-    return out
-
-
-def profiles(result: CategoriesResult) -> pd.DataFrame:
-    """Per hidden entry: part A's within/across mean cosine, Δ and Welch t (``words_*``), and part B's
-    (``contexts_*``) when it ran. Part B with replicates: within, across and Δ are the replicates' mean
-    with its 95% t interval (t stays the pooled one)."""
-    names = ("within_mean", "across_mean", "delta", "t")
-    parts = [("hidden", f"words_{name}", [getattr(layer, name) for layer in result.words.layers], None)
-             for name in names]
-    c = result.contexts
-    if c is not None and c.replicates > 1:
-        for name in names[:3]:
-            entries = [getattr(layer.across, name) for layer in c.layers]
-            parts.append(("hidden", f"contexts_{name}", column(entries, "mean"),
-                          np.stack([column(entries, "ci_low"), column(entries, "ci_high")])))
-        parts.append(("hidden", "contexts_t", [layer.t for layer in c.layers], None))
-    elif c is not None:
-        parts += [("hidden", f"contexts_{name}", [getattr(layer, name) for layer in c.layers], None) for name in names]
-    return profile_table(*parts)

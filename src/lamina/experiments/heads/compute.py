@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ... import data, stimuli
 from ...errors import LaminaError
@@ -21,17 +20,13 @@ from ...stats import attention as scores
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates, t_interval
 from .. import settings as shared
-from ..base import Context, ModelFacts, profile_table
+from ..base import Context, ModelFacts
 from ..settings import setting
-from .result import HeadScore, HeadsResult, HeadTest, LayerSummary, Massive, Windows
+from .result import CORRECTIONS, N_FLIPS, SCORES, HeadScore, HeadsResult, HeadTest, LayerSummary, Massive, Windows
 
 LEVEL = 95.0
 BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
 LAYER_BYTES = 256 * 2**20  # the pattern and heads of one group of layers (float32): about this many bytes
-CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise over layer × head)",
-               "holm": "Holm (family-wise over layer × head)"}
-N_FLIPS = 10_000
-SCORES = ("sink", "previous", "induction", "entropy")
 
 
 @dataclass
@@ -215,26 +210,6 @@ def compute(model, config: HeadsConfig, ctx: Context) -> HeadsResult:
                         norm_incorrect=norm_i, massive_position=massive["per_sequence_position"]))
 
 
-def tables(result: HeadsResult) -> dict[str, pd.DataFrame]:
-    n_layers, n_heads = result.sink.mean.shape
-    layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
-    row = {"layer": layer, "head": head, "attention_kind": np.asarray(result.attention_kind)[layer]}
-    for name in SCORES:
-        s = getattr(result, name)
-        row.update({f"{name}_{k}": getattr(s, k).ravel() for k in ("mean", "ci_low", "ci_high")})
-    if result.norm_difference is not None:
-        d = result.norm_difference
-        row.update({f"norm_difference_{k}": getattr(d, k).ravel() for k in
-                    ("mean", "ci_low", "ci_high", "t", "p", "p_corrected", "significant")})
-    m = result.massive
-    return {
-        "heads": pd.DataFrame(row),
-        "massive": pd.DataFrame({"entry": np.arange(len(m.ratio)), "ratio": m.ratio, "top": m.top, "median": m.median,
-                                 "window": m.window, "position": m.position, "dim": m.dim, "token": m.token,
-                                 "first_position_share": m.first_position_share}),
-    }
-
-
 def over_heads(score: HeadScore, reduce: str) -> LayerSummary:
     """A per-layer summary of an ``(L, H)`` score: the head with the largest mean (``"max"``) with that head's
     interval, or the mean over heads (``"mean"``) with the mean of the heads' bounds."""
@@ -247,23 +222,3 @@ def over_heads(score: HeadScore, reduce: str) -> LayerSummary:
     rows = np.arange(len(pick))
     return LayerSummary(value=score.mean[rows, pick], ci_low=score.ci_low[rows, pick],
                         ci_high=score.ci_high[rows, pick], head=pick)  # pick -1: all NaN, so NaN
-
-
-def profiles(result: HeadsResult) -> pd.DataFrame:
-    """Per block, descriptive summaries over heads, each with an interval across windows, and per ``resid``
-    entry the massive-activation ratio (no interval). None of them has a null value of 0: they are
-    descriptive, and lamina compare's bands of untrained controls are their reference.
-
-    * ``sink_max``, ``previous_max``, ``induction_max``: the score of the layer's head with the largest
-      mean, with that head's t interval (chance for a head that attends uniformly is not 0: sink and
-      previous ≈ mean over queries of 1/(q + 1), induction ≈ the share of keys that follow an earlier
-      occurrence);
-    * ``entropy_mean``: the mean over heads of the mean pattern entropy (nats), interval = the mean of the
-      heads' bounds (conservative);
-    * ``massive_ratio`` (site ``resid``): max |x| / median |x| of the raw residual stream.
-    """
-    parts = [("attn.pattern", name, s.value, (s.ci_low, s.ci_high)) for name, s in (
-        ("sink_max", result.sink_max), ("previous_max", result.previous_max),
-        ("induction_max", result.induction_max), ("entropy_mean", result.entropy_mean))]
-    parts.append(("resid", "massive_ratio", result.massive.ratio, None))
-    return profile_table(*parts)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import KeyNumber, Report
-from .compute import CORRECTIONS, N_FLIPS
-from .result import HeadScore, HeadsResult
+from .result import CORRECTIONS, N_FLIPS, HeadScore, HeadsResult
 
 
 def method(result: HeadsResult, config) -> str:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from ..base import ModelFacts
+from ..base import ModelFacts, profile_table
 from ..typed import BoolArray, FloatArray, IntArray, Typed, array_field, detail_field
+
+# The correction's vocabulary and its sign flips, here (not in compute.py) so that the report imports no torch.
+CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise over layer × head)",
+               "holm": "Holm (family-wise over layer × head)"}
+N_FLIPS = 10_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,3 +109,46 @@ class HeadsResult(Typed):
     model: ModelFacts = detail_field()
     data_notes: tuple[str, ...] = detail_field()
     windows: Windows = array_field()
+
+
+SCORES = ("sink", "previous", "induction", "entropy")
+
+
+def tables(result: HeadsResult) -> dict[str, pd.DataFrame]:
+    n_layers, n_heads = result.sink.mean.shape
+    layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
+    row = {"layer": layer, "head": head, "attention_kind": np.asarray(result.attention_kind)[layer]}
+    for name in SCORES:
+        s = getattr(result, name)
+        row.update({f"{name}_{k}": getattr(s, k).ravel() for k in ("mean", "ci_low", "ci_high")})
+    if result.norm_difference is not None:
+        d = result.norm_difference
+        row.update({f"norm_difference_{k}": getattr(d, k).ravel() for k in
+                    ("mean", "ci_low", "ci_high", "t", "p", "p_corrected", "significant")})
+    m = result.massive
+    return {
+        "heads": pd.DataFrame(row),
+        "massive": pd.DataFrame({"entry": np.arange(len(m.ratio)), "ratio": m.ratio, "top": m.top, "median": m.median,
+                                 "window": m.window, "position": m.position, "dim": m.dim, "token": m.token,
+                                 "first_position_share": m.first_position_share}),
+    }
+
+
+def profiles(result: HeadsResult) -> pd.DataFrame:
+    """Per block, descriptive summaries over heads, each with an interval across windows, and per ``resid``
+    entry the massive-activation ratio (no interval). None of them has a null value of 0: they are
+    descriptive, and lamina compare's bands of untrained controls are their reference.
+
+    * ``sink_max``, ``previous_max``, ``induction_max``: the score of the layer's head with the largest
+      mean, with that head's t interval (chance for a head that attends uniformly is not 0: sink and
+      previous ≈ mean over queries of 1/(q + 1), induction ≈ the share of keys that follow an earlier
+      occurrence);
+    * ``entropy_mean``: the mean over heads of the mean pattern entropy (nats), interval = the mean of the
+      heads' bounds (conservative);
+    * ``massive_ratio`` (site ``resid``): max |x| / median |x| of the raw residual stream.
+    """
+    parts = [("attn.pattern", name, s.value, (s.ci_low, s.ci_high)) for name, s in (
+        ("sink_max", result.sink_max), ("previous_max", result.previous_max),
+        ("induction_max", result.induction_max), ("entropy_mean", result.entropy_mean))]
+    parts.append(("resid", "massive_ratio", result.massive.ratio, None))
+    return profile_table(*parts)

@@ -27,7 +27,7 @@ from ...models.identity import weights_identity
 from ...recording import record
 from ...stats.replicates import t_interval
 from .. import settings as shared
-from ..base import Context, ModelFacts, profile_table
+from ..base import Context, ModelFacts
 from ..settings import setting
 from . import decode, tuned
 from .result import METRICS, Check, Crossing, Grid, Lens, LensResult, Profile, Training, Windows
@@ -243,64 +243,3 @@ def _grid(grid, k: int, n_lenses: int, tokens: pd.DataFrame, known: np.ndarray, 
 def _texts(model, grid: dict) -> dict[str, str]:
     ids = np.unique(np.concatenate([grid["token_id"], grid["next_id"], grid["top1_id"].ravel()]))
     return {str(int(i)): model.tokenizer.decode([int(i)]) for i in ids if i >= 0}
-
-
-def tables(result: LensResult) -> dict[str, pd.DataFrame]:
-    w, n_entries = result.windows, result.model.n_layers + 1
-    rows, per_window = [], []
-    for k, lens in enumerate(result.lenses):
-        row = {"lens": lens.kind, "entry": np.arange(n_entries)}
-        for m in METRICS:
-            p = getattr(lens, m)
-            row.update({f"{m}_mean": p.mean, f"{m}_ci_low": p.ci_low, f"{m}_ci_high": p.ci_high})
-        rows.append(pd.DataFrame(row))
-        for e in range(n_entries):
-            per_window.append(pd.DataFrame({"lens": lens.kind, "entry": e, "window": np.arange(result.n_replicates),
-                                            **{m: w.values[k, i, e] for i, m in enumerate(METRICS)}}))
-    g = result.grid
-    text = result.token_texts.get
-    grid = [pd.DataFrame({"lens": lens.kind, "entry": e, "position": g.position,
-                          "token": [text(str(i)) for i in g.token_id], "next": [text(str(i)) for i in g.next_id],
-                          "top1": [text(str(i)) for i in g.top1_id[k, e]], "top1_p": g.top1_p[k, e]})
-            for k, lens in enumerate(result.lenses) for e in range(n_entries)]
-    return {
-        "entries": pd.concat(rows, ignore_index=True),
-        "windows": pd.concat(per_window, ignore_index=True),
-        "clean": pd.DataFrame({"window": np.arange(result.n_replicates), "start": w.start, "n_tokens": w.n_tokens,
-                               "loss": w.model_loss}),
-        "predictions": pd.concat(grid, ignore_index=True),
-    }
-
-
-def profile_metric(metric: str, kind: str) -> str:
-    """A profile metric's name: ``kl`` for the logit lens, ``tuned_kl`` for the tuned lens."""
-    return metric if kind == "logit" else f"{kind}_{metric}"
-
-
-def profiles(result: LensResult) -> pd.DataFrame:
-    """Per ``hidden`` entry, each lens's four metrics with their t intervals across windows (logit lens:
-    ``cross_entropy``, ``kl``, ``top1_agreement``, ``entropy``; tuned lens: the same with ``tuned_`` first).
-
-    No metric has a null value that holds at every entry of every model, so none is tested against one:
-
-    * ``kl`` (nats) is 0 and ``top1_agreement`` is 1 at the last entry by construction (it is the model's
-      own distribution), and neither has a value "of no effect" below it; 0 KL would be a lens that
-      already decodes the final distribution, which no model shows at entry 0;
-    * ``cross_entropy`` and ``entropy`` (nats) are bounded by ``log V``, which differs between tokenizers
-      (10.80 for SmolLM2's 49,152 ids, 12.48 for Gemma-3's 262,144), and the cross-entropy is per token of
-      each model's own tokenization, so two models' values are not on one scale.
-
-    What ``lamina compare`` says of them is therefore relative: "leaves its controls' band" means the trained
-    model's lens differs from what the architecture gives at initialisation, and a difference between two
-    models is one on each model's own tokenization and vocabulary. (An untrained SmolLM2, init seed 0,
-    measured once on 3 windows of 64 tokens: every entry after the embeddings decodes to a near-uniform
-    distribution, entropy 10.69 and cross-entropy about 10.9-11.0 nats against log V = 10.80; KL from its
-    own final distribution falls smoothly from 0.2 to 0 nats; top-1 agreement is under 4% up to entry 24
-    of 30 and rises to 60% at entry 29.)
-    """
-    parts = []
-    for lens in result.lenses:
-        for m in METRICS:
-            p = getattr(lens, m)
-            parts.append(("hidden", profile_metric(m, lens.kind), p.mean, (p.ci_low, p.ci_high)))
-    return profile_table(*parts)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import KeyNumber, Report
-from .compute import CORRECTIONS, N_FLIPS
-from .result import Across, LesionResult
+from .result import CORRECTIONS, N_FLIPS, Across, LesionResult
 
 ABLATION_TEXT = {
     "mean": "replaced by its mean over every token of the clean recording of the same windows (mean ablation)",

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from ..base import ModelFacts
+from ..base import ModelFacts, profile_table
 from ..typed import BoolArray, FloatArray, Typed, array_field, detail_field
+
+# The correction's vocabulary and its sign flips, here (not in compute.py) so that the report imports no torch.
+CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise)", "holm": "Holm (family-wise)"}
+N_FLIPS = 10_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,3 +89,68 @@ class LesionResult(Typed):
     labels_from: str | None = detail_field()  # the run whose clean labels split the tokens
     windows: Windows = array_field()
     tokens: Tokens = array_field()
+
+
+METRICS = ("delta_loss", "delta_accuracy")
+
+
+def tables(result: LesionResult) -> dict[str, pd.DataFrame]:
+    w = result.windows
+    layers, per_window = [], []
+    for s, site in enumerate(result.sites):
+        n_layers = len(site.delta_loss.mean)
+        row = {"site": site.site, "layer": np.arange(n_layers)}
+        for metric in METRICS:
+            a = getattr(site, metric)
+            row.update({f"{metric}_{k}": getattr(a, k) for k in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected",
+                                                                  "significant")})
+        row.update(delta_loss_correct=site.delta_loss_correct, delta_loss_incorrect=site.delta_loss_incorrect)
+        if site.split is not None:
+            row.update({f"split_{k}": getattr(site.split, k) for k in ("mean", "ci_low", "ci_high", "t", "p",
+                                                                        "p_corrected", "significant")})
+        layers.append(pd.DataFrame(row))
+        for layer in range(n_layers):
+            per_window.append(pd.DataFrame({
+                "site": site.site, "layer": layer, "window": np.arange(result.n_replicates),
+                "delta_loss": w.delta_loss[s, layer], "delta_accuracy": w.delta_accuracy[s, layer],
+                "delta_loss_correct": w.delta_loss_correct[s, layer],
+                "delta_loss_incorrect": w.delta_loss_incorrect[s, layer]}))
+    return {
+        "layers": pd.concat(layers, ignore_index=True),
+        "windows": pd.concat(per_window, ignore_index=True),
+        "clean": pd.DataFrame({"window": np.arange(result.n_replicates), "start": w.start, "n_tokens": w.n_tokens,
+                               "n_correct": w.n_correct, "loss": w.clean_loss, "accuracy": w.clean_accuracy}),
+        # per token: the clean run's outputs and the split's labels (labels_from reads this table)
+        "tokens": pd.DataFrame({k: getattr(result.tokens, k) for k in ("window", "position", "next_id", "loss",
+                                                                        "correct", "split_correct")}),
+    }
+
+
+def profile_metric(metric: str, site: str) -> str:
+    """A profile metric's name: unique across sites (``delta_loss_attn_out``), as lamina compare needs."""
+    return f"{metric}_{site.replace('.', '_')}"
+
+
+def profiles(result: LesionResult) -> pd.DataFrame:
+    """Per site and block, each metric with its t interval across windows, named ``METRIC_SITE`` (e.g.
+    ``delta_loss_attn_out``, ``delta_loss_correct_minus_incorrect_mlp_out``); every null value is 0 at
+    every layer, whatever the model's depth or its clean loss:
+
+    * ``delta_loss``: edited − clean mean loss (nats): 0 when the ablated output carries nothing the rest
+      of the model uses beyond what replaces it (its mean, zero, or another token's value);
+    * ``delta_accuracy``: edited − clean top-1 accuracy (fraction): 0 likewise;
+    * ``delta_loss_correct_minus_incorrect``: Δ loss on the clean model's correct tokens minus Δ loss on
+      its incorrect ones: 0 when the lesion costs both kinds of token the same (seed 001's question asked
+      causally). Absent when fewer than 2 windows hold both kinds (an untrained control: it predicts
+      (almost) nothing correctly).
+    """
+    parts = []
+    for site in result.sites:
+        for metric in METRICS:
+            a = getattr(site, metric)
+            parts.append((site.site, profile_metric(metric, site.site), a.mean, (a.ci_low, a.ci_high)))
+        if site.split is not None:
+            a = site.split
+            parts.append((site.site, profile_metric("delta_loss_correct_minus_incorrect", site.site), a.mean,
+                          (a.ci_low, a.ci_high)))
+    return profile_table(*parts)

@@ -30,10 +30,9 @@ from ...stats.dimensionality import one_blas_thread
 from ...stimuli import Stimuli
 from ...stimuli.words import word_token
 from .. import settings as shared
-from ..base import Context, ModelFacts, profile_table
+from ..base import Context, ModelFacts
 from ..settings import setting
 from . import inference
-from .tables import across_table, replicate_table
 from .result import (ALPHA, CI_LEVEL, PAIR_NAMES, SETS, SITES, STAGES, Items, LayerEntry, MlpStagesResult,
                      Replicates, StageActivations, StageDims, StageInfo)
 
@@ -231,71 +230,3 @@ def compute(model, config: MlpStagesConfig, ctx: Context) -> MlpStagesResult:
                     many_tokens=np.array(model.token_texts(many.meta["token"].to_numpy()), dtype=str),
                     many_contexts=np.array([model.decode(ids) for ids in many.ids], dtype=str),
                     one=focus_acts["one"], many=focus_acts["many"]))
-
-
-def tables(result: MlpStagesResult) -> dict[str, pd.DataFrame]:
-    dim_rows, rsa_rows = [], []
-    for entry in result.layers:
-        for which in SETS:
-            for s in STAGES:
-                dims = entry.stages[s]
-                ed = getattr(dims, f"effdim_{which}")
-                dim_rows.append((entry.layer, SITES[s], which, getattr(dims, f"pr_{which}"),
-                                 *getattr(dims, f"pr_{which}_ci"), ed, ed - 1))
-            for p in PAIR_NAMES:
-                lo, hi = getattr(entry, f"rsa_{which}_ci")[p]
-                rsa_rows.append((entry.layer, p, which, getattr(entry, f"rsa_{which}")[p], lo, hi, np.nan, np.nan,
-                                 pd.NA))
-        for p in PAIR_NAMES:
-            lo, hi = entry.rsa_diff_ci[p]
-            rsa_rows.append((entry.layer, p, "one-many", entry.rsa_one[p] - entry.rsa_many[p], lo, hi,
-                             entry.rsa_diff_p[p], entry.rsa_diff_p_bh[p], entry.rsa_differs[p]))
-    items = result.items
-    n = len(items.one_tokens)
-    item_table = pd.concat([
-        pd.DataFrame({"set": "one", "replicate": items.one_replicate, "item": np.arange(n),
-                      "text_position": items.one_positions, "token": items.one_tokens, "context": ""}),
-        pd.DataFrame({"set": "many", "replicate": items.many_replicate, "item": np.arange(n),
-                      "text_position": items.many_positions, "token": items.many_tokens,
-                      "context": items.many_contexts}),
-    ], ignore_index=True)
-    out = {
-        "dimensionality": pd.DataFrame(dim_rows, columns=["layer", "site", "set", "participation_ratio", "pr_ci_low",
-                                                          "pr_ci_high", "effective_dim", "effective_dim_seed_index"]),
-        "rsa": pd.DataFrame(rsa_rows, columns=["layer", "pair", "set", "r", "ci_low", "ci_high", "p", "p_bh",
-                                               "significant"]),
-        "items": item_table,
-    }
-    if result.replicates > 1:
-        out["replicates"] = replicate_table(result)
-        out["across"] = across_table(result)
-    return out
-
-
-def profiles(result: MlpStagesResult) -> pd.DataFrame:
-    """Per block: each stage's participation ratio and effective dimensionality per set
-    (``pr_one[mlp.pre]``, ...), and each stage pair's RSA per set and one − many (``rsa_one[in-pre]``,
-    ``rsa_diff[in-pre]``; site ``mlp``: the whole block). With replicates: the replicates' mean and its
-    95% t interval (at ``n_per_replicate`` items); with one, the pooled values with their bootstrap
-    intervals (none for effective dimensionality, see docs/results.md)."""
-    parts = []
-    many = result.replicates > 1
-    for which in SETS:
-        for metric in ("pr", "effdim"):
-            if many:
-                name = f"{metric}_{which}"
-                values, ci = result.across(name), np.stack([result.across(name, "ci_low"),
-                                                            result.across(name, "ci_high")])
-            else:
-                values, ci = result.dims(metric, which), (result.pr_ci(which) if metric == "pr" else None)
-            parts += [(SITES[s], f"{metric}_{which}[{SITES[s]}]", values[:, i], None if ci is None else ci[:, :, i])
-                      for i, s in enumerate(STAGES)]
-    for which in (*SETS, "diff"):
-        if many:
-            name = f"rsa_{which}"
-            values, ci = result.across(name), np.stack([result.across(name, "ci_low"), result.across(name, "ci_high")])
-        else:
-            values = result.rsa("one") - result.rsa("many") if which == "diff" else result.rsa(which)
-            ci = result.ci(which)
-        parts += [("mlp", f"rsa_{which}[{p}]", values[:, j], ci[:, :, j]) for j, p in enumerate(PAIR_NAMES)]
-    return profile_table(*parts)

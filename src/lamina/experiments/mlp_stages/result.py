@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..across import Across, Interval
-from ..base import ModelFacts
+from ..base import ModelFacts, profile_table
 from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
 
 STAGES = ("in", "pre", "post", "out")
@@ -185,3 +186,97 @@ class MlpStagesResult(Typed):
                     f"mlp.post is {act}(gate)·up, the down projection's input (not the {act} of mlp.pre alone).")
         return (f"{self.model.name} has a {act} MLP: mlp.pre is the expansion before the {act}, mlp.post the same "
                 "expansion after it (the seed's 'Expa' and 'GELU' stages).")
+
+
+def replicate_table(result: MlpStagesResult) -> pd.DataFrame:
+    """Each replicate's statistics, one row per replicate, layer, set and stage or pair."""
+    per, rows = result.per_replicate, []
+    for which in SETS:
+        for metric, names in (("pr", STAGES), ("effdim", STAGES), ("rsa", PAIR_NAMES)):
+            values = getattr(per, f"{metric}_{which}")  # (R, n_layers, k)
+            r, layer, k = np.meshgrid(*(np.arange(d) for d in values.shape), indexing="ij")
+            rows.append(pd.DataFrame({"replicate": r.ravel(), "layer": layer.ravel(), "set": which, "metric": metric,
+                                      "stage_or_pair": np.array([SITES[n] if metric != "rsa" else n
+                                                                 for n in names])[k.ravel()],
+                                      "value": values.ravel().astype(float)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def across_table(result: MlpStagesResult) -> pd.DataFrame:
+    """One − many across replicates: one row per layer, metric and stage or pair."""
+    rows = []
+    for entry in result.layers:
+        for metric in ("rsa_diff", "pr_diff", "effdim_diff"):
+            for key, test in getattr(entry.across, metric).items():
+                rows.append({"layer": entry.layer, "metric": metric, "stage_or_pair": SITES.get(key, key),
+                             **{f: getattr(test, f) for f in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected",
+                                                               "significant")}})
+    return pd.DataFrame(rows)
+
+
+def tables(result: MlpStagesResult) -> dict[str, pd.DataFrame]:
+    dim_rows, rsa_rows = [], []
+    for entry in result.layers:
+        for which in SETS:
+            for s in STAGES:
+                dims = entry.stages[s]
+                ed = getattr(dims, f"effdim_{which}")
+                dim_rows.append((entry.layer, SITES[s], which, getattr(dims, f"pr_{which}"),
+                                 *getattr(dims, f"pr_{which}_ci"), ed, ed - 1))
+            for p in PAIR_NAMES:
+                lo, hi = getattr(entry, f"rsa_{which}_ci")[p]
+                rsa_rows.append((entry.layer, p, which, getattr(entry, f"rsa_{which}")[p], lo, hi, np.nan, np.nan,
+                                 pd.NA))
+        for p in PAIR_NAMES:
+            lo, hi = entry.rsa_diff_ci[p]
+            rsa_rows.append((entry.layer, p, "one-many", entry.rsa_one[p] - entry.rsa_many[p], lo, hi,
+                             entry.rsa_diff_p[p], entry.rsa_diff_p_bh[p], entry.rsa_differs[p]))
+    items = result.items
+    n = len(items.one_tokens)
+    item_table = pd.concat([
+        pd.DataFrame({"set": "one", "replicate": items.one_replicate, "item": np.arange(n),
+                      "text_position": items.one_positions, "token": items.one_tokens, "context": ""}),
+        pd.DataFrame({"set": "many", "replicate": items.many_replicate, "item": np.arange(n),
+                      "text_position": items.many_positions, "token": items.many_tokens,
+                      "context": items.many_contexts}),
+    ], ignore_index=True)
+    out = {
+        "dimensionality": pd.DataFrame(dim_rows, columns=["layer", "site", "set", "participation_ratio", "pr_ci_low",
+                                                          "pr_ci_high", "effective_dim", "effective_dim_seed_index"]),
+        "rsa": pd.DataFrame(rsa_rows, columns=["layer", "pair", "set", "r", "ci_low", "ci_high", "p", "p_bh",
+                                               "significant"]),
+        "items": item_table,
+    }
+    if result.replicates > 1:
+        out["replicates"] = replicate_table(result)
+        out["across"] = across_table(result)
+    return out
+
+
+def profiles(result: MlpStagesResult) -> pd.DataFrame:
+    """Per block: each stage's participation ratio and effective dimensionality per set
+    (``pr_one[mlp.pre]``, ...), and each stage pair's RSA per set and one − many (``rsa_one[in-pre]``,
+    ``rsa_diff[in-pre]``; site ``mlp``: the whole block). With replicates: the replicates' mean and its
+    95% t interval (at ``n_per_replicate`` items); with one, the pooled values with their bootstrap
+    intervals (none for effective dimensionality, see docs/results.md)."""
+    parts = []
+    many = result.replicates > 1
+    for which in SETS:
+        for metric in ("pr", "effdim"):
+            if many:
+                name = f"{metric}_{which}"
+                values, ci = result.across(name), np.stack([result.across(name, "ci_low"),
+                                                            result.across(name, "ci_high")])
+            else:
+                values, ci = result.dims(metric, which), (result.pr_ci(which) if metric == "pr" else None)
+            parts += [(SITES[s], f"{metric}_{which}[{SITES[s]}]", values[:, i], None if ci is None else ci[:, :, i])
+                      for i, s in enumerate(STAGES)]
+    for which in (*SETS, "diff"):
+        if many:
+            name = f"rsa_{which}"
+            values, ci = result.across(name), np.stack([result.across(name, "ci_low"), result.across(name, "ci_high")])
+        else:
+            values = result.rsa("one") - result.rsa("many") if which == "diff" else result.rsa(which)
+            ci = result.ci(which)
+        parts += [("mlp", f"rsa_{which}[{p}]", values[:, j], ci[:, :, j]) for j, p in enumerate(PAIR_NAMES)]
+    return profile_table(*parts)

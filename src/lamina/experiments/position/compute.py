@@ -5,23 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ... import data, stimuli
 from ...errors import LaminaError
 from ...recording import record
-from ...stats import classification, confusion_table, fit_logistic, ols
+from ...stats import classification, fit_logistic, ols
 from ...stats.clusters import cluster_mean
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates
-from ..base import Context, ModelFacts, profile_table
+from ..base import Context, ModelFacts
 from .. import settings as shared
 from ..settings import setting
-from .result import (AcrossMean, AcrossSubsets, HeldOutScores, LogisticFit, OLSFit, PositionResult, Subset, Tokens,
-                     TrainScores)
-
-LEVEL = 95.0  # every interval
-
+from .result import (LEVEL, AcrossMean, AcrossSubsets, HeldOutScores, LogisticFit, OLSFit, PositionResult, Subset,
+                     Tokens, TrainScores, span)
 
 @dataclass
 class PositionConfig:
@@ -45,11 +41,6 @@ class PositionConfig:
             raise LaminaError(f"the train rows (train_start={self.train_start}) and test rows (test_start="
                               f"{self.test_start}) overlap with n_samples={self.n_samples}; held-out rows must be "
                               "distinct.")
-
-
-def span(config: PositionConfig) -> int:
-    """Rows one replicate covers (train and test ranges with the gap between them): the shift per replicate."""
-    return max(config.train_start, config.test_start) + config.n_samples - min(config.train_start, config.test_start)
 
 
 def row_ranges(config: PositionConfig, n_rows: int) -> list[tuple[int, int]]:
@@ -164,32 +155,3 @@ def compute(model, config: PositionConfig, ctx: Context) -> PositionResult:
                       test_text_index=np.concatenate([blocks[r, "test"][2] for r in reps]),
                       train_replicate=np.concatenate([np.full(len(blocks[r, "train"][0]), r) for r in reps]),
                       test_replicate=np.concatenate([np.full(len(blocks[r, "test"][0]), r) for r in reps])))
-
-
-def _loss_table(losses, texts, text_index, replicate, split) -> pd.DataFrame:
-    n, k = losses.shape
-    return pd.DataFrame({"replicate": np.repeat(replicate, k), "sequence": np.repeat(np.arange(n), k),
-                         "position": np.tile(np.arange(k), n), "token": texts.ravel(), "loss": losses.ravel(),
-                         "split": split, "text_index": np.repeat(text_index, k)})
-
-
-def tables(result: PositionResult) -> dict[str, pd.DataFrame]:
-    t, k = result.tokens, result.seqlen - 1
-    return {
-        "losses": pd.concat([_loss_table(t.train_losses, t.train_tokens, t.train_text_index, t.train_replicate,
-                                         "train"),
-                             _loss_table(t.test_losses, t.test_tokens, t.test_text_index, t.test_replicate, "test")],
-                            ignore_index=True),
-        "confusion_train": confusion_table(result.train.confusion, "position"),
-        "confusion_test": confusion_table(result.test.confusion, "position"),
-        "accuracy_by_position": pd.DataFrame({
-            "position": np.arange(k), "train_percent": result.train.accuracy_by_position,
-            "test_percent": result.test.accuracy_by_position, "mean_loss_train": result.loss_by_position,
-            "mean_loss_test": result.test_loss_by_position}),
-        "replicates": pd.DataFrame([vars(s) for s in result.replicates]),
-    }
-
-
-def profiles(result: PositionResult) -> pd.DataFrame:
-    """No per-layer metrics: position reads only the model's output (an empty profile table)."""
-    return profile_table()

@@ -15,8 +15,7 @@ from ...stats.regression import confusion_percent
 from .. import settings as shared
 from ..base import Figure
 from ..settings import setting
-from .compute import LEVEL
-from .result import PositionResult
+from .result import LEVEL, PositionResult
 
 
 @dataclass

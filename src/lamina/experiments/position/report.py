@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ..base import KeyNumber, Report
-from .compute import LEVEL, span
-from .result import PositionResult
+from .result import LEVEL, PositionResult, span
 
 METHOD = ("The first {seqlen} tokens of HellaSwag {split} contexts (rows {train_start}-{train_end} for "
           "training, {test_start}-{test_end} held out{more}) go through the model in one recording; the loss at "

@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from ..base import ModelFacts
+from ...stats import confusion_table
+from ..base import ModelFacts, profile_table
 from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
+
+LEVEL = 95.0  # every interval
+
+
+def span(config) -> int:
+    """Rows one replicate covers (train and test ranges with the gap between them): the shift per replicate."""
+    return max(config.train_start, config.test_start) + config.n_samples - min(config.train_start, config.test_start)
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,3 +143,32 @@ class PositionResult(Typed):
     model: ModelFacts = detail_field()
     data_notes: tuple[str, ...] = detail_field()
     tokens: Tokens = array_field()
+
+
+def _loss_table(losses, texts, text_index, replicate, split) -> pd.DataFrame:
+    n, k = losses.shape
+    return pd.DataFrame({"replicate": np.repeat(replicate, k), "sequence": np.repeat(np.arange(n), k),
+                         "position": np.tile(np.arange(k), n), "token": texts.ravel(), "loss": losses.ravel(),
+                         "split": split, "text_index": np.repeat(text_index, k)})
+
+
+def tables(result: PositionResult) -> dict[str, pd.DataFrame]:
+    t, k = result.tokens, result.seqlen - 1
+    return {
+        "losses": pd.concat([_loss_table(t.train_losses, t.train_tokens, t.train_text_index, t.train_replicate,
+                                         "train"),
+                             _loss_table(t.test_losses, t.test_tokens, t.test_text_index, t.test_replicate, "test")],
+                            ignore_index=True),
+        "confusion_train": confusion_table(result.train.confusion, "position"),
+        "confusion_test": confusion_table(result.test.confusion, "position"),
+        "accuracy_by_position": pd.DataFrame({
+            "position": np.arange(k), "train_percent": result.train.accuracy_by_position,
+            "test_percent": result.test.accuracy_by_position, "mean_loss_train": result.loss_by_position,
+            "mean_loss_test": result.test_loss_by_position}),
+        "replicates": pd.DataFrame([vars(s) for s in result.replicates]),
+    }
+
+
+def profiles(result: PositionResult) -> pd.DataFrame:
+    """No per-layer metrics: position reads only the model's output (an empty profile table)."""
+    return profile_table()

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 import numpy as np
-import pandas as pd
 
 from ...errors import LaminaError
 from ...recording import record
@@ -28,7 +27,7 @@ from ...stats.replicates import t_interval
 from ...stimuli import Stimuli
 from ..across import Interval
 from .. import settings as shared
-from ..base import Context, ModelFacts, profile_table
+from ..base import Context, ModelFacts
 from ..settings import setting
 from .result import CLASSES, Peak, PerPrompt, SiteTrace, TraceResult
 
@@ -275,33 +274,3 @@ def compute(model, config: TraceConfig, ctx: Context) -> TraceResult:
         answers=tuple(model.decode([it["answer"]]) for it in items), data_notes=tuple(notes),
         per_prompt=PerPrompt(clean=clean_p, corrupted=corrupted_p,
                              subject_tokens=np.array([it["stop"] - it["start"] for it in items]), **arrays))
-
-
-def tables(result: TraceResult) -> dict[str, pd.DataFrame]:
-    out = {}
-    rows = []
-    for site, trace in result.sites.items():
-        for c, name in enumerate(result.classes):
-            for layer in range(trace.mean.shape[1]):
-                rows.append(dict(site=site, window=trace.window, position=name, layer=layer, n=int(trace.n[c]),
-                                 effect=trace.mean[c, layer], ci_low=trace.ci_low[c, layer],
-                                 ci_high=trace.ci_high[c, layer], raw_effect=trace.raw_mean[c, layer]))
-    out["effects"] = pd.DataFrame(rows, columns=["site", "window", "position", "layer", "n", "effect", "ci_low",
-                                                 "ci_high", "raw_effect"])
-    pp = result.per_prompt
-    out["prompts"] = pd.DataFrame({"prompt": list(result.prompts), "answer": list(result.answers),
-                                   "subject_tokens": pp.subject_tokens, "p_clean": pp.clean,
-                                   "p_corrupted": pp.corrupted})
-    return out
-
-
-def profiles(result: TraceResult) -> pd.DataFrame:
-    """Per site and layer (hidden: entries 0..n; attn.out, mlp.out: blocks), the normalised indirect effect at the
-    last subject token (``effect_last_subject``) and the last token (``effect_last``), mean over prompts with its
-    95% t interval. Null value 0 at every layer: a restoration that changes nothing gives restored = corrupted."""
-    parts = []
-    for site, trace in result.sites.items():
-        for metric, name in (("effect_last_subject", "last subject"), ("effect_last", "last")):
-            c = result.classes.index(name)
-            parts.append((site, metric, trace.mean[c], np.stack([trace.ci_low[c], trace.ci_high[c]])))
-    return profile_table(*parts)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..across import Interval
-from ..base import ModelFacts
+from ..base import ModelFacts, profile_table
 from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
 
 #: Position classes of Meng et al. (2022), Fig. 1; tokens before the subject are never corrupted (causal
@@ -76,3 +77,33 @@ class TraceResult(Typed):
     def site_effects(self, site: str) -> np.ndarray:
         """Per-prompt normalised effects of ``site``: ``(prompts, classes, layers)``."""
         return getattr(self.per_prompt, site.replace(".", "_"))
+
+
+def tables(result: TraceResult) -> dict[str, pd.DataFrame]:
+    out = {}
+    rows = []
+    for site, trace in result.sites.items():
+        for c, name in enumerate(result.classes):
+            for layer in range(trace.mean.shape[1]):
+                rows.append(dict(site=site, window=trace.window, position=name, layer=layer, n=int(trace.n[c]),
+                                 effect=trace.mean[c, layer], ci_low=trace.ci_low[c, layer],
+                                 ci_high=trace.ci_high[c, layer], raw_effect=trace.raw_mean[c, layer]))
+    out["effects"] = pd.DataFrame(rows, columns=["site", "window", "position", "layer", "n", "effect", "ci_low",
+                                                 "ci_high", "raw_effect"])
+    pp = result.per_prompt
+    out["prompts"] = pd.DataFrame({"prompt": list(result.prompts), "answer": list(result.answers),
+                                   "subject_tokens": pp.subject_tokens, "p_clean": pp.clean,
+                                   "p_corrupted": pp.corrupted})
+    return out
+
+
+def profiles(result: TraceResult) -> pd.DataFrame:
+    """Per site and layer (hidden: entries 0..n; attn.out, mlp.out: blocks), the normalised indirect effect at the
+    last subject token (``effect_last_subject``) and the last token (``effect_last``), mean over prompts with its
+    95% t interval. Null value 0 at every layer: a restoration that changes nothing gives restored = corrupted."""
+    parts = []
+    for site, trace in result.sites.items():
+        for metric, name in (("effect_last_subject", "last subject"), ("effect_last", "last")):
+            c = result.classes.index(name)
+            parts.append((site, metric, trace.mean[c], np.stack([trace.ci_low[c], trace.ci_high[c]])))
+    return profile_table(*parts)
