@@ -276,38 +276,27 @@ def cmd_experiments(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .experiments import locate, parse_sets
-    from .runner import default_out, run
+    from .experiments import parse_sets
+    from .experiments.spec import RunSpec
+    from .runner import default_out, run_spec
 
-    found = locate(args.experiment)
-    name = found.experiment.name
-    settings, options = _split_sets(found.experiment, parse_sets(args.set))
+    spec = RunSpec.build(args.experiment, args.model, sets=parse_sets(args.set), seed=args.seed,
+                         device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    name = spec.name
     out = args.out or check_output_dir(default_out(name, args.model), "the default --out")
-    result = run(found, args.model, device=args.device, dtype=args.dtype,
-                 trust_remote_code=args.trust_remote_code, seed=args.seed, out=out, force=args.force,
-                 progress=None, settings=settings, options=options)
+    result = run_spec(spec, out=out, force=args.force, progress=None)
     print(f"{name}: {result.manifest['wall_seconds']:.1f} s -> {result.report}")
     for label, value, test in result.key_numbers:
         print(f"  {label}: {value}" + (f"  ({test})" if test else ""))
     return 0
 
 
-def _split_sets(experiment, sets: dict) -> tuple[dict, dict]:
-    """``--set`` pairs of ``lamina run`` -> (compute settings, presentation options) of ``experiment``."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(experiment.Options)}
-    return ({k: v for k, v in sets.items() if k not in names}, {k: v for k, v in sets.items() if k in names})
-
-
 def cmd_compare(args) -> int:
     from .comparison import compare
-    from .experiments import locate, parse_sets
+    from .experiments import parse_sets
 
-    found = locate(args.experiment)
-    settings, options = _split_sets(found.experiment, parse_sets(args.set))
-    result = compare(found, args.models, controls=args.controls, seed=args.seed,
-                     control_seed=args.control_seed, settings=settings, options=options, device=args.device,
+    result = compare(args.experiment, args.models, controls=args.controls, seed=args.seed,
+                     control_seed=args.control_seed, sets=parse_sets(args.set), device=args.device,
                      dtype=args.dtype, trust_remote_code=args.trust_remote_code, out=args.out,
                      runs_dir=args.runs_dir, rerun=args.rerun, grid_points=args.grid_points, progress=None)
     width = max(len(m.label) for m in result.members)

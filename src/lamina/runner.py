@@ -24,7 +24,8 @@ import torch
 from . import rundir
 from ._version import __version__
 from .errors import LaminaError, check_output_dir, closest, one_line
-from .experiments import Context, Experiment, code_sha256, locate
+from .experiments import Context, Experiment, code_sha256
+from .experiments.spec import RunSpec
 from .experiments.typed import summary
 from .models import Model, load
 from .models.fingerprint import weights_sha256
@@ -165,49 +166,48 @@ def run(experiment, model="smollm2-135m", *, device=None, dtype=None, trust_remo
     Returns:
         A :class:`Run` (``.result``, ``.summary``, ``.tables``, ``.figures()``, ``.report``).
     """
-    found = locate(experiment)
-    exp = found.experiment
-    if settings is not None and not isinstance(settings, dict):
-        raise LaminaError(f"settings are a dict {{name: value}}, not {type(settings).__name__}.")
-    given = {**(settings or {}), **kwargs}
-    config = exp.config(given)
-    presentation = exp.options(options)
+    spec = RunSpec.build(experiment, model, settings=settings, options=options, seed=seed, device=device,
+                         dtype=dtype, trust_remote_code=trust_remote_code, load_kwargs=load_kwargs, **kwargs)
+    return run_spec(spec, out=out, force=force, progress=progress)
+
+
+def run_spec(spec: RunSpec, *, out=None, force: bool = False, progress: bool | None = None) -> Run:
+    """Run the checked specification ``spec`` (:class:`~lamina.experiments.spec.RunSpec`): nothing in it
+    is parsed or checked again. ``out``, ``force`` and ``progress`` as :func:`run` takes them."""
     out = check_output_dir(out, "out") if out is not None else None
     if out is not None and out.exists() and not force:
         raise LaminaError(f"{out} already exists; pass --force (force=True) to replace it, or choose another --out.")
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 63:
-        raise LaminaError(f"seed must be an integer from 0 to 2**63 - 1, not {one_line(repr(seed))}.")
-    for flag, value in (("force", force), ("trust_remote_code", trust_remote_code)):
-        if not isinstance(value, bool):
-            raise LaminaError(f"{flag} must be True or False, not {one_line(repr(value))}.")
-    if load_kwargs is not None and not isinstance(load_kwargs, dict):
-        raise LaminaError(f"load_kwargs is a dict of lamina.load arguments, not {type(load_kwargs).__name__}.")
-    torch.manual_seed(seed)
-    ctx = Context(seed, progress=progress)
+    if not isinstance(force, bool):
+        raise LaminaError(f"force must be True or False, not {one_line(repr(force))}.")
+    exp, config, model = spec.experiment.experiment, spec.config, spec.model
+    torch.manual_seed(spec.seed)
+    ctx = Context(spec.seed, progress=progress)
     started = datetime.now(timezone.utc)
     wall = time.perf_counter()
     with ctx.stage("load"):
         if not isinstance(model, Model):
-            model = load(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                         **(load_kwargs or {}))
+            model = load(model, **spec.load)
     try:
         result = exp.compute(model, config, ctx)
     except LaminaError as err:
-        raise _naming(err, given) from err
-    manifest = _manifest(found, model, seed, ctx, started)
+        raise _naming(err, spec.given) from err
+    manifest = _manifest(spec.experiment, model, spec.seed, ctx, started)
     if out is not None:
-        rundir.write(out, rundir.Contents(exp, config, presentation, result, manifest), force=force, ctx=ctx,
+        rundir.write(out, rundir.Contents(exp, config, spec.options, result, manifest), force=force, ctx=ctx,
                      started=wall)
     else:
         manifest["timings"] = dict(ctx.timings)
         manifest["wall_seconds"] = round(time.perf_counter() - wall, 3)
-    return Run(exp, config, result, manifest, out, presentation)
+    return Run(exp, config, result, manifest, out, spec.options)
 
 
 def _naming(err: LaminaError, given: dict) -> LaminaError:
     """``err`` naming the settings that were given, when it names none of them: an error found with the
     model or the data (a window longer than the model's context, a word missing from the book) then
-    still says which ``--set`` led to it."""
+    still says which ``--set`` led to it.
+
+    Kept although every setting is checked when the :class:`RunSpec` is built: those checks need no
+    model, and these errors are only found inside ``compute``, with the model and the data at hand."""
     message = str(err)
     if not given or any(key in message for key in given):
         return err

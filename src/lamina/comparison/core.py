@@ -38,7 +38,8 @@ import torch
 
 from .._version import __version__
 from ..errors import DISK_FULL, LaminaError, check_output_dir, one_line
-from ..experiments import Experiment, code_sha256, for_run, locate
+from ..experiments import Experiment, code_sha256, for_run
+from ..experiments.spec import RunSpec, check_seed
 from ..models import Model, load
 from ..models.control import control_name, random_control
 from ..models.identity import random_control_identity, weights_identity
@@ -47,7 +48,7 @@ from ..plots import save
 from ..report import render_comparison
 from ..report.notebook import comparison_html, png_base64
 from ..rundir import dead_writers
-from ..runner import Run, run
+from ..runner import Run, run_spec
 from . import tables
 from .figures import differences_figure, profiles_figure
 from .plan import Member, check_controls, control_seeds, parse_models, reusable, run_dir, run_key
@@ -339,7 +340,7 @@ def compare(experiment, models, *, controls=None, seed: int = 0, control_seed: i
             settings: dict | None = None, options: dict | None = None, device=None, dtype=None,
             trust_remote_code: bool = False, load_kwargs: dict | None = None, out=None, runs_dir=None,
             rerun: bool = False, grid_points: int | None = None, progress: bool | None = None,
-            **kwargs) -> Comparison:
+            sets: dict | None = None, **kwargs) -> Comparison:
     """Run ``experiment`` on every model (and its untrained control), line the profiles up on relative depth.
 
     Every setting is checked before any model loads. Each member's run is an ordinary run directory
@@ -362,6 +363,8 @@ def compare(experiment, models, *, controls=None, seed: int = 0, control_seed: i
         seed: every run's seed (permutations, bootstrap, subsets).
         settings / kwargs: compute settings, the same for every model (``focus_layer=0.25`` is the same
             relative depth in each); options: presentation options of the members' own reports.
+        sets: settings and options mixed (the command line's ``--set`` pairs), split by the experiment's
+            declared options (see :meth:`lamina.experiments.spec.RunSpec.build`).
         device, dtype, trust_remote_code, load_kwargs: for models given by name (a Model stays as it is).
         out: the comparison directory (default ``runs/compare-<experiment>``); runs_dir: where the members'
             run directories live (default ``<out>/runs``; share one between comparisons to share runs).
@@ -374,13 +377,12 @@ def compare(experiment, models, *, controls=None, seed: int = 0, control_seed: i
         A :class:`Comparison` (``.table``, ``.key_numbers``, ``.bands``, ``.differences``, ``.runs``,
         ``.failures``, ``.report``).
     """
-    found = locate(experiment)
+    # Built and checked once: every member's spec is this one with its model (a control's: with its
+    # control_settings applied to the typed config), nothing parsed again.
+    base = RunSpec.build(experiment, None, settings=settings, options=options, sets=sets, seed=seed, **kwargs)
+    found, config = base.experiment, base.config
     exp, code = found.experiment, code_sha256(found.experiment)
-    config = exp.config({**(settings or {}), **kwargs})
-    presentation = exp.options(options)
-    for name, value in (("seed", seed), ("control_seed", control_seed)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 63:
-            raise LaminaError(f"{name} must be an integer from 0 to 2**63 - 1, not {value!r}.")
+    check_seed(control_seed, "control_seed")
     if grid_points is not None and (isinstance(grid_points, bool) or not isinstance(grid_points, int)
                                     or grid_points < 2):
         raise LaminaError(f"grid_points must be an integer of at least 2, not {grid_points!r}.")
@@ -419,7 +421,8 @@ def compare(experiment, models, *, controls=None, seed: int = 0, control_seed: i
                                                           revision=load_kwargs.get("revision"))
             else:
                 member.identity = weights_identity(spec)
-            member_config = _member_config(exp, config, member, members)
+            member_spec = _member_spec(base, member, members)
+            member_config = member_spec.config
             member.key = run_key(experiment=exp.name, config=member_config, seed=seed, identity=member.identity,
                                  dtype=member_dtype, bos=member_bos, code=code)
             member.path = run_dir(runs_dir, exp.name, member)
@@ -431,9 +434,8 @@ def compare(experiment, models, *, controls=None, seed: int = 0, control_seed: i
                 model = _build(member, device=member.device if not isinstance(spec, Model) else None, dtype=dtype,
                                trust_remote_code=trust_remote_code, load_kwargs=load_kwargs)
                 try:
-                    member.run = run(found, model=model, seed=seed, out=member.path, force=True,
-                                     progress=progress, settings=dataclasses.asdict(member_config),
-                                     options=dataclasses.asdict(presentation))
+                    member.run = run_spec(dataclasses.replace(member_spec, model=model), out=member.path,
+                                          force=True, progress=progress)
                 finally:
                     del model
                     _free()
@@ -467,15 +469,17 @@ def compare(experiment, models, *, controls=None, seed: int = 0, control_seed: i
     return comparison
 
 
-def _member_config(exp, config, member: Member, members: list[Member]):
-    """The member's settings: the comparison's, and for a control what its experiment takes from the trained
-    model's run (``Experiment.control_settings``; attn-kl: the trained model's labels)."""
+def _member_spec(base: RunSpec, member: Member, members: list[Member]) -> RunSpec:
+    """The member's spec: the comparison's, and for a control with what its experiment takes from the trained
+    model's run (``Experiment.control_settings``; attn-kl: the trained model's labels), applied to the typed
+    config and checked by the settings' declared rules."""
+    exp = base.experiment.experiment
     if not member.control or exp.control_settings is None:
-        return config
+        return base
     trained = next(m for m in members if m.model == member.model and not m.control)
     if trained.run is None:
         raise LaminaError(f"{exp.name} runs a control with its trained model's run, and {trained.label} failed.")
-    return exp.config({**dataclasses.asdict(config), **exp.control_settings(trained.path)})
+    return base.amended(exp.control_settings(trained.path))
 
 
 def _build(member: Member, *, device, dtype, trust_remote_code, load_kwargs):
