@@ -199,8 +199,8 @@ def main() -> None:
 
     if args.mode == "memory":
         fn = make(args.lib, *prepared)
-        # The recording ran without the LM head: page the (memory-mapped) head weights in first, or the
-        # decoding's peak would count the output embeddings (Gemma-3: 671 MB) as its own
+        # The recording ran without the LM head: page the head weights in first in case they are memory-mapped
+        # and untouched, or the decoding's peak would count the output embeddings (Gemma-3: 671 MB) as its own
         float(head.weight.sum())
         gc.collect()
         baseline = hwm_reset()
