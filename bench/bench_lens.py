@@ -23,9 +23,10 @@ top-1 agreement with the final entry's prediction and the entry's entropy.
 Time: interleaved rounds after a first round whose results are the check (``--mode check``: that round
 alone): every metric of the two within ``--tolerance`` relative to max(1, |value|), no top-1 agreement
 different; both are also compared with the metrics computed in float64 at the first 64 tokens (Gemma-3's
-early entries have logits in the hundreds, where two float32 pipelines differ by more than 1e-4 nats). Memory (``--mode memory``):
-one contender in a fresh process; after the model is loaded, the entries recorded and the head's weights
-paged in (the recording skips the LM head, and the weights are memory-mapped), the kernel's
+early entries have logits in the hundreds, where two float32 pipelines differ by more than 1e-4 nats).
+Memory (``--mode memory``): one contender in a fresh process; after the model is loaded, the entries
+recorded and the head's weights paged in (the recording skips the LM head; in case the weights are
+memory-mapped and untouched), the kernel's
 high-water mark of resident memory is reset (``/proc/self/clear_refs``), so the peak above that
 baseline is the decoding's own. The issue's bound is one layer's full logits, tokens × V float32:
 SmolLM2 2,048 × 49,152 × 4 B = 403 MB, Gemma-3 2,048 × 262,144 × 4 B = 2.1 GB.
@@ -194,7 +195,8 @@ def main() -> None:
     n_entries, n_tokens = hidden.shape[:2]
     logits_mb = n_tokens * head.vocab_size * 4 / 1e6
     info.update(entries=n_entries, tokens=n_tokens, shape=[args.windows, WINDOW], all_entries=args.entries is None,
-                vocab=head.vocab_size, d_model=hidden.shape[2], hidden_mb=hidden.nbytes / 1e6, layer_logits_mb=logits_mb,
+                vocab=head.vocab_size, d_model=hidden.shape[2], hidden_mb=hidden.nbytes / 1e6,
+                layer_logits_mb=logits_mb,
                 head_applications={"lamina": n_entries + 1, "direct": n_entries})
 
     if args.mode == "memory":
