@@ -83,3 +83,20 @@ def test_a_function_that_returns_something_else_is_named(tiny_gpt2):
         lamina.run(wrong, tiny_gpt2)
     with pytest.raises(LaminaError, match="decorates a function"):
         lamina.experiment(42, title="t", question="q")
+
+
+def test_a_fault_in_the_experiments_own_code_is_named_as_its_not_lamina(tiny_gpt2, tmp_path, capsys, data_dir):
+    """The CLI's one line for an unexpected exception names the experiment's file and line, not 'a bug in lamina'."""
+    from lamina.cli import main
+
+    source = tmp_path / "faulty.py"
+    source.write_text("import lamina\n\n\n@lamina.experiment(title='t', question='q')\n"
+                      "def faulty(model, config, ctx):\n    return 1 / 0\n")
+    path = tmp_path / "model"
+    tiny_gpt2.hf.save_pretrained(path)
+    tiny_gpt2.tokenizer.save_pretrained(path)
+    capsys.readouterr()  # (transformers' own progress bar while saving)
+    assert main(["run", f"{source}:faulty", "--model", str(path), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error in your experiment's code" in err and "faulty.py, line 6" in err, err
+    assert "ZeroDivisionError" in err and "bug in lamina" not in err

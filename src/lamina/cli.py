@@ -500,10 +500,30 @@ def _internal(err: BaseException, debug: bool) -> int:
     if debug:
         raise err
     detail = str(err).strip().splitlines()
-    print(f"lamina: internal error, a bug in lamina ({type(err).__name__}"
-          f"{': ' + one_line(detail[0]) if detail else ''}); run the same command with `lamina --debug ...` "
+    what = f"{type(err).__name__}{': ' + one_line(detail[0]) if detail else ''}"
+    own = _user_frame(err)
+    if own is not None:  # raised in (or under) an experiment's own code, outside lamina and its libraries
+        print(f"lamina: error in your experiment's code ({own.filename}, line {own.lineno}, in {own.name}): {what}; "
+              "run the same command with `lamina --debug ...` to see the traceback.", file=sys.stderr)
+        return 1
+    print(f"lamina: internal error, a bug in lamina ({what}); run the same command with `lamina --debug ...` "
           "to see the traceback, and please report it.", file=sys.stderr)
     return 1
+
+
+def _user_frame(err: BaseException):
+    """The innermost traceback frame in a file that defines an experiment from outside lamina (found in this
+    process: :func:`lamina.experiments.sources.external_files`), or None."""
+    import traceback
+
+    from .experiments.sources import external_files
+
+    files = external_files()
+    found = None
+    for frame in traceback.extract_tb(err.__traceback__):
+        if os.path.abspath(frame.filename) in files:
+            found = frame
+    return found
 
 
 if __name__ == "__main__":

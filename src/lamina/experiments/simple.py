@@ -284,6 +284,7 @@ def experiment(compute=None, /, *, title: str, question: str, name: str | None =
         checked.__name__ = checked.__qualname__ = function.__name__
         checked.__module__ = function.__module__
         checked.__doc__ = function.__doc__
+        checked.__wrapped__ = function  # its source is the user's (a fault in it is theirs: the CLI says so)
         return Experiment(name=slug, title=title, question=question,
                           description=description or (doc[0] if doc else title), seed_notebook="none",
                           Config=Config, Options=Options, Result=LayerProfiles, compute=checked, tables=tables,

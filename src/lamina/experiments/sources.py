@@ -300,6 +300,37 @@ def _object(exp: Experiment) -> Found:
 
 def locate(spec) -> Found:
     """The experiment ``spec`` names (see the module docstring) and how it was found."""
+    found = _locate(spec)
+    if _builtin().get(found.experiment.name) is not found.experiment:
+        _EXTERNAL_FILES.update(_defining_files(found.experiment))
+    return found
+
+
+#: The files that define the experiments from outside lamina found in this process: an error raised in one
+#: of them is the experiment's, not lamina's (the CLI says so).
+_EXTERNAL_FILES: set[str] = set()
+
+
+def external_files() -> frozenset[str]:
+    """The absolute paths of the files defining the external experiments located in this process."""
+    return frozenset(_EXTERNAL_FILES)
+
+
+def _defining_files(exp: Experiment) -> set[str]:
+    out = set()
+    for obj in (exp.compute, exp.tables, exp.profiles, exp.figures, exp.report, exp.control_settings, exp.Config,
+                exp.Options, exp.Result):
+        target = inspect.unwrap(obj) if callable(obj) else obj
+        try:
+            file = inspect.getsourcefile(target) if obj is not None else None
+        except TypeError:
+            file = None
+        if file and not (getattr(obj, "__module__", "") or "").startswith("lamina."):
+            out.add(os.path.abspath(file))
+    return out
+
+
+def _locate(spec) -> Found:
     if isinstance(spec, Found):
         return spec
     if isinstance(spec, Experiment):
