@@ -3,7 +3,8 @@
 User mistakes print one line and exit 2; ``--debug`` shows the traceback instead. Every option's
 value is checked when the command line is read (its form: a count, an index, a device, a directory
 that can be written) or before any model loads (its meaning: a site, a text). An unexpected error
-is a bug in lamina: one line says so and how to see the traceback, and the exit status is 1.
+is a bug in lamina: one line says so and how to see the traceback, and the exit status is 1 (raised in
+the files of an experiment from outside lamina, the line names that file instead).
 ``lamina compare`` exits 1 when some models could not run (the report names them and why) and the
 others did.
 """
