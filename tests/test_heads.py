@@ -160,3 +160,25 @@ def test_head_tests_find_a_planted_head_family_wise(correction):
     assert test.mean.shape == (3, 4) and test.significant[2, 1]
     assert test.significant.sum() == 1
     assert (test.p_corrected >= test.p - 1e-12).all()
+
+
+def test_labels_from_another_run_split_this_models_tokens(tiny_llama, tmp_path, data_dir):
+    """labels_from: a control's split takes the labelling run's labels token for token (tables/tokens.csv), says
+    so in a note, and a run with other windows is refused in one line."""
+    quick = {"window": 24, "replicates": 3, "skip_first": 1}
+    trained = lamina.run("heads", tiny_llama, out=tmp_path / "trained", progress=False, **quick)
+    control = lamina.random_control(tiny_llama, seed=3)
+    settings = lamina.experiments.get("heads").control_settings(trained.path)
+    assert settings == {"labels_from": str((tmp_path / "trained").resolve())}
+    labelled = lamina.run("heads", control, progress=False, **quick, **settings)
+    t = labelled.result.tokens
+    np.testing.assert_array_equal(t.split_correct, trained.result.tokens.correct)
+    np.testing.assert_array_equal(trained.result.tokens.split_correct, trained.result.tokens.correct)
+    assert labelled.result.labels_from == settings["labels_from"]
+    assert any("labels_from" in note for note in labelled.result.data_notes)
+    assert list(trained.tables["tokens"].columns) == ["window", "position", "next_id", "correct", "split_correct"]
+    with pytest.raises(lamina.LaminaError, match="other windows") as err:
+        lamina.run("heads", control, progress=False, **{**quick, "replicates": 2}, **settings)
+    assert "\n" not in str(err.value)
+    with pytest.raises(lamina.LaminaError, match="is not a heads run directory"):
+        lamina.experiments.get("heads").config({"labels_from": str(tmp_path)})

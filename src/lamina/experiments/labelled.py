@@ -1,4 +1,4 @@
-"""Runs that take another run's correct/incorrect labels (``labels_from``): what attn-kl and lesion share.
+"""Runs that take another run's correct/incorrect labels (``labels_from``): what attn-kl, lesion and heads share.
 
 An untrained control predicts (almost) no token correctly, so in ``lamina compare`` its run takes
 its trained model's labels from that model's run directory (``Experiment.control_settings``).
@@ -6,7 +6,11 @@ its trained model's labels from that model's run directory (``Experiment.control
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from ..errors import LaminaError
 
@@ -24,3 +28,32 @@ def check_run_dir(path: str, experiment: str) -> None:
 def control_settings(trained_run: str | Path) -> dict:
     """An untrained control's settings in ``lamina compare``: its trained model's labels."""
     return {"labels_from": str(Path(trained_run).resolve())}
+
+
+def read_labels(path: str | Path, config, window: np.ndarray, position: np.ndarray, next_id: np.ndarray) -> np.ndarray:
+    """The labelling run's ``correct`` for this run's tokens (its ``tables/tokens.csv``), token for token.
+
+    Args:
+        path: the labelling run's directory (``config.labels_from``).
+        config: this run's config (its :data:`SAME_WINDOWS` settings must equal the labelling run's).
+        window, position, next_id: shape ``(n,)`` each: this run's tokens with a known next token, in
+            recording order (the window, the position in it, the next token's id).
+    Returns:
+        Shape ``(n,)`` bool: whether the labelling run's model predicted each token's next token.
+    """
+    path = Path(path)
+    try:
+        theirs = json.loads((path / "config.json").read_text())
+        table = pd.read_csv(path / LABELS_TABLE)
+    except (OSError, ValueError) as err:
+        raise LaminaError(f"labels_from={str(path)!r}: cannot read its labels ({err}).") from err
+    differ = [k for k in SAME_WINDOWS if theirs.get(k) != getattr(config, k)]
+    if differ:
+        raise LaminaError(f"labels_from={str(path)!r} was run with other windows ("
+                          + ", ".join(f"{k}={theirs.get(k)!r}, here {getattr(config, k)!r}" for k in differ) + ").")
+    keys = ("window", "position", "next_id")
+    if any(c not in table.columns for c in (*keys, "correct")) or len(table) != len(next_id) or not all(
+            np.array_equal(table[k].to_numpy(), v) for k, v in zip(keys, (window, position, next_id))):
+        raise LaminaError(f"labels_from={str(path)!r} labels other tokens than this run (a different tokenizer, "
+                          "book text or lamina version); its labels cannot be used here.")
+    return table["correct"].astype(str).str.lower().eq("true").to_numpy()

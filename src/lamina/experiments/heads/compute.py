@@ -19,14 +19,21 @@ from ...recording import record
 from ...stats import attention as scores
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates, t_interval
+from .. import labelled
 from .. import settings as shared
 from ..base import Context, ModelFacts
 from ..settings import setting
-from .result import CORRECTIONS, N_FLIPS, SCORES, HeadScore, HeadsResult, HeadTest, LayerSummary, Massive, Windows
+from .result import (CORRECTIONS, N_FLIPS, SCORES, HeadScore, HeadsResult, HeadTest, LayerSummary, Massive, Tokens,
+                     Windows)
 
 LEVEL = 95.0
 BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
 LAYER_BYTES = 256 * 2**20  # the pattern and heads of one group of layers (float32): about this many bytes
+
+
+def _check_labels_run(path: str) -> None:
+    """A LaminaError unless ``path`` holds a heads run's config and token table (``labels_from``)."""
+    labelled.check_run_dir(path, "a heads")
 
 
 @dataclass
@@ -41,12 +48,18 @@ class HeadsConfig:
     # Each window's first tokens (a new context: few correct predictions, small norms; attn-kl's
     # "Window starts") are left out of the correct/incorrect split; the attention scores use every query.
     skip_first: int = shared.skip_first(16, why="and at most window - 2")
+    # A heads run of another model (same book, window, replicates) whose correct/incorrect labels split the
+    # tokens: lamina compare gives an untrained control its trained model's (it predicts almost nothing itself).
+    labels_from: str | None = shared.labels_from(_check_labels_run)
 
     def check(self):
         # Cross-field only (each setting's own rule is declared above): two tokens of a window stay in the split.
         if not self.skip_first < self.window - 1:
             raise LaminaError(f"heads: setting 'skip_first' must be at most window - 2 ({self.window - 2}), "
                               f"not {self.skip_first}.")
+
+
+control_settings = labelled.control_settings  # lamina compare: an untrained control takes its trained model's labels
 
 
 def attention_kinds(config, n_layers: int) -> tuple[tuple[str, ...], int | None]:
@@ -153,10 +166,14 @@ def compute(model, config: HeadsConfig, ctx: Context) -> HeadsResult:
                 ids = np.zeros((r, p), dtype=np.int64)
                 ids[seq, slot] = tok["token_id"].to_numpy()
                 correct, use = np.zeros((r, p), bool), np.zeros((r, p), bool)
-                correct[seq, slot] = tok["correct"].to_numpy(bool)
                 stimulus = (~tok["bos"].to_numpy(bool)) if "bos" in tok else np.ones(len(tok), bool)
-                use[seq, slot] = stimulus & (tok["next_id"].to_numpy() >= 0) & (
-                    tok["position"].to_numpy() >= config.skip_first)
+                known = stimulus & (tok["next_id"].to_numpy() >= 0)
+                tokens = {"window": seq[known], "position": tok["position"].to_numpy()[known],
+                          "next_id": tok["next_id"].to_numpy()[known], "correct": tok["correct"].to_numpy(bool)[known]}
+                tokens["split_correct"] = tokens["correct"] if config.labels_from is None else labelled.read_labels(
+                    config.labels_from, config, tokens["window"], tokens["position"], tokens["next_id"])
+                correct[seq[known], slot[known]] = tokens["split_correct"]
+                use[seq, slot] = known & (tok["position"].to_numpy() >= config.skip_first)
                 massive = scores.massive_activations(np.asarray(rec["resid"]))
             pattern = np.asarray(rec["attn.pattern"], dtype=np.float64)  # (Lg, R, H, P, P)
             for name, fn in (("sink", scores.sink_score), ("previous", scores.previous_score),
@@ -169,6 +186,10 @@ def compute(model, config: HeadsConfig, ctx: Context) -> HeadsResult:
             norm_c[group], norm_i[group] = split_differences(norms.astype(np.float64), correct, use)
             del rec, norms
     notes = list(stim.notes)
+    if config.labels_from is not None:
+        notes.append(f"the correct/incorrect split uses the labels of the run {config.labels_from} (labels_from): "
+                     f"{int(tokens['split_correct'].sum())} of {len(tokens['split_correct'])} tokens correct there, "
+                     f"{int(tokens['correct'].sum())} here")
     kinds, sliding = attention_kinds(model.text_config, n_layers)
     if sliding is not None and sliding >= p:
         notes.append(f"the local layers' sliding window ({sliding} tokens) is longer than a window here ({p} "
@@ -205,7 +226,8 @@ def compute(model, config: HeadsConfig, ctx: Context) -> HeadsResult:
                         first_position_share=first_share),
         sink_max=over_heads(head["sink"], "max"), previous_max=over_heads(head["previous"], "max"),
         induction_max=over_heads(head["induction"], "max"), entropy_mean=over_heads(head["entropy"], "mean"),
-        model=ModelFacts.of(model), data_notes=tuple(notes),
+        model=ModelFacts.of(model), data_notes=tuple(notes), labels_from=config.labels_from,
+        tokens=Tokens(**tokens),
         windows=Windows(start=stim.meta["start"].to_numpy().astype(np.int64), **per_window, norm_correct=norm_c,
                         norm_incorrect=norm_i, massive_position=massive["per_sequence_position"]))
 

@@ -81,6 +81,17 @@ class Windows(Typed):
 
 
 @dataclass(frozen=True, eq=False)
+class Tokens(Typed):
+    """Per stimulus token with a known next token (N, all windows, recording order): the split's labels."""
+
+    window: np.ndarray  # (N,) int64, the window (replicate) of the token
+    position: np.ndarray  # (N,) int64, its position in the window
+    next_id: np.ndarray  # (N,) int64, the next token's id
+    correct: np.ndarray  # (N,) bool, this model's top-1 prediction is the next token
+    split_correct: np.ndarray  # (N,) bool, the split's labels (``correct``, or the labels_from run's)
+
+
+@dataclass(frozen=True, eq=False)
 class HeadsResult(Typed):
     n_tokens: int  # stimulus tokens, all windows (the BOS not counted)
     window: int  # tokens per window
@@ -108,7 +119,9 @@ class HeadsResult(Typed):
     entropy_mean: LayerSummary  # mean over heads; interval: the mean of the heads' bounds
     model: ModelFacts = detail_field()
     data_notes: tuple[str, ...] = detail_field()
+    labels_from: str | None = detail_field()  # the run whose labels split the tokens (None: this model's own)
     windows: Windows = array_field()
+    tokens: Tokens = array_field()
 
 
 SCORES = ("sink", "previous", "induction", "entropy")
@@ -126,7 +139,11 @@ def tables(result: HeadsResult) -> dict[str, pd.DataFrame]:
         row.update({f"norm_difference_{k}": getattr(d, k).ravel() for k in
                     ("mean", "ci_low", "ci_high", "t", "p", "p_corrected", "significant")})
     m = result.massive
+    t = result.tokens
     return {
+        # per token: this model's labels and the split's (labels_from reads this table: tables/tokens.csv)
+        "tokens": pd.DataFrame({"window": t.window, "position": t.position, "next_id": t.next_id,
+                                "correct": t.correct, "split_correct": t.split_correct}),
         "heads": pd.DataFrame(row),
         "massive": pd.DataFrame({"entry": np.arange(len(m.ratio)), "ratio": m.ratio, "top": m.top, "median": m.median,
                                  "window": m.window, "position": m.position, "dim": m.dim, "token": m.token,
