@@ -33,7 +33,7 @@ def llama8(gpt2_tokenizer):
     return lamina.wrap(LlamaForCausalLM(config).eval(), gpt2_tokenizer, name="llama8")
 
 
-@pytest.mark.parametrize("experiment", ["mlp-stages", "categories", "attn-autoregression", "lesion"])
+@pytest.mark.parametrize("experiment", ["mlp-stages", "categories", "attn-autoregression", "lesion", "heads"])
 def test_an_untrained_model_passed_as_trained_stays_in_its_controls_band(llama8, experiment, tmp_path, data_dir):
     impostor = random_control(llama8, seed=7)  # untrained; its controls are seeds 0, 1, 2 of the same architecture
     impostor.name = "llama8-untrained-s7"
