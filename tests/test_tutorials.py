@@ -72,9 +72,13 @@ def test_executes(name, tmp_path, data_dir):
     print(f"{name}: {code_lines(read(name))} code lines, executed in {seconds:.1f} s")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    # The run's rich view and its figures reach the notebook (not only a text repr).
-    kinds = {k for c in nb.cells if c.cell_type == "code" for o in c.outputs for k in o.get("data", {})}
-    assert {"text/html", "image/png"} <= kinds
+    # Rich views and figures reach the notebook (not only a text repr): a figure as a PNG output, or inside a
+    # run's or comparison's HTML view (tutorial 005 shows a comparison, whose view embeds its figures).
+    data = [o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    pictures = [d for d in data if "image/png" in d or "<img" in d.get("text/html", "")]
+    assert pictures, f"{name}: no figure reached the notebook"
+    if name[:3] in {"000", "001", "002", "003", "004", "005"}:  # these display a run or a comparison
+        assert any("text/html" in d for d in data), f"{name}: no run or comparison view reached the notebook"
     script.keep(nb, name)  # the docs site shows this executed copy (`make docs` executes nothing)
 
 
