@@ -295,3 +295,24 @@ def test_attn_kl_controls_take_the_trained_models_labels(tiny_gpt2, tmp_path, da
     with pytest.raises(lamina.LaminaError, match="is not an attn-kl run directory"):
         lamina.run("attn-kl", model=tiny_gpt2, out=tmp_path / "y", progress=False,
                    settings={**settings, "labels_from": str(tmp_path)})
+
+
+def test_metrics_on_each_models_own_scale_are_not_differenced_between_models():
+    """Experiment.own_scale (lens: nats bounded by each vocabulary's log V): no difference between two models is
+    drawn for them, while a metric on a common scale still is; lens declares its own through OWN_SCALE."""
+    from lamina.comparison import tables
+
+    rows = []
+    for model, n, shift in (("a", 4, 0.0), ("b", 6, 5.0)):
+        for metric in ("entropy", "top1_agreement"):
+            depth = np.arange(n + 1) / n
+            value = depth + shift
+            rows.append(pd.DataFrame({"model": model, "family": "x", "n_layers": n, "site": "hidden",
+                                      "layer": np.arange(n + 1), "relative_depth": depth, "metric": metric,
+                                      "value": value, "ci_low": value - 0.1, "ci_high": value + 0.1,
+                                      "control": False, "control_seed": -1}))
+    table = pd.concat(rows, ignore_index=True)
+    assert set(tables.differences(table)["metric"]) == {"entropy", "top1_agreement"}
+    assert set(tables.differences(table, own_scale=("entropy",))["metric"]) == {"top1_agreement"}
+    assert {"cross_entropy", "kl", "entropy", "tuned_entropy"} <= set(lamina.experiments.get("lens").own_scale)
+    assert lamina.experiments.get("attn-kl").own_scale == ()

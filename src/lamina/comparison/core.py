@@ -153,7 +153,7 @@ class Comparison:
     @functools.cached_property
     def differences(self):
         """Differences of profiles between trained models on a common relative-depth grid."""
-        return tables.differences(self.table, points=self.grid_points)
+        return tables.differences(self.table, points=self.grid_points, own_scale=self.experiment.own_scale)
 
     def band_statements(self) -> dict[str, dict[str, str]]:
         """metric -> {trained model: where it leaves its controls' band (estimate first)}."""
@@ -169,10 +169,15 @@ class Comparison:
     def difference_statements(self) -> list[str]:
         """One sentence per (site, metric, pair of models): the depths where their profiles differ, the
         largest difference first (empty without differences, e.g. with one trained model)."""
+        trained = self.table[~self.table["control"].astype(bool)]
+        skipped = [m for m in dict.fromkeys(trained["metric"]) if m in self.experiment.own_scale]
+        note = ([f"not compared between models: {', '.join(skipped)} (each model's values are on its own scale, "
+                 "e.g. nats bounded by its vocabulary's log V; each is compared with its own controls only)"]
+                if skipped and trained["model"].nunique() > 1 else [])
         if self.differences.empty:
-            return []
+            return note
         groups = self.differences.groupby(["site", "metric", "model_a", "model_b"], sort=False)
-        return [tables.difference_statement(rows) for _, rows in groups]
+        return [tables.difference_statement(rows) for _, rows in groups] + note
 
     @property
     def report(self) -> Path | None:

@@ -165,10 +165,12 @@ def band_statement(rows: pd.DataFrame) -> str:
             f"{_number(effects.min())} to {_number(effects.max())}): {'; '.join(parts)}.")
 
 
-def differences(table: pd.DataFrame, points: int | None = None, alpha: float = ALPHA) -> pd.DataFrame:
+def differences(table: pd.DataFrame, points: int | None = None, alpha: float = ALPHA,
+                own_scale=()) -> pd.DataFrame:
     """Differences of profiles ``a - b`` for every pair of trained models (a listed before b) and every metric
     where both give intervals, at the shallower model's depths (or ``points`` evenly spaced ones), decided
-    family-wise over depth (:func:`lamina.stats.profiles.profile_difference`).
+    family-wise over depth (:func:`lamina.stats.profiles.profile_difference`). Metrics in ``own_scale``
+    (each model's own scale: :attr:`lamina.experiments.Experiment.own_scale`) are left out.
 
     Columns: site, metric, model_a, model_b, relative_depth, difference, ci_low, ci_high, allowance,
     excludes_zero.
@@ -177,6 +179,8 @@ def differences(table: pd.DataFrame, points: int | None = None, alpha: float = A
     models = list(dict.fromkeys(trained["model"]))
     frames = []
     for site, metric in metrics(trained):
+        if metric in own_scale:
+            continue
         for a, b in itertools.combinations(models, 2):
             pa, pb = _profile(trained, a, False, site, metric), _profile(trained, b, False, site, metric)
             if pa.empty or pb.empty or not (pa["ci_low"].notna().any() and pb["ci_low"].notna().any()):

@@ -154,6 +154,10 @@ class Experiment:
             experiment with no layers), what ``lamina compare`` lines up across models.
         figures: ``(result, config, options) -> {name: Figure}``.
         report: ``(result, config) -> Report``.
+        own_scale: profile metrics on each model's own scale (a vocabulary's log V, a tokenization): ``lamina
+            compare`` tests them against the model's own untrained controls (same architecture, same scale) but
+            draws no difference between two models, whose values are not on one scale (lens: cross-entropy,
+            KL and entropy in nats, bounded by log V). From ``OWN_SCALE`` in result.py with ``from_package``.
         control_settings: ``(trained_run_dir) -> {setting: value}`` or None: settings an untrained control's run
             takes from its trained model's run in ``lamina compare`` (attn-kl: the trained model's
             correct/incorrect labels, since an untrained model predicts nothing correctly).
@@ -173,6 +177,7 @@ class Experiment:
     figures: Callable
     report: Callable
     control_settings: Callable | None = None
+    own_scale: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # the default would print every function and type of all 14 fields
         return f"Experiment({self.name!r}: {self.title})"
@@ -222,6 +227,8 @@ class Experiment:
         for name in ("tables", "profiles"):
             if name not in parts and callable(getattr(result, name, None)):
                 parts[name] = getattr(result, name)
+        if "own_scale" not in parts:
+            parts["own_scale"] = tuple(getattr(result, "OWN_SCALE", ()))
         wanted = {"compute": ("compute", "tables", "profiles", "Config"), "figures": ("figures", "Options"),
                   "report": ("report",), "result": ("Result",)}
         for file, names in wanted.items():

@@ -12,6 +12,9 @@ from ..typed import FloatArray, Typed, array_field, detail_field
 
 #: the per-token metrics, in the order of the arrays' metric axis
 METRICS = ("cross_entropy", "kl", "top1_agreement", "entropy")
+#: In nats, bounded by each model's log V (and the cross-entropy per token of its own tokenization): compared with
+#: the model's own untrained controls (same vocabulary) but never between two models (Experiment.own_scale).
+OWN_SCALE = tuple(f"{kind}{m}" for kind in ("", "tuned_") for m in ("cross_entropy", "kl", "entropy"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,8 +160,8 @@ def profiles(result: LensResult) -> pd.DataFrame:
       each model's own tokenization, so two models' values are not on one scale.
 
     What ``lamina compare`` says of them is therefore relative: "leaves its controls' band" means the trained
-    model's lens differs from what the architecture gives at initialisation, and a difference between two
-    models is one on each model's own tokenization and vocabulary. (An untrained SmolLM2, init seed 0,
+    model's lens differs from what the architecture gives at initialisation; the nats metrics (:data:`OWN_SCALE`)
+    are never differenced between two models. (An untrained SmolLM2, init seed 0,
     measured once on 3 windows of 64 tokens: every entry after the embeddings decodes to a near-uniform
     distribution, entropy 10.69 and cross-entropy about 10.9-11.0 nats against log V = 10.80; KL from its
     own final distribution falls smoothly from 0.2 to 0 nats; top-1 agreement is under 4% up to entry 24
