@@ -25,6 +25,7 @@ corrected p-values (``p=``, ``test=`` naming it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 
@@ -218,9 +219,9 @@ def figures(result: LayerProfiles, config, options: ProfileOptions) -> dict[str,
     return {"profiles": Figure(fig, caption)}
 
 
-def report(result: LayerProfiles, config) -> Report:
+def report(result: LayerProfiles, config, description: str = "") -> Report:
     """Key numbers: per metric its largest |value| with the layer and interval, then the count of layers the
-    test finds (family-wise), with the effect sizes there."""
+    test finds (family-wise), with the effect sizes there; the method opens with ``description``."""
     keys = []
     for i, name in enumerate(result.metrics):
         mean = result.mean[i]
@@ -228,7 +229,8 @@ def report(result: LayerProfiles, config) -> Report:
         interval = (f" (interval {result.ci_low[i][at]:.4g} to {result.ci_high[i][at]:.4g})"
                     if np.isfinite(result.ci_low[i][at]) else "")
         how = (f"mean over {result.n_replicates[i]} replicates with its {result.level:g}% t interval"
-               if result.n_replicates[i] else "as given")
+               if result.n_replicates[i] else "with the interval given" if np.isfinite(result.ci_low[i]).any()
+               else "descriptive: one value per layer, no interval")
         keys.append(KeyNumber(f"{name}: largest |value|", f"layer {at}: {mean[at]:.4g}{interval}", how))
         if np.isfinite(result.p_corrected[i]).any():
             sig = np.flatnonzero(result.significant[i])
@@ -237,8 +239,9 @@ def report(result: LayerProfiles, config) -> Report:
                                                                    if result.null is not None else ""),
                                   f"{len(sig)} of {len(mean)}" + (f" (layer: value — {effects})" if len(sig) else ""),
                                   f"{result.test}, α = {result.alpha:g}"))
-    method = (f"{len(result.metrics)} metric(s) per {result.site} layer of {result.model.name}"
-              + (f", tested: {result.test}" if result.test else ", descriptive (no test)") + ".")
+    method = (f"{description.rstrip('.')}. " if description else "") + (
+        f"{len(result.metrics)} metric(s) per {result.site} layer of {result.model.name}"
+        + (f"; tested: {result.test}" if result.test else "; descriptive (no test)") + ".")
     return Report(method=method, key_numbers=tuple(keys), notes=result.notes)
 
 
@@ -285,9 +288,10 @@ def experiment(compute=None, /, *, title: str, question: str, name: str | None =
         checked.__module__ = function.__module__
         checked.__doc__ = function.__doc__
         checked.__wrapped__ = function  # its source is the user's (a fault in it is theirs: the CLI says so)
-        return Experiment(name=slug, title=title, question=question,
-                          description=description or (doc[0] if doc else title), seed_notebook="none",
+        text = description or (doc[0] if doc else title)
+        return Experiment(name=slug, title=title, question=question, description=text, seed_notebook="none",
                           Config=Config, Options=Options, Result=LayerProfiles, compute=checked, tables=tables,
-                          profiles=profiles, figures=figures, report=report, control_settings=control_settings)
+                          profiles=profiles, figures=figures, report=functools.partial(report, description=text),
+                          control_settings=control_settings)
 
     return make if compute is None else make(compute)
