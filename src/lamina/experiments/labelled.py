@@ -30,6 +30,22 @@ def control_settings(trained_run: str | Path) -> dict:
     return {"labels_from": str(Path(trained_run).resolve())}
 
 
+def read_table(path: str | Path, config, **read_csv) -> pd.DataFrame:
+    """The labelling run's token table, once its windows are this run's (:data:`SAME_WINDOWS` of its config.json
+    equal ``config``'s); ``read_csv``: pandas.read_csv arguments. A LaminaError (one line) otherwise."""
+    path = Path(path)
+    try:
+        theirs = json.loads((path / "config.json").read_text())
+        table = pd.read_csv(path / LABELS_TABLE, **read_csv)
+    except (OSError, ValueError) as err:
+        raise LaminaError(f"labels_from={str(path)!r}: cannot read its labels ({err}).") from err
+    differ = [k for k in SAME_WINDOWS if theirs.get(k) != getattr(config, k)]
+    if differ:
+        raise LaminaError(f"labels_from={str(path)!r} was run with other windows ("
+                          + ", ".join(f"{k}={theirs.get(k)!r}, here {getattr(config, k)!r}" for k in differ) + ").")
+    return table
+
+
 def read_labels(path: str | Path, config, window: np.ndarray, position: np.ndarray, next_id: np.ndarray) -> np.ndarray:
     """The labelling run's ``correct`` for this run's tokens (its ``tables/tokens.csv``), token for token.
 
@@ -41,16 +57,7 @@ def read_labels(path: str | Path, config, window: np.ndarray, position: np.ndarr
     Returns:
         Shape ``(n,)`` bool: whether the labelling run's model predicted each token's next token.
     """
-    path = Path(path)
-    try:
-        theirs = json.loads((path / "config.json").read_text())
-        table = pd.read_csv(path / LABELS_TABLE)
-    except (OSError, ValueError) as err:
-        raise LaminaError(f"labels_from={str(path)!r}: cannot read its labels ({err}).") from err
-    differ = [k for k in SAME_WINDOWS if theirs.get(k) != getattr(config, k)]
-    if differ:
-        raise LaminaError(f"labels_from={str(path)!r} was run with other windows ("
-                          + ", ".join(f"{k}={theirs.get(k)!r}, here {getattr(config, k)!r}" for k in differ) + ").")
+    table = read_table(path, config)
     keys = ("window", "position", "next_id")
     if any(c not in table.columns for c in (*keys, "correct")) or len(table) != len(next_id) or not all(
             np.array_equal(table[k].to_numpy(), v) for k, v in zip(keys, (window, position, next_id))):

@@ -6,7 +6,6 @@ takes its trained model's correct/incorrect labels (``labels_from``), token for 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pandas as pd
 
 from ...errors import LaminaError
 from .. import labelled
-from ..labelled import LABELS_TABLE, SAME_WINDOWS, control_settings  # noqa: F401 (control_settings: its face)
+from ..labelled import control_settings  # noqa: F401 (control_settings: its face)
 
 LABEL_KEYS = ["replicate", "position", "token", "next_token"]  # a token is the same token in both runs
 
@@ -34,17 +33,8 @@ def labels_from(path: str | Path, config, tokens: pd.DataFrame, texts: np.ndarra
     Returns:
         A DataFrame of ``n`` rows: predicted (str), correct (bool), loss (float).
     """
-    path = Path(path)
-    try:
-        theirs = json.loads((path / "config.json").read_text())
-        table = pd.read_csv(path / LABELS_TABLE, keep_default_na=False, dtype={"token": str, "next_token": str,
-                                                                                 "predicted": str})
-    except (OSError, ValueError) as err:
-        raise LaminaError(f"labels_from={str(path)!r}: cannot read its labels ({err}).") from err
-    differ = [k for k in SAME_WINDOWS if theirs.get(k) != getattr(config, k)]
-    if differ:
-        raise LaminaError(f"labels_from={str(path)!r} was run with other windows ("
-                          + ", ".join(f"{k}={theirs.get(k)!r}, here {getattr(config, k)!r}" for k in differ) + ").")
+    table = labelled.read_table(path, config, keep_default_na=False,
+                                dtype={"token": str, "next_token": str, "predicted": str})
     mine = pd.DataFrame({"replicate": tokens["sequence"].to_numpy(), "position": tokens["position"].to_numpy(),
                          "token": tokens["token"].to_numpy(dtype=str), "next_token": texts})
     missing = [c for c in LABEL_KEYS + ["predicted", "correct", "loss"] if c not in table.columns]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import labelled
-from ..labelled import LABELS_TABLE, SAME_WINDOWS, control_settings  # noqa: F401 (control_settings: its face)
+from ..labelled import control_settings  # noqa: F401 (control_settings: its face)
 
 
 def check_run_dir(path: str) -> None:
