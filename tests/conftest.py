@@ -113,3 +113,25 @@ def data_dir():
     if not path or not Path(path).is_dir():
         pytest.skip("no LAMINA_DATA_DIR with the shared texts")
     return Path(path)
+
+
+@pytest.fixture
+def one_thread():
+    """Width-64 models: one thread is fastest (and fair to the other tests on 2 cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def quiet_transformers():
+    """transformers' warnings off for a module of many tiny models (its level restored after)."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    yield
+    logging.set_verbosity(level)

@@ -4,7 +4,6 @@ against the model's own outputs) or refused with one line and the reason, and th
 (src/lamina/models/architectures.json, docs/architectures.md) says exactly that."""
 
 import pytest
-import torch
 
 from lamina.models import architectures as arch
 from lamina.models.tiny import EMBEDDED_CONFIGS
@@ -17,23 +16,7 @@ _, EMBEDDED = arch.load_table(part="embedded")
 EMBEDDED = {s.model_type: s for s in EMBEDDED}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Width-64 models: one thread is fastest (and fair to the other tests on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def quiet_transformers():
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    yield
-    logging.set_verbosity(level)
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet_transformers")  # fixtures in conftest.py
 
 
 def _one_line_reason(status):

@@ -29,22 +29,7 @@ FAMILIES = {
 TWINS = ("smollm2-135m", "gemma3-270m")  # the embedded models' structure (GQA 3:1; 5 sliding + 1 global)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def quiet_transformers():
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    yield
-    logging.set_verbosity(level)
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet_transformers")  # fixtures in conftest.py
 
 
 def _stimuli(lengths=(14, 11, 14, 9), seed=0):

@@ -138,15 +138,6 @@ def test_sweep_refuses_what_record_refuses(tiny_gpt2):
 VERIFIED = sorted(s.model_type for s in arch.load_table()[1] if s.status == "verified")
 
 
-@pytest.fixture
-def one_thread():
-    """Width-64 models: one thread is fastest (and fair to the other tests on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _prefix_check(model):
     """The survey's record_check: the sweep equals record with edits on this model, at every start block."""
     n = model.n_layers
