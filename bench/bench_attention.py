@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 import common
+from lamina.models.attention import _eager_mask  # sdpa's mask as eager's: the one attn.pattern uses
 
 LAYER, BATCH, SEQ = 15, 8, 256
 PEERS = ["transformerlens", "nnsight"]
@@ -59,19 +60,6 @@ def _envoy(root, path: str):
 
 def _eager_function(module):
     return sys.modules[type(module).__module__].eager_attention_forward
-
-
-def _additive_mask(module, query, key, mask, kwargs):
-    """sdpa's mask (None when causality is all there is, else boolean) as eager's additive one."""
-    lowest = torch.finfo(query.dtype).min
-    if mask is None:
-        causal = kwargs.get("is_causal")
-        if not ((getattr(module, "is_causal", True) if causal is None else causal) and query.shape[2] > 1):
-            return None
-        mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril()[None, None]
-    if mask.dtype == torch.bool:
-        return torch.where(mask, torch.tensor(0.0, dtype=query.dtype, device=mask.device), lowest)
-    return mask
 
 
 @contextlib.contextmanager
@@ -98,7 +86,7 @@ def sdpa_for(target, replacement):
 
 def make_layer_eager(hf, attn, ids):
     def eager_here(_original, module, query, key, value, mask, *args, **kwargs):
-        return _eager_function(module)(module, query, key, value, _additive_mask(module, query, key, mask, kwargs),
+        return _eager_function(module)(module, query, key, value, _eager_mask(module, query, key, mask, kwargs),
                                        *args, **kwargs)
 
     def run():
@@ -113,7 +101,7 @@ def make_eager_attn(hf, attn, ids):
 
     def capture(original, module, query, key, value, mask, *args, **kwargs):
         seen.update(query=query.clone(), key=key.clone(), value=value.clone(), args=args, kwargs=dict(kwargs),
-                    mask=_additive_mask(module, query, key, mask, kwargs))
+                    mask=_eager_mask(module, query, key, mask, kwargs))
         return original(module, query, key, value, mask, *args, **kwargs)
 
     with sdpa_for(attn, capture):
