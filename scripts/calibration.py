@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
                     if worst else ""))
     lines.append(f"\nGenerated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `make calibration` in "
                  f"{total / 60:.1f} min (seed {args.seed})" + (f"; sections {', '.join(sorted(only))} rerun alone "
-                 "(`--only`), the others kept from the previous full run.\n" if only else ".\n"))
+                 "(`--only`), the others kept as the page had them.\n" if only else ".\n"))
     PAGE.write_text(re.sub(r"\n{3,}", "\n\n", "\n".join(lines)), encoding="utf-8")  # kept sections join cleanly
     print(f"wrote {PAGE.relative_to(ROOT)} ({len(rows)} cells, {total / 60:.1f} min)")
     return 0
