@@ -55,8 +55,8 @@ def module_names(module: griffe.Module) -> list[str]:
 
 
 def face_object(package: griffe.Module, name: str) -> griffe.Object:
-    """``package[name]``, except where the name is also a submodule's (``lamina.models.load``, the function
-    ``load`` imported from ``models/load.py``): griffe reads the submodule there, the user gets the function."""
+    """``package[name]``, except where the name is also a submodule's (a function ``f`` imported from ``f.py``;
+    none today: ``models/load.py`` became ``loading.py``): griffe reads the submodule there, the user the function."""
     obj = package[name]
     if obj.is_module and not obj.is_alias and name in obj.members:
         return obj[name]

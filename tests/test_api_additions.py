@@ -358,3 +358,19 @@ def test_to_xarray_of_a_loss_only_recording_and_without_xarray(tiny_gpt2, monkey
     monkeypatch.setitem(sys.modules, "xarray", None)  # as if not installed
     with pytest.raises(LaminaError, match=r"^to_xarray needs xarray, which is not installed; pip install 'lamina\[xarray\]'"):
         rec.to_xarray()
+
+
+def test_a_runs_numbers_as_labelled_arrays(tiny_gpt2, data_dir):
+    """Run.to_xarray: the profiles on (site, metric, layer) and the arrays behind figures with named axes."""
+    pytest.importorskip("xarray")
+    run = lamina.run("lesion", tiny_gpt2, window=16, replicates=3, progress=False)
+    ds = run.to_xarray()
+    assert ds.attrs["experiment"] == "lesion" and ds.attrs["model"] == tiny_gpt2.name
+    assert ds["value"].dims == ("site", "metric", "layer") and set(ds.site.values) == {"attn.out", "mlp.out"}
+    for row in run.profiles.itertuples():
+        got = ds["value"].sel(site=row.site, metric=row.metric, layer=row.layer).item()
+        assert got == row.value or (np.isnan(got) and np.isnan(row.value))
+    delta = ds["windows.delta_loss"]
+    assert delta.dims == ("ablated_site", "block", "window") and delta.shape == (2, tiny_gpt2.n_layers, 3)
+    np.testing.assert_array_equal(delta.values, run.result.windows.delta_loss)
+    assert ds["tokens.loss"].dims == ("tokens_dim0",) == ds["tokens.correct"].dims  # undeclared: shared by group

@@ -15,7 +15,6 @@ import torch
 
 import lamina
 from lamina.cli import main
-from lamina.comparison import core
 from lamina.comparison.tables import TIDY_COLUMNS
 from lamina.models.control import random_control
 from lamina.models.identity import random_control_identity
@@ -125,8 +124,8 @@ def _no_models(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded or built")
 
-    monkeypatch.setattr(core, "load", refuse)
-    monkeypatch.setattr(core, "random_control", refuse)
+    monkeypatch.setattr(lamina.models, "load", refuse)  # compare looks them up there when it runs
+    monkeypatch.setattr(lamina.models, "random_control", refuse)
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
     monkeypatch.setattr(AutoModelForCausalLM, "from_config", refuse)
 

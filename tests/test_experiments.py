@@ -5,6 +5,7 @@ process with no model or cache, and presentation options restyling a run.
 """
 
 import filecmp
+import importlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import pytest
 import lamina
 from lamina.cli import main
 from lamina.experiments import EXPERIMENTS, Experiment, get
+from lamina.experiments.base import Deferred
 from lamina.testing import check_experiment
 
 # Settings that make each experiment fast on a tiny model (the contract is about the shape, not the numbers).
@@ -44,10 +46,13 @@ def test_every_experiment_is_registered_in_seed_order():
 def test_each_seed_is_a_package_of_the_conventional_files(name):
     exp = get(name)
     assert isinstance(exp, Experiment) and exp.name == name
-    package = Path(sys.modules[exp.compute.__module__].__file__).parent
-    assert {"__init__.py", "compute.py", "result.py", "figures.py", "report.py"} <= {p.name for p in package.iterdir()}
+    package = Path(importlib.import_module(exp.compute.__module__).__file__).parent
+    files = {"__init__.py", "config.py", "compute.py", "result.py", "figures.py", "report.py"}
+    assert files <= {p.name for p in package.iterdir()}
     assert exp.report.__module__.endswith(".report") and exp.figures.__module__.endswith(".figures")
-    assert exp.Config.__module__.endswith(".compute") and exp.Result.__module__.endswith(".result")
+    assert exp.Config.__module__.endswith(".config") and exp.Result.__module__.endswith(".result")
+    # settings apart from compute: defining the experiment did not import compute.py (a run does)
+    assert isinstance(exp.compute, Deferred) and exp.compute.resolve().__module__ == exp.compute.__module__
 
 
 @pytest.mark.parametrize("name", SEED_ORDER)

@@ -120,13 +120,13 @@ def sandbox(world, tmp_path, monkeypatch):
     def reached(*args, **kwargs):
         raise Reached("draw")
 
-    monkeypatch.setattr(lamina.models, "load", load)
-    monkeypatch.setattr(lamina.runner, "load", load)
-    monkeypatch.setattr(core, "load", load)
+    monkeypatch.setattr(lamina.models, "load", load)  # the runner and compare look it up there when they run
     monkeypatch.setattr(core, "_free", lambda: None)  # gc.collect per member: slow, and nothing to free here
+    # compute.py is imported on a run's first call (Deferred): import each now, before `record` is replaced,
+    # so that none binds the sentinel for good
+    computes = [__import__(exp.compute.__module__, fromlist=["record"]) for exp in EXPERIMENTS.values()]
     monkeypatch.setattr(recording, "record", record)
-    for name, exp in EXPERIMENTS.items():
-        module = __import__(exp.compute.__module__, fromlist=["record"])
+    for module in computes:
         monkeypatch.setattr(module, "record", record)
     monkeypatch.setattr(books, "fetch", offline)
     monkeypatch.setattr(wiki, "fetch", offline)

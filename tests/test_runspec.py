@@ -8,7 +8,6 @@ import pytest
 import lamina
 import lamina.runner
 from lamina.cli import main
-from lamina.comparison import core
 from lamina.errors import LaminaError
 from lamina.experiments import Experiment
 from lamina.experiments.spec import RunSpec
@@ -66,8 +65,7 @@ def test_a_bad_set_is_refused_before_any_model_loads(monkeypatch, capsys, tmp_pa
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(lamina.runner, "load", refuse)
-    monkeypatch.setattr(core, "load", refuse)
+    monkeypatch.setattr(lamina.models, "load", refuse)  # the runner and compare look it up there when they run
     for command in (["run", "position", "--out", str(tmp_path / "r")],
                     ["compare", "position", "--models", "tiny", "--out", str(tmp_path / "c")]):
         assert main([*command, "--set", "n_samples=1"]) == 2

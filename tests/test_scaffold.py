@@ -15,8 +15,8 @@ def test_the_skeleton_passes_its_generated_test(tmp_path, capsys, data_dir):
     assert main(["new", "demo", "--dir", str(tmp_path)]) == 0
     printed = capsys.readouterr().out.split()
     written = {str(Path(p).relative_to(tmp_path)) for p in printed}
-    assert written == {"demo/__init__.py", "demo/compute.py", "demo/result.py", "demo/figures.py", "demo/report.py",
-                       "tests/test_demo.py", "pyproject.toml"}
+    assert written == {"demo/__init__.py", "demo/config.py", "demo/compute.py", "demo/result.py", "demo/figures.py",
+                       "demo/report.py", "tests/test_demo.py", "pyproject.toml"}
     assert '[project.entry-points."lamina.experiments"]\ndemo = "demo:EXPERIMENT"' in (tmp_path / "pyproject.toml").read_text()
     # the package's lines, without blank ones: what writing a new experiment starts from
     lines = sum(1 for p in (tmp_path / "demo").glob("*.py") for line in p.read_text().splitlines() if line.strip())
@@ -49,4 +49,4 @@ def test_an_existing_pyproject_is_kept(tmp_path, capsys):
     assert main(["new", "hidden_norms", "--dir", str(tmp_path)]) == 0
     assert (tmp_path / "pyproject.toml").read_text() == "[project]\nname = 'mine'\n"
     assert 'hidden-norms = "hidden_norms:EXPERIMENT"' in capsys.readouterr().out
-    assert "class HiddenNormsConfig" in (tmp_path / "hidden_norms" / "compute.py").read_text()
+    assert "class HiddenNormsConfig" in (tmp_path / "hidden_norms" / "config.py").read_text()

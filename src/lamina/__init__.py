@@ -17,9 +17,9 @@ matplotlib, and the runner and the experiments only when a run needs them.
 (``Recording``, ``store``, ``engine``, ``hooks``).
 """
 
-import importlib
 import warnings
 
+from ._lazy import lazy_exports
 from ._version import __version__
 from .errors import LaminaError
 
@@ -57,17 +57,4 @@ __all__ = ["Comparison", "LaminaError", "LayerProfiles", "Model", "Recording", "
            "experiment", "load", "random_control", "record", "run", "stimuli", "wrap", "__version__"]
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'lamina' has no attribute {name!r}")
-    module, attribute = _LAZY[name]
-    value = importlib.import_module(module, __name__)
-    if attribute is not None:
-        value = getattr(value, attribute)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

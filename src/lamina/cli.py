@@ -101,7 +101,7 @@ def where(text: str):
 
 def device(text: str) -> str:
     """A device name torch knows (cpu, cuda, cuda:1, mps); whether it is present is checked at load."""
-    from .models.load import parse_device
+    from .models.loading import parse_device
 
     try:
         parse_device(text)
@@ -111,7 +111,7 @@ def device(text: str) -> str:
 
 
 def model_dtype(text: str) -> str:
-    from .models.load import DTYPES
+    from .models.loading import DTYPES
 
     if text not in DTYPES:
         raise argparse.ArgumentTypeError(f"takes one of {', '.join(DTYPES)}, not {one_line(repr(text))}")

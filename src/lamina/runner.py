@@ -19,16 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from . import rundir
+from . import models, rundir
 from ._version import __version__
 from .errors import LaminaError, check_output_dir, closest, one_line
 from .experiments import Context, Experiment, code_sha256
 from .experiments.spec import RunSpec
 from .experiments.typed import summary
-from .models import Model, load
-from .models.fingerprint import weights_sha256
 from .report.notebook import png_base64, run_html
 
 
@@ -75,6 +72,41 @@ class Run:
     def profiles(self):
         """The laminar profiles: one row per layer and metric (site, layer, metric, value, ci_low, ci_high)."""
         return self.experiment.profiles(self.result)
+
+    def to_xarray(self):
+        """The run's numbers as labelled arrays, an ``xarray.Dataset`` (needs ``pip install 'lamina[xarray]'``).
+
+        Variables:
+
+        * ``value``, ``ci_low``, ``ci_high``, dims ``(site, metric, layer)``: the laminar profiles
+          (:attr:`profiles`; ``layer`` is the site's entry, ``hidden`` 0..n, a block site 0..n-1; NaN where a
+          site lacks a metric or a layer), what ``lamina compare`` lines up across models;
+        * every array of arrays.npz (the arrays behind figures and tables, per replicate, token or prompt)
+          under its key (``windows.delta_loss``), its axes named as its result type declares them
+          (:func:`lamina.experiments.typed.dims`, e.g. ``(lesion_site, layer, window)``), else
+          ``<group>_dim0``, ... (``tokens_dim0``: shared by the arrays of ``tokens``), ``<key>_dim0`` where
+          their lengths differ. Empty arrays (a part that did not run) are left out.
+
+        Attributes: experiment, model, seed, and the run directory. The values are copies.
+        """
+        from .experiments.typed import array_dims, arrays
+        from .recording.xr import xarray_module
+
+        xr = xarray_module()
+        table = self.profiles.set_index(["site", "metric", "layer"])[["value", "ci_low", "ci_high"]]
+        data = table.to_xarray() if len(table) else xr.Dataset()
+        names = array_dims(self.result)
+        for key, values in arrays(self.result).items():
+            if values.size == 0:  # a part of the experiment that did not run (trace: a site not restored)
+                continue
+            axes = names.get(key) or _positional(key, values.shape, data.sizes)
+            if len(axes) != values.ndim:
+                raise LaminaError(f"{self.experiment.name}: array {key} has {values.ndim} axes but declares "
+                                  f"{len(axes)} names ({', '.join(axes)}).")
+            data[key] = (axes, np.array(values))
+        data.attrs.update(experiment=self.experiment.name, model=self.manifest.get("model", {}).get("name", "?"),
+                          seed=self.manifest.get("seed", -1), path=str(self.path or ""))
+        return data
 
     @functools.cached_property
     def text(self):
@@ -136,6 +168,16 @@ class Run:
                         experiment=self.experiment)
 
 
+def _positional(key: str, shape: tuple[int, ...], sizes) -> tuple[str, ...]:
+    """Axis names for an array that declares none: ``<group>_dim<i>``, shared by the arrays of one group
+    (``tokens.loss`` and ``tokens.correct``: ``tokens_dim0``) where their lengths agree, else ``<key>_dim<i>``."""
+    group = key.rpartition(".")[0] or key
+    shared = tuple(f"{group}_dim{i}" for i in range(len(shape)))
+    if all(sizes.get(name, n) == n for name, n in zip(shared, shape)):
+        return shared
+    return tuple(f"{key}_dim{i}" for i in range(len(shape)))
+
+
 def default_out(experiment: str, model_name: str) -> Path:
     """Where a run goes without ``out``: ``runs/<experiment>-<model>``, the model's last path component with
     characters other than letters, digits, ``-``, ``_`` and ``.`` replaced by ``-``."""
@@ -179,14 +221,18 @@ def run_spec(spec: RunSpec, *, out=None, force: bool = False, progress: bool | N
         raise LaminaError(f"{out} already exists; pass --force (force=True) to replace it, or choose another --out.")
     if not isinstance(force, bool):
         raise LaminaError(f"force must be True or False, not {one_line(repr(force))}.")
+    # torch and the model libraries are imported here, when a run computes: Run.load, its figures and its
+    # report need neither (lamina.models imports its names on first use)
+    import torch
+
     exp, config, model = spec.experiment.experiment, spec.config, spec.model
     torch.manual_seed(spec.seed)
     ctx = Context(spec.seed, progress=progress)
     started = datetime.now(timezone.utc)
     wall = time.perf_counter()
     with ctx.stage("load"):
-        if not isinstance(model, Model):
-            model = load(model, **spec.load)
+        if not isinstance(model, models.Model):
+            model = models.load(model, **spec.load)
     try:
         result = exp.compute(model, config, ctx)
     except LaminaError as err:
@@ -216,7 +262,10 @@ def _naming(err: LaminaError, given: dict) -> LaminaError:
 
 
 def _manifest(found, model, seed, ctx, started) -> dict:
+    import torch
     import transformers
+
+    from .models.fingerprint import weights_sha256
 
     code = code_sha256(found.experiment)
     return {

@@ -1,7 +1,7 @@
 """``lamina new NAME``: the skeleton of a new experiment, a package that already runs and passes the contract.
 
 It writes ``DIR/NAME/`` (``__init__.py`` with :meth:`~lamina.experiments.base.Experiment.from_package`,
-``compute.py``, ``result.py``, ``figures.py``, ``report.py``), ``DIR/tests/test_NAME.py`` (the contract
+``config.py``, ``compute.py``, ``result.py``, ``figures.py``, ``report.py``), ``DIR/tests/test_NAME.py`` (the contract
 by :func:`lamina.testing.check_experiment` and one check of the computed numbers against the model's
 own hidden states) and ``DIR/pyproject.toml`` declaring the ``lamina.experiments`` entry point (kept
 when one exists). The skeleton's analysis is real and small: the mean L2 norm of the residual stream
@@ -24,8 +24,26 @@ TITLE = "Hidden-state norms layer by layer"
 QUESTION = ("How large is the residual stream at each depth of the model, and how much does its size vary from "
             "one stretch of text to another?")
 
-# The parts come from compute.py, result.py, figures.py and report.py (lamina.experiments.base).
+# The parts come from config.py, compute.py, result.py, figures.py and report.py (lamina.experiments.base).
 EXPERIMENT = Experiment.from_package(__name__)
+'''
+
+CONFIG = '''"""Settings of ``{name}``: one typed value, each setting's rule beside it (lamina checks it,
+`lamina experiments -v` lists it, the fuzz tests read it). No torch here: loading a run, drawing its figures
+and writing its report read the settings without the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lamina.experiments.settings import setting
+
+
+@dataclass
+class {cls}Config:
+    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
+    window: int = setting(64, ge=1, why="tokens per window")
+    replicates: int = setting(8, ge=2, why="disjoint windows of the book: the unit of the intervals")
 '''
 
 COMPUTE = '''"""Compute of ``{name}``: per window of a book and per ``hidden`` entry, the mean L2 norm of the residual
@@ -34,28 +52,15 @@ No figures here: compute.py imports no plotting library."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 
 from lamina import data, stimuli
-from lamina.experiments.base import Context, ModelFacts, profile_table
-from lamina.experiments.settings import setting
+from lamina.experiments.base import Context, ModelFacts
 from lamina.recording import record
 from lamina.stats.replicates import t_interval
 
-from .result import {cls}Result
-
-LEVEL = 95.0  # every interval, percent
-
-
-# Each setting's rule beside it: lamina checks it, `lamina experiments -v` lists it, the fuzz tests read it.
-@dataclass
-class {cls}Config:
-    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
-    window: int = setting(64, ge=1, why="tokens per window")
-    replicates: int = setting(8, ge=2, why="disjoint windows of the book: the unit of the intervals")
+from .config import {cls}Config
+from .result import LEVEL, {cls}Result
 
 
 def window_norms(norms: np.ndarray, window_of: np.ndarray, n_windows: int) -> np.ndarray:
@@ -77,6 +82,35 @@ def compute(model, config: {cls}Config, ctx: Context) -> {cls}Result:
     return {cls}Result(book=config.book, window=config.window, level=LEVEL,
                        starts=tuple(int(s) for s in stim.meta["start"]), norm=mean, ci_low=low, ci_high=high,
                        largest_entry=int(np.argmax(mean)), model=ModelFacts.of(model), per_window=per_window)
+'''
+
+RESULT = '''"""The typed result of ``{name}``: plain fields are results.json, key for key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lamina.experiments.base import ModelFacts, profile_table
+from lamina.experiments.typed import FloatArray, Typed, array_field, detail_field
+
+LEVEL = 95.0  # every interval, percent
+
+
+@dataclass(frozen=True, eq=False)
+class {cls}Result(Typed):
+    book: str
+    window: int  # tokens per window
+    level: float  # of the intervals, percent
+    starts: tuple[int, ...]  # each window's first token in the book
+    norm: FloatArray  # (entries,) the windows' mean of their mean ||hidden||
+    ci_low: FloatArray  # (entries,) t interval over the windows
+    ci_high: FloatArray
+    largest_entry: int  # the entry with the largest mean norm
+    model: ModelFacts = detail_field()
+    per_window: FloatArray = array_field()  # (entries, windows)
 
 
 def tables(result: {cls}Result) -> dict[str, pd.DataFrame]:
@@ -94,30 +128,6 @@ def tables(result: {cls}Result) -> dict[str, pd.DataFrame]:
 def profiles(result: {cls}Result) -> pd.DataFrame:
     """The norm per ``hidden`` entry (0..n_layers), what ``lamina compare`` lines up across models."""
     return profile_table(("hidden", "norm", result.norm, (result.ci_low, result.ci_high)))
-'''
-
-RESULT = '''"""The typed result of ``{name}``: plain fields are results.json, key for key."""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-from lamina.experiments.base import ModelFacts
-from lamina.experiments.typed import FloatArray, Typed, array_field, detail_field
-
-
-@dataclass(frozen=True, eq=False)
-class {cls}Result(Typed):
-    book: str
-    window: int  # tokens per window
-    level: float  # of the intervals, percent
-    starts: tuple[int, ...]  # each window's first token in the book
-    norm: FloatArray  # (entries,) the windows' mean of their mean ||hidden||
-    ci_low: FloatArray  # (entries,) t interval over the windows
-    ci_high: FloatArray
-    largest_entry: int  # the entry with the largest mean norm
-    model: ModelFacts = detail_field()
-    per_window: FloatArray = array_field()  # (entries, windows)
 '''
 
 FIGURES = '''"""Figures of ``{name}``, drawn from its result alone (no model)."""
@@ -245,8 +255,8 @@ def new(name: str, directory=".") -> list[Path]:
             raise LaminaError(f"{path} already exists; choose another name or --dir.")
     cls = "".join(part.capitalize() for part in name.split("_"))
     fill = {"name": name, "cls": cls, "exp": name.replace("_", "-"), "dist": name.replace("_", "-")}
-    files = {package / "__init__.py": INIT, package / "compute.py": COMPUTE, package / "result.py": RESULT,
-             package / "figures.py": FIGURES, package / "report.py": REPORT, test: TEST}
+    files = {package / "__init__.py": INIT, package / "config.py": CONFIG, package / "compute.py": COMPUTE,
+             package / "result.py": RESULT, package / "figures.py": FIGURES, package / "report.py": REPORT, test: TEST}
     if not (root / "pyproject.toml").exists():
         files[root / "pyproject.toml"] = PYPROJECT
     for path, template in files.items():

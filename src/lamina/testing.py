@@ -23,6 +23,7 @@ with a one-line reason in one :class:`ContractError`:
   depth), intervals ordered, every value a number of results.json (or such a difference);
 * redraw: figures and report.html drawn again from a copy of the directory alone, in a fresh
   process (``lamina report --out``; an unregistered experiment: its pickled reference), are the same bytes;
+  an experiment whose settings live in a config.py redraws with torch and transformers unimportable;
 * rerun: the same seed gives byte-identical config, results, details, arrays and tables;
 * cli (a registered experiment): ``lamina report`` refuses a compute setting and an existing
   ``--out`` in one line, exit status 2.
@@ -50,7 +51,7 @@ import numpy as np
 from . import rundir
 from .errors import LaminaError, one_line
 from .experiments import Experiment, get
-from .experiments.base import PROFILE_COLUMNS
+from .experiments.base import PROFILE_COLUMNS, Deferred
 from .experiments.typed import Typed, arrays
 from .models import Model
 from .runner import Run, run
@@ -311,6 +312,15 @@ def _same_files(a: Path, b: Path) -> list[str]:
         [n for n in ["report.html"] if not filecmp.cmp(a / n, b / n, shallow=False)]
 
 
+#: A fresh process's prelude that makes importing torch or transformers fail: a redraw that needs them fails.
+_NO_TORCH = """import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'transformers'):
+            raise ImportError(f'redrawing from a run directory imported {name}')
+sys.meta_path.insert(0, _NoTorch())"""
+
+
 def _redraw(done: Run, copy: Path):
     """Figures and report from the directory alone: in a fresh process (no model, no state of this one)."""
     exp = done.experiment
@@ -322,6 +332,8 @@ def _redraw(done: Run, copy: Path):
     registered = _registered(exp) or not source.startswith("object:")
     if registered:
         command = [sys.executable, "-m", "lamina.cli", "report", str(done.path), "--out", str(copy)]
+        if isinstance(exp.compute, Deferred):  # settings in config.py: the redraw must not need torch
+            command[1:3] = ["-c", f"{_NO_TORCH}\nfrom lamina.cli import main\nsys.exit(main(sys.argv[1:]))"]
     else:
         try:
             reference = pickle.dumps(exp).hex()

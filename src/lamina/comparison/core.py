@@ -34,16 +34,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
 from .._version import __version__
 from ..errors import DISK_FULL, LaminaError, check_output_dir, one_line
 from ..experiments import Experiment, code_sha256, for_run
 from ..experiments.spec import RunSpec, check_seed
-from ..models import Model, load
-from ..models.control import control_name, random_control
-from ..models.identity import random_control_identity, weights_identity
-from ..models.load import DTYPES, parse_device
 from ..plots import save
 from ..report import render_comparison
 from ..report.notebook import comparison_html, png_base64
@@ -78,6 +72,10 @@ DEFINITIONS = (
 
 
 def _dtype_name(dtype) -> str:
+    import torch
+
+    from ..models.loading import DTYPES
+
     if dtype is None:
         return "float32"
     if isinstance(dtype, torch.dtype):
@@ -382,6 +380,12 @@ def compare(experiment, models, *, controls=None, seed: int = 0, control_seed: i
         A :class:`Comparison` (``.table``, ``.key_numbers``, ``.bands``, ``.differences``, ``.runs``,
         ``.failures``, ``.report``).
     """
+    # the model libraries load here, when a comparison runs: Comparison.load and its figures need no torch
+    from ..models import Model
+    from ..models.control import control_name
+    from ..models.identity import random_control_identity, weights_identity
+    from ..models.loading import parse_device
+
     # Built and checked once: every member's spec is this one with its model (a control's: with its
     # control_settings applied to the typed config), nothing parsed again.
     base = RunSpec.build(experiment, None, settings=settings, options=options, sets=sets, seed=seed, **kwargs)
@@ -489,6 +493,8 @@ def _member_spec(base: RunSpec, member: Member, members: list[Member]) -> RunSpe
 
 def _build(member: Member, *, device, dtype, trust_remote_code, load_kwargs):
     """The member's model: loaded (a trained model by name), as given (a Model), or its untrained control."""
+    from ..models import Model, load, random_control
+
     spec = member.spec
     if member.control:
         if isinstance(spec, Model):
@@ -502,6 +508,8 @@ def _build(member: Member, *, device, dtype, trust_remote_code, load_kwargs):
 
 
 def _free() -> None:
+    import torch
+
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

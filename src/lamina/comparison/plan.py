@@ -26,7 +26,6 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import LaminaError
-from ..models import Model
 from ..rundir import DATA_FILES, check
 
 CONTROLS = ("random",)
@@ -71,6 +70,8 @@ def parse_models(models) -> list:
 
     A name may end in ``@DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``) to place that model alone.
     """
+    from ..models import Model  # here, not above: loading a comparison's directory needs no torch
+
     if isinstance(models, (str, Model)):
         models = [models] if isinstance(models, Model) else [m for m in models.split(",")]
     items = []

@@ -1,10 +1,14 @@
-"""The contract every experiment follows: one folder, three modules, one :class:`Experiment`.
+"""The contract every experiment follows: one folder, a few modules, one :class:`Experiment`.
 
 ``experiments/<name>/``:
 
-* ``compute.py``: ``Config`` (compute settings; defaults = the seed notebook's parameters) and
-  ``compute(model, config, ctx) -> Result``. Composes data, stimuli, recording and statistics;
-  imports no matplotlib (an import-linter contract).
+* ``config.py``: ``Config``, the compute settings (defaults = the seed notebook's parameters), each
+  setting's rule declared beside it (:func:`lamina.experiments.settings.setting`), and the optional
+  ``control_settings``. No torch: loading a run, listing experiments, drawing figures and writing
+  reports read the settings without importing the model's libraries.
+* ``compute.py``: ``compute(model, config, ctx) -> Result``. Composes data, stimuli, recording and
+  statistics; imports no matplotlib (an import-linter contract). With a config.py, compute.py is
+  imported when a run first calls ``compute`` (:class:`Deferred`), never to define the experiment.
 * ``result.py``: the ``Result`` type, a frozen :class:`~lamina.experiments.typed.Typed` dataclass
   whose plain fields are results.json, key for key, and beside it the functions of the result:
   ``tables(result) -> {name: DataFrame}`` and ``profiles(result) -> DataFrame`` (in compute.py
@@ -22,13 +26,13 @@
 * ``DESCRIPTION`` (default: the first line of the package's docstring),
 * ``SEED_NOTEBOOK`` (default ``"none"``: an experiment that reproduces no seed notebook),
 
-and the parts: ``compute`` and the optional ``control_settings`` from ``compute.py``, ``tables``
-and ``profiles`` from ``result.py`` (else ``compute.py``), ``figures`` from ``figures.py``,
-``report`` from ``report.py``; each of ``Config`` (compute.py), ``Options`` (figures.py) and
+and the parts: ``Config`` and the optional ``control_settings`` from ``config.py`` (a package
+without one keeps them in ``compute.py``, which is then imported at once), ``compute`` from
+``compute.py``, ``tables`` and ``profiles`` from ``result.py`` (else ``compute.py``), ``figures``
+from ``figures.py``, ``report`` from ``report.py``; each of ``Config``, ``Options`` (figures.py) and
 ``Result`` (result.py) is the module's attribute of that name, else the one class defined there
 whose name ends with it (``PositionConfig``). A missing part is one LaminaError naming the file
-and what it should define. ``Experiment(...)`` with every part
-given stays the explicit form.
+and what it should define. ``Experiment(...)`` with every part given stays the explicit form.
 
 Nothing here writes files: :mod:`lamina.rundir` writes and reads run directories, so every figure
 and the report can be redrawn from a run directory without the model.
@@ -218,33 +222,32 @@ class Experiment:
                 raise LaminaError(f"{where}/__init__.py defines no {what}: set it there or pass {key}=... to "
                                   "Experiment.from_package.")
         # tables and profiles are functions of the result: found in result.py, else in compute.py
-        try:
-            result = importlib.import_module(f"{where}.result")
-        except ModuleNotFoundError as err:
-            if err.name != f"{where}.result":
-                raise
-            result = None  # the loop below says what is missing, if anything is
+        result = _optional(f"{where}.result")
         for name in ("tables", "profiles"):
             if name not in parts and callable(getattr(result, name, None)):
                 parts[name] = getattr(result, name)
         if "own_scale" not in parts:
             parts["own_scale"] = tuple(getattr(result, "OWN_SCALE", ()))
+        config = _optional(f"{where}.config")
+        if config is not None:  # the settings apart from compute: compute.py waits for the first run
+            parts.setdefault("Config", _part(config, "Config", "config"))
+            if "control_settings" not in parts:
+                parts["control_settings"] = getattr(config, "control_settings", None)
+            if "compute" not in parts and "tables" in parts and "profiles" in parts:
+                parts["compute"] = Deferred(f"{where}.compute", "compute")
         wanted = {"compute": ("compute", "tables", "profiles", "Config"), "figures": ("figures", "Options"),
                   "report": ("report",), "result": ("Result",)}
         for file, names in wanted.items():
             if all(name in parts for name in names):  # given as overrides, or found above
                 continue
-            try:
-                part = importlib.import_module(f"{where}.{file}")
-            except ModuleNotFoundError as err:
-                if err.name != f"{where}.{file}":
-                    raise
+            part = _optional(f"{where}.{file}")
+            if part is None:
                 raise LaminaError(f"{where} has no {file}.py; it should define {', '.join(names)} "
-                                  f"(see lamina.experiments.base).") from None
+                                  f"(see lamina.experiments.base).")
             for name in names:
                 if name not in parts:
                     parts[name] = _part(part, name, file)
-            if file == "compute" and "control_settings" not in overrides:
+            if file == "compute" and "control_settings" not in parts:
                 parts["control_settings"] = getattr(part, "control_settings", None)
         return cls(**parts)
 
@@ -252,6 +255,53 @@ class Experiment:
 _SIGNATURES = {"compute": "compute(model, config, ctx) -> Result", "tables": "tables(result) -> {name: DataFrame}",
                "profiles": "profiles(result) -> DataFrame", "figures": "figures(result, config, options) -> {name: Figure}",
                "report": "report(result, config) -> Report"}
+
+
+def _optional(module: str):
+    """The module ``module``, or None when it does not exist (an error inside it still propagates)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise
+        return None
+
+
+class Deferred:
+    """A function of a module imported on its first call: an experiment's ``compute`` from a package
+    with a config.py, so that defining, listing, loading and redrawing an experiment never import
+    compute.py (and with it torch and the model libraries); a run imports it when it computes.
+
+    Calls, ``inspect.signature`` and ``__module__`` behave as the function's; :meth:`resolve` returns it.
+    """
+
+    def __init__(self, module: str, name: str):
+        self.__module__ = module
+        self.__qualname__ = self.__name__ = name
+        self._function = None
+
+    def resolve(self) -> Callable:
+        """The function itself (its module imported now if it was not yet)."""
+        if self._function is None:
+            found = getattr(importlib.import_module(self.__module__), self.__name__, None)
+            if not callable(found):
+                raise LaminaError(f"{self.__module__} defines no function {_SIGNATURES.get(self.__name__, self.__name__)}.")
+            self._function = found
+        return self._function
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+    @property
+    def __signature__(self):
+        return inspect.signature(self.resolve())
+
+    @property
+    def __wrapped__(self):  # inspect.unwrap and inspect.getsource reach the function through this
+        return self.resolve()
+
+    def __repr__(self) -> str:
+        return f"<deferred {self.__module__}.{self.__name__}>"
 
 
 def _part(module, name: str, file: str):

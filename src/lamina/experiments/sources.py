@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import LaminaError, closest, one_line
-from .base import Experiment
+from .base import Deferred, Experiment
 
 GROUP = "lamina.experiments"
 LAMINA = "lamina"
@@ -316,10 +316,16 @@ def external_files() -> frozenset[str]:
     return frozenset(_EXTERNAL_FILES)
 
 
+def _parts(exp: Experiment) -> tuple:
+    """The functions and types that define ``exp`` (a deferred ``compute`` imported: its file counts too)."""
+    compute = exp.compute.resolve() if isinstance(exp.compute, Deferred) else exp.compute
+    return (compute, exp.tables, exp.profiles, exp.figures, exp.report, exp.control_settings, exp.Config,
+            exp.Options, exp.Result)
+
+
 def _defining_files(exp: Experiment) -> set[str]:
     out = set()
-    for obj in (exp.compute, exp.tables, exp.profiles, exp.figures, exp.report, exp.control_settings, exp.Config,
-                exp.Options, exp.Result):
+    for obj in _parts(exp):
         target = inspect.unwrap(obj) if callable(obj) else obj
         try:
             file = inspect.getsourcefile(target) if obj is not None else None
@@ -415,8 +421,7 @@ def code_sha256(exp: Experiment) -> str | None:
     if _builtin().get(exp.name) is exp:
         return None
     parts = set()
-    for obj in (exp.compute, exp.tables, exp.profiles, exp.figures, exp.report, exp.control_settings, exp.Config,
-                exp.Options, exp.Result):
+    for obj in _parts(exp):
         module_name = getattr(obj, "__module__", None) or ""
         if obj is None or module_name == "lamina" or module_name.startswith("lamina."):
             continue

@@ -155,6 +155,32 @@ def details(result: Typed) -> dict:
     return {f.name: to_json(getattr(result, f.name)) for f in dataclasses.fields(result) if _store(f) == "details"}
 
 
+def dims(*names: str):
+    """An array field of a result's array dataclass whose axes have names (``dims("site", "layer", "window")``):
+    :meth:`lamina.Run.to_xarray` names them so. Without it an array's axes are ``<key>_dim0``, ... ."""
+    return dataclasses.field(metadata={_DIMS: names})
+
+
+_DIMS = "lamina_dims"
+
+
+def array_dims(result: Typed) -> dict[str, tuple[str, ...] | None]:
+    """Per key of :func:`arrays`, the axes' names declared with :func:`dims` (None where none are)."""
+    out = {}
+
+    def walk(value, key, names):
+        if isinstance(value, np.ndarray):
+            out[key] = names
+        elif isinstance(value, Typed):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name), f"{key}.{f.name}", f.metadata.get(_DIMS))
+
+    for f in dataclasses.fields(result):
+        if _store(f) == "arrays":
+            walk(getattr(result, f.name), f.name, f.metadata.get(_DIMS))
+    return out
+
+
 def arrays(result: Typed) -> dict[str, np.ndarray]:
     """arrays.npz's content: every array of the array fields, keyed ``field`` or ``field.subfield``."""
     out = {}

@@ -92,7 +92,7 @@ def survey_one(model_type: str, *, record_check=None, build=None) -> Status:
         build: ``model_type -> hf model``; default :func:`lamina.models.tiny.tiny_model`.
     """
     global _TOKENIZER
-    from .load import wrap
+    from .loading import wrap
     from .scope import multimodal, out_of_scope, refusal
     from .tiny import tiny_model
 

@@ -19,7 +19,7 @@ import json
 import torch
 
 from ..errors import LaminaError
-from .load import Model, _locate, _resolve_device, _resolve_dtype, wrap
+from .loading import Model, _locate, _resolve_device, _resolve_dtype, wrap
 from .scope import refusal
 
 CONTROL_KINDS = ("random",)

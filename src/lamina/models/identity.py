@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from .control import control_identity
 from .fingerprint import weights_sha256
-from .load import Model, _locate
+from .loading import Model, _locate
 
 
 def weights_identity(model) -> str | None:

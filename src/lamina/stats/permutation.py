@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.special import xlogy
 
 from ..errors import LaminaError
@@ -96,7 +95,9 @@ def js_by_labels(bins, label_sets, n_bins: int, *, device=None, chunk: int = 100
     one_hot = np.zeros((n_tokens, n_layers * n_bins), dtype=np.float32)
     one_hot[np.arange(n_tokens)[None, :], bins + (np.arange(n_layers) * n_bins)[:, None]] = 1.0
     totals = one_hot.sum(0, dtype=np.float64).reshape(n_layers, n_bins)
-    if device is not None:
+    if device is not None:  # the GPU path only: torch is not imported for NumPy counts (nor for a report)
+        import torch
+
         one_hot_dev = torch.as_tensor(one_hot, device=device)
     out = []
     for start in range(0, len(label_sets), chunk):

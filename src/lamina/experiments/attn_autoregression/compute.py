@@ -14,7 +14,6 @@ passages pooled) is kept for parity with the notebook.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,48 +23,18 @@ from ... import data, stimuli
 from ...data.local import read_text
 from ...errors import LaminaError
 from ...recording import record
-from ...stats.autoregression import SE_KINDS, ljung_box, lagged_fits, newey_west_lags, passage_autoregressions
+from ...stats.autoregression import ljung_box, lagged_fits, newey_west_lags, passage_autoregressions
 from ...stats.multiple import benjamini_hochberg, significant
 from ...stats.norms import log_norms
 from ...stimuli import Stimuli
 from ...stimuli.base import encode
 from ..across import Across, Interval
-from .. import settings as shared
 from ..base import Context, ModelFacts
-from ..settings import setting
-from .result import (GATSBY_OPENING, LAGS, AutoregressionResult, LayerAdjusted, LayerFit, Norms, PassageFits,
+from .config import AutoregressionConfig
+from .result import (LAGS, AutoregressionResult, LayerAdjusted, LayerFit, Norms, PassageFits,
                      SignificantLayers)
 
 SENTENCE_END = r"(?<=[.!?”])\s+"
-DEFAULT_PASSAGES = 8  # replicates for a book (cheap: 8 passages of ~100 tokens are one small recording)
-
-
-@dataclass
-class AutoregressionConfig:
-    text: str | None = None  # a passage given directly (overrides book/text_file)
-    text_file: str | None = None  # a UTF-8 text file holding the passage
-    book: str = "gatsby"  # else: consecutive passages starting at `start` in this book
-    start: str = GATSBY_OPENING
-    min_tokens: int = setting(90, ge=8)  # cut each book passage at the first sentence end after this many tokens
-    # seed 002 regresses y[t] for t = 3..T-1; the lags need as many tokens before the first target
-    first_target: int = setting(3, ge=len(LAGS), why=f"the lags reach {len(LAGS)} tokens back")
-    alpha: float = shared.alpha()
-    # Passages (replicates): None = 8 from a book, 1 for a given text (one passage by definition).
-    replicates: int | None = shared.replicates(None, unit="passages")
-    # standard errors: ols (the seed's) or hac (Newey-West within each passage)
-    se: str = setting("ols", choices=SE_KINDS)
-    hac_lags: int | None = setting(None, ge=1)  # HAC truncation lag; None: Newey-West's floor(4 (T/100)^(2/9))
-    # bootstrap series per passage and layer for the bias of the position-adjusted betas
-    n_boot: int = setting(50, ge=1)
-
-    def check(self):
-        # Cross-field only (each setting's own rule is declared above): a given text is one passage.
-        given = self.text is not None or self.text_file is not None
-        if self.replicates is None:
-            self.replicates = 1 if given else DEFAULT_PASSAGES  # config.json then shows the number used
-        if given and self.replicates > 1:
-            raise LaminaError("a given text is one passage, so replicates must be 1; for several passages use a "
-                              "book (book=NAME or a path to a text file, with start=OPENING WORDS).")
 
 
 def passage_texts(config: AutoregressionConfig, model) -> tuple[list[str], str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..base import ModelFacts, profile_table
-from ..typed import BoolArray, FloatArray, IntArray, Typed, array_field, detail_field
+from ..typed import BoolArray, FloatArray, IntArray, Typed, array_field, detail_field, dims
 
 # The correction's vocabulary and its sign flips, here (not in compute.py) so that the report imports no torch.
 CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise over layer × head)",
@@ -70,14 +70,15 @@ class Massive(Typed):
 class Windows(Typed):
     """Per layer × head × window (L, H, R) and per window (R): the values the intervals use."""
 
-    start: np.ndarray  # (R,) int64, first token of each window in the book
-    sink: np.ndarray  # (L, H, R) float64
-    previous: np.ndarray  # (L, H, R)
-    induction: np.ndarray  # (L, H, R), NaN in a window without a repeated token
-    entropy: np.ndarray  # (L, H, R), nats
-    norm_correct: np.ndarray  # (L, H, R) mean attn.heads norm on correct tokens, NaN where a window has none
-    norm_incorrect: np.ndarray  # (L, H, R) ... on incorrect tokens
-    massive_position: np.ndarray  # (L + 1, R) int64, position of each window's largest |resid| per entry
+    start: np.ndarray = dims("window")  # int64, first token of each window in the book
+    sink: np.ndarray = dims("block", "head", "window")  # float64
+    previous: np.ndarray = dims("block", "head", "window")
+    induction: np.ndarray = dims("block", "head", "window")  # NaN in a window without a repeated token
+    entropy: np.ndarray = dims("block", "head", "window")  # nats
+    # mean attn.heads norm on correct tokens, NaN where a window has none
+    norm_correct: np.ndarray = dims("block", "head", "window")
+    norm_incorrect: np.ndarray = dims("block", "head", "window")  # ... on incorrect tokens
+    massive_position: np.ndarray = dims("entry", "window")  # int64, position of each window's largest |resid| per entry
 
 
 @dataclass(frozen=True, eq=False)

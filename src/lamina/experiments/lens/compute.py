@@ -14,7 +14,6 @@ as the model does would make every entry wrong).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,14 +25,12 @@ from ...models.head import lm_head
 from ...models.identity import weights_identity
 from ...recording import record
 from ...stats.replicates import t_interval
-from .. import settings as shared
 from ..base import Context, ModelFacts
-from ..settings import setting
+from .config import LENSES, LensConfig
 from . import decode, tuned
 from .result import METRICS, Check, Crossing, Grid, Lens, LensResult, Profile, Training, Windows
 
 LEVEL = 95.0  # every interval
-LENSES = ("logit", "tuned")
 #: hidden entries of one group of windows held in memory (float32; twice that while they are copied out of the
 #: recording); more windows are recorded group by group
 RECORD_BYTES = 256 << 20
@@ -46,22 +43,6 @@ BATCH_TOKENS = 1024  # and at most about this many tokens per forward pass
 TOLERANCE = {torch.float32: 2e-3, torch.float64: 2e-3}
 TOLERANCE_16BIT = 0.25
 GRID = 12  # positions of window 0 (its last) whose top-1 tokens are kept for the predictions figure
-
-
-@dataclass
-class LensConfig:
-    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
-    window: int = shared.window(128)  # tokens per window
-    # Disjoint windows of the book (stimuli.windows): the replicates, the unit of every interval.
-    replicates: int = shared.replicates(8, minimum=2)
-    # "logit": the logit lens; "tuned": also the tuned lens (Belrose et al. 2023), its translators fitted
-    # first on other windows of the book (cached by weights and settings; the tuned_* settings).
-    lens: str = setting("logit", choices=LENSES)
-    vocab_chunk: int = setting(8192, ge=1)  # vocabulary ids per step of the streamed softmax (memory, not results)
-    tuned_windows: int = setting(16, ge=1)  # training windows of `window` tokens, disjoint from the evaluated ones
-    tuned_steps: int = setting(250, ge=1)  # Adam steps (the cost grows linearly: docs/results.md)
-    tuned_batch: int = setting(32, ge=1)  # tokens per step, drawn from the training windows
-    tuned_lr: float = setting(1e-3, gt=0, le=1, why="a learning rate")  # peak learning rate, decayed linearly to 0
 
 
 def window_length(model, config: LensConfig) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..base import ModelFacts, profile_table
-from ..typed import FloatArray, Typed, array_field, detail_field
+from ..typed import FloatArray, Typed, array_field, detail_field, dims
 
 #: the per-token metrics, in the order of the arrays' metric axis
 METRICS = ("cross_entropy", "kl", "top1_agreement", "entropy")
@@ -76,10 +76,10 @@ class Training(Typed):
 class Windows(Typed):
     """Per window: where it starts, its tokens, and each lens's metrics per entry."""
 
-    start: np.ndarray  # (R,) int64, first token of each window in the book
-    n_tokens: np.ndarray  # (R,) int64, tokens with a known next token
-    model_loss: np.ndarray  # (R,) float64, the recording's mean loss
-    values: np.ndarray  # (K lenses, 4 metrics (METRICS), E entries, R windows) float64
+    start: np.ndarray = dims("window")  # int64, first token of each window in the book
+    n_tokens: np.ndarray = dims("window")  # int64, tokens with a known next token
+    model_loss: np.ndarray = dims("window")  # float64, the recording's mean loss
+    values: np.ndarray = dims("lens", "lens_metric", "entry", "window")  # float64; metrics in METRICS order
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,7 +9,6 @@ edited − clean, and Δ loss on the tokens the clean model predicts correctly a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,36 +18,13 @@ from ...recording import edits, record
 from ...recording.prefix import sweep
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates
-from .. import settings as shared
 from ..base import Context, ModelFacts
-from ..settings import setting
+from .config import LesionConfig
 from . import labels
-from .result import CORRECTIONS, N_FLIPS, Across, LesionResult, SiteLesion, Tokens, Windows
+from .result import N_FLIPS, Across, LesionResult, SiteLesion, Tokens, Windows
 
 LEVEL = 95.0  # every interval
 BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
-ABLATIONS = ("mean", "zero", "resample")
-SITES = ("attn.out", "mlp.out")
-
-
-@dataclass
-class LesionConfig:
-    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
-    window: int = shared.window(128)  # tokens per window
-    # Disjoint windows of the book (stimuli.windows): the replicates, the unit of every interval and test.
-    replicates: int = shared.replicates(8, minimum=2)
-    # What replaces the site at the ablated layer: "mean" (its mean over the clean recording of the same
-    # windows), "zero", or "resample" (each token's value at a random token of another window, clean run).
-    ablation: str = setting("mean", choices=ABLATIONS)
-    # each is ablated separately, one layer at a time
-    sites: tuple[str, ...] = setting(SITES, min_items=1, choices=SITES, unique=True)
-    # across layers: "max" (sign-flip max-|t|) or "holm"; both family-wise
-    correction: str = setting("max", choices=CORRECTIONS)
-    alpha: float = shared.alpha()
-    # A lesion run directory of another model on the same windows (same tokenizer) whose clean
-    # correct/incorrect labels split the tokens here: what ``lamina compare`` gives an untrained control,
-    # which predicts (almost) nothing correctly itself. None: this model's own labels.
-    labels_from: str | None = shared.labels_from(labels.check_run_dir)
 
 
 def window_length(model, config: LesionConfig) -> int:

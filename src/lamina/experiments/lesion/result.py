@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..base import ModelFacts, profile_table
-from ..typed import BoolArray, FloatArray, Typed, array_field, detail_field
+from ..typed import BoolArray, FloatArray, Typed, array_field, detail_field, dims
 
 # The correction's vocabulary and its sign flips, here (not in compute.py) so that the report imports no torch.
 CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise)", "holm": "Holm (family-wise)"}
@@ -47,15 +47,15 @@ class SiteLesion(Typed):
 class Windows(Typed):
     """Per window (R) and per site × layer × window (S, L, R): the values the tests use."""
 
-    start: np.ndarray  # (R,) int64, first token of each window in the book
-    clean_loss: np.ndarray  # (R,) float64, mean clean loss
-    clean_accuracy: np.ndarray  # (R,) float64
-    n_tokens: np.ndarray  # (R,) int64, tokens with a known next token
-    n_correct: np.ndarray  # (R,) int64
-    delta_loss: np.ndarray  # (S, L, R) float64
-    delta_accuracy: np.ndarray  # (S, L, R)
-    delta_loss_correct: np.ndarray  # (S, L, R), NaN where a window has no correct token
-    delta_loss_incorrect: np.ndarray  # (S, L, R), NaN where a window has no incorrect token
+    start: np.ndarray = dims("window")  # int64, first token of each window in the book
+    clean_loss: np.ndarray = dims("window")  # float64, mean clean loss
+    clean_accuracy: np.ndarray = dims("window")  # float64
+    n_tokens: np.ndarray = dims("window")  # int64, tokens with a known next token
+    n_correct: np.ndarray = dims("window")  # int64
+    delta_loss: np.ndarray = dims("ablated_site", "block", "window")  # float64
+    delta_accuracy: np.ndarray = dims("ablated_site", "block", "window")
+    delta_loss_correct: np.ndarray = dims("ablated_site", "block", "window")  # NaN where a window has no correct token
+    delta_loss_incorrect: np.ndarray = dims("ablated_site", "block", "window")  # NaN: no incorrect token in a window
 
 
 @dataclass(frozen=True, eq=False)

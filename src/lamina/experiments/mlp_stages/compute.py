@@ -16,7 +16,6 @@ seed's). With R = 1 this is the seed's design. The pooled statistics use every i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,9 +28,8 @@ from ...recording import record
 from ...stats.dimensionality import one_blas_thread
 from ...stimuli import Stimuli
 from ...stimuli.words import word_token
-from .. import settings as shared
 from ..base import Context, ModelFacts
-from ..settings import setting
+from .config import MlpStagesConfig
 from . import inference
 from .result import (ALPHA, CI_LEVEL, PAIR_NAMES, SETS, SITES, STAGES, Items, LayerEntry, MlpStagesResult,
                      Replicates, StageActivations, StageDims, StageInfo)
@@ -39,48 +37,6 @@ from .result import (ALPHA, CI_LEVEL, PAIR_NAMES, SETS, SITES, STAGES, Items, La
 _ACTIVATIONS = {"silu": "SiLU", "swish": "SiLU", "gelu": "GELU", "gelu_new": "GELU (tanh approximation)",
                 "gelu_pytorch_tanh": "GELU (tanh approximation)", "gelu_fast": "GELU (fast approximation)",
                 "relu": "ReLU"}
-
-
-@dataclass
-class MlpStagesConfig:
-    book: str | None = "alice"  # lamina.data.book name, Gutenberg id or path; text_file / wikipedia replace it
-    text_file: str | None = None  # a UTF-8 text file
-    wikipedia: str | None = None  # an English Wikipedia title (seed: Coffee_production_in_Vietnam)
-    word: str = " Alice"  # target; must be one token (seed: ' coffee')
-    leading_space: bool = True  # add a leading space to the word when it has none
-    # tokens per short sequence, the target included (seed: nseq = 10)
-    context: int = setting(10, ge=2, why="the word and what precedes it")
-    # more kept occurrences are thinned evenly to this many
-    max_targets: int = setting(400, ge=3, why="RSA needs 3 items; and at least 3 per replicate")
-    # parts of the text, each with its own long sequence and short sequences
-    replicates: int = shared.replicates(4, unit="parts of the text")
-    # Block of the detailed figures: an index, or a relative depth (models/depth.py); 0.5 is the
-    # seed's n_layers // 2.
-    focus_layer: int | float = shared.layer(0.5)
-    threshold: float = setting(95.0, gt=0, lt=100)  # percent variance for effective dimensionality
-    # bootstrap resamples of items per RSA interval
-    n_boot: int = setting(1000, ge=100, why=f"for a {CI_LEVEL:.0f}% percentile interval")
-    batch_size: int = shared.batch_size(64)
-
-    def check(self):
-        # Cross-field only (each setting's own rule is declared above): one source of text, and enough
-        # targets for every replicate.
-        if self.text_file and self.wikipedia:
-            raise LaminaError("give one text: text_file or wikipedia, not both.")
-        if self.text_file or self.wikipedia:
-            self.book = None  # the other source replaces the default book; config.json then says so
-        elif not self.book:
-            raise LaminaError("no text: set book (e.g. alice), text_file=PATH or wikipedia=TITLE.")
-        if self.max_targets < 3 * self.replicates:
-            raise LaminaError(f"max_targets must be at least 3 per replicate (RSA needs 3 items): at least "
-                              f"{3 * self.replicates} for replicates={self.replicates}, not {self.max_targets}.")
-
-    def source(self) -> str:
-        if self.text_file:
-            return f"file {self.text_file}"
-        if self.wikipedia:
-            return f"Wikipedia: {self.wikipedia}"
-        return f"book {self.book}"
 
 
 def activation_name(model) -> str:

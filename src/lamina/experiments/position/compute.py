@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,33 +13,9 @@ from ...stats.clusters import cluster_mean
 from ...stats.multiple import significant
 from ...stats.replicates import across_replicates
 from ..base import Context, ModelFacts
-from .. import settings as shared
-from ..settings import setting
+from .config import PositionConfig
 from .result import (LEVEL, AcrossMean, AcrossSubsets, HeldOutScores, LogisticFit, OLSFit, PositionResult, Subset,
                      Tokens, TrainScores, span)
-
-@dataclass
-class PositionConfig:
-    # Tokens per context; losses exist for positions 0..seqlen-2.
-    seqlen: int = setting(6, ge=3, why="two positions to tell apart")
-    n_samples: int = setting(500, ge=2)  # contexts per split and replicate
-    train_start: int = setting(0, ge=0)  # HellaSwag rows train_start.. (seed: 0-499)
-    test_start: int = setting(1000, ge=0)  # held-out rows (seed: 1000-1499)
-    # Disjoint pairs of row ranges: replicate r takes replicate 0's rows (the seed's) shifted by r times their
-    # span (1500 rows by default), so the replicates share no context. Six fit HellaSwag validation's 10,042
-    # rows and give the across-replicate t test 5 degrees of freedom (two gave it 1).
-    replicates: int = shared.replicates(6, unit="row subsets")
-    split: str = "validation"
-    batch_size: int = shared.batch_size(100)
-    alpha: float = shared.alpha()
-
-    def check(self):
-        # Cross-field only (each setting's own rule is declared above): the two row ranges must not overlap.
-        lo, hi = sorted([(self.train_start, "train"), (self.test_start, "test")])
-        if lo[0] + self.n_samples > hi[0]:
-            raise LaminaError(f"the train rows (train_start={self.train_start}) and test rows (test_start="
-                              f"{self.test_start}) overlap with n_samples={self.n_samples}; held-out rows must be "
-                              "distinct.")
 
 
 def row_ranges(config: PositionConfig, n_rows: int) -> list[tuple[int, int]]:

@@ -15,7 +15,6 @@ so they are not run.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from importlib.resources import files
 
 import numpy as np
@@ -26,43 +25,12 @@ from ...recording import edits as E
 from ...stats.replicates import t_interval
 from ...stimuli import Stimuli
 from ..across import Interval
-from .. import settings as shared
 from ..base import Context, ModelFacts
-from ..settings import setting
+from .config import SITES, TraceConfig, parse_sites
 from .result import CLASSES, Peak, PerPrompt, SiteTrace, TraceResult
 
-SITES = ("hidden", "attn.out", "mlp.out")
-ANSWERS = ("fact", "argmax")
 #: clean − corrupted must exceed this fraction of clean p for the normalised effect (else NaN: float32 noise)
 GAP = 1e-5
-
-
-@dataclass
-class TraceConfig:
-    noise: float = setting(3.0, ge=0)  # noise SD in units of the embeddings' SD (Meng et al.: 3)
-    samples: int = setting(2, ge=1)  # noise samples per prompt (the paper: 10; CPU cost grows linearly)
-    # comma-separated: hidden, attn.out, mlp.out
-    sites: str = setting("hidden", check=lambda text: bool(parse_sites(text)),
-                         means=f"a comma-separated list of {', '.join(SITES)}, each once")
-    # layers restored together for attn.out and mlp.out, centred (the paper: 10); hidden: 1
-    window: int = shared.window(1, minimum=1)
-    # The first N prompts of the set (None: all 83). 12 by default for CPU cost: on 2 CPU cores SmolLM2 takes
-    # about 11 s per prompt, noise sample and site (docs/results.md); the intervals over prompts say how far 12 go.
-    n_prompts: int | None = setting(12, ge=1)
-    # fact: the set's answer, prompts the model gets wrong dropped; argmax: the model's own top next token
-    # as the answer, every prompt kept (for untrained or small models)
-    answer: str = setting("fact", choices=ANSWERS)
-
-
-def parse_sites(text) -> list[str]:
-    """The ``sites`` setting as a list, in the order of :data:`SITES`."""
-    if not isinstance(text, str):
-        raise LaminaError(f"sites must be a comma-separated list of {', '.join(SITES)}, not {text!r}.")
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in names if s not in SITES]
-    if not names or bad or len(set(names)) != len(names):
-        raise LaminaError(f"sites must be a comma-separated list of {', '.join(SITES)} (each once), not {text!r}.")
-    return [s for s in SITES if s in names]
 
 
 def load_facts() -> list[dict]:

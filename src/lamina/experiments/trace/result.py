@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..across import Interval
 from ..base import ModelFacts, profile_table
-from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
+from ..typed import FloatArray, IntArray, Typed, array_field, detail_field, dims
 
 #: Position classes of Meng et al. (2022), Fig. 1; tokens before the subject are never corrupted (causal
 #: attention) and are not restored.
@@ -46,12 +46,12 @@ class PerPrompt(Typed):
     """Each prompt's numbers: p(answer) clean and corrupted (mean over noise samples), and per site the normalised
     indirect effect, shape ``(prompts, classes, layers)`` (an empty array for a site not restored)."""
 
-    clean: np.ndarray
-    corrupted: np.ndarray
-    subject_tokens: np.ndarray
-    hidden: np.ndarray
-    attn_out: np.ndarray
-    mlp_out: np.ndarray
+    clean: np.ndarray = dims("prompt")
+    corrupted: np.ndarray = dims("prompt")
+    subject_tokens: np.ndarray = dims("prompt")
+    hidden: np.ndarray = dims("prompt", "position_class", "restored_layer")
+    attn_out: np.ndarray = dims("prompt", "position_class", "restored_layer")
+    mlp_out: np.ndarray = dims("prompt", "position_class", "restored_layer")
 
 
 @dataclass(frozen=True, eq=False)
