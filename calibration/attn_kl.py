@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.experiments.attn_kl import compute, inference
+from lamina.experiments.attn_kl import inference
+from lamina.experiments.attn_kl.result import DEFAULT_SKIP_FIRST
 from lamina.stats.dimensionality import one_blas_thread
 from lamina.stats.profiles import profile_difference
 
@@ -31,7 +32,7 @@ WINDOW = 128
 N_LAYERS = 4
 SHUFFLES = 49  # label shuffles per simulation (the bias correction's mean; the pooled tests' p >= 1/50)
 PAIRINGS = 2000  # drawn pairings of the JS pairing test (the experiment enumerates all 8! = 40,320)
-SKIP = compute.DEFAULT_SKIP_FIRST
+SKIP = DEFAULT_SKIP_FIRST
 TAU = 10.0  # decay of the start-of-window transient, tokens
 
 
