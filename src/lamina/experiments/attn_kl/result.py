@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..across import AcrossLayers
 from ..base import ModelFacts, profile_table
 from ..typed import BoolArray, FloatArray, Typed, array_field, detail_field
 
@@ -116,19 +117,6 @@ class Replicate(Typed):
 
 
 @dataclass(frozen=True, eq=False)
-class AcrossDifference(Typed):
-    """Each window's within-stratum difference, windows as the unit: one-sample t test against 0."""
-
-    mean: FloatArray  # (n_layers,)
-    ci_low: FloatArray  # t interval
-    ci_high: FloatArray
-    t: FloatArray
-    p: FloatArray  # two-sided, uncorrected
-    p_corrected: FloatArray  # max: sign flips of whole windows (max |t|); bh: Benjamini–Hochberg
-    significant: BoolArray
-
-
-@dataclass(frozen=True, eq=False)
 class AcrossJS(Typed):
     """JS of each window, tested against the other pairings of windows' labels and log norms."""
 
@@ -152,7 +140,9 @@ class AcrossWindows(Typed):
     n: int  # windows tested across (those with ``tested``)
     level: float  # interval level, percent
     correction: str
-    difference: AcrossDifference
+    # Each window's within-stratum difference (n_layers,), windows as the unit: one-sample t test against 0,
+    # two-sided; corrected by max: sign flips of whole windows (max |t|), bh: Benjamini–Hochberg.
+    difference: AcrossLayers
     js: AcrossJS
     n_significant_difference: int
     n_significant_js: int

@@ -12,9 +12,9 @@ from ...recording import record
 from ...stats import classification, fit_logistic, ols
 from ...stats.clusters import cluster_mean
 from ...stats.multiple import significant
-from ...stats.replicates import across_replicates
-from ..base import Context, ModelFacts
 from .. import settings as shared
+from ..across import across_layers
+from ..base import Context, ModelFacts
 from ..settings import setting
 from .result import (LEVEL, AcrossMean, AcrossSubsets, HeldOutScores, LogisticFit, OLSFit, PositionResult, Subset,
                      Tokens, TrainScores, span)
@@ -91,16 +91,17 @@ def _fit(train, test, seed: int, alpha: float) -> dict:
             "significant": bool(significant(held_out.p, alpha))}
 
 
-def _across(fits, chance: float, alpha: float) -> AcrossSubsets:
-    def summary(values, null, alternative):
-        res = across_replicates(np.asarray(values)[:, None], null=null, alternative=alternative, level=LEVEL,
-                                correction="none")
-        return AcrossMean(mean=res.mean[0], ci_low=res.ci_low[0], ci_high=res.ci_high[0], t=res.t[0], p=res.p[0],
-                          significant=bool(significant(res.p[0], alpha)))
+def _across(fits: list[dict], pooled: dict, chance: float, alpha: float) -> AcrossSubsets:
+    """The replicates' held-out accuracy (one-sided against chance) and slope (two-sided against 0), replicates
+    as the unit, each test its own family; and how many replicates reach the pooled decision."""
+    def test(values, null: float, alternative: str) -> AcrossMean:
+        return AcrossMean.of(across_layers(np.asarray(values), alpha=alpha, null=null, alternative=alternative,
+                                           correction="none", level=LEVEL))
 
-    return dict(n=len(fits), level=LEVEL,
-                test_accuracy=summary([f["held_out"].mean for f in fits], chance, "greater"),
-                slope=summary([f["ols"]["params"]["loss"] for f in fits], 0.0, "two-sided"))
+    return AcrossSubsets(n=len(fits), level=LEVEL,
+                         test_accuracy=test([f["held_out"].mean for f in fits], chance, "greater"),
+                         slope=test([f["ols"]["params"]["loss"] for f in fits], 0.0, "two-sided"),
+                         n_agree=sum(f["significant"] == pooled["significant"] for f in fits))
 
 
 def compute(model, config: PositionConfig, ctx: Context) -> PositionResult:
@@ -118,10 +119,7 @@ def compute(model, config: PositionConfig, ctx: Context) -> PositionResult:
         pooled = _fit(train, test, ctx.seed, config.alpha)
         fits = [_fit(blocks[r, "train"][0].astype(float), blocks[r, "test"][0].astype(float), ctx.seed, config.alpha)
                 for r in reps] if config.replicates > 1 else [pooled]
-        across = None
-        if config.replicates > 1:
-            across = AcrossSubsets(**_across(fits, 100 / k, config.alpha),
-                                   n_agree=sum(f["significant"] == pooled["significant"] for f in fits))
+        across = _across(fits, pooled, 100 / k, config.alpha) if config.replicates > 1 else None
     fit, iid, held_out = pooled["ols"], pooled["iid"], pooled["held_out"]
     subsets = tuple(Subset(
         replicate=r, train_start=ranges[r][0], test_start=ranges[r][1], n_train=len(blocks[r, "train"][0]),

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...stats import confusion_table
+from ..across import AcrossLayers
 from ..base import ModelFacts, profile_table
 from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
 
@@ -98,6 +99,13 @@ class AcrossMean(Typed):
     t: float
     p: float
     significant: bool
+
+    @classmethod
+    def of(cls, test: AcrossLayers) -> AcrossMean:
+        """A test that is its own family (its p is not corrected): :func:`lamina.experiments.across.across_layers`
+        of one value per replicate (arrays of shape ``()``). t stays ±inf where the replicates do not vary."""
+        return cls(mean=test.mean, ci_low=test.ci_low, ci_high=test.ci_high, t=test.t, p=test.p,
+                   significant=test.significant)
 
 
 @dataclass(frozen=True, eq=False)
