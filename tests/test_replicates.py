@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 import lamina
-from lamina.stats.multiple import significant
+from lamina.experiments.across import across_layers, across_tests, column
+from lamina.stats.multiple import holm, significant
 from lamina.stats.replicates import across_replicates, sign_flip_max_t, t_interval
 
 
@@ -55,13 +56,44 @@ def test_t_test_calibrated_per_layer():
     assert abs(significant(p, 0.05).mean() - 0.05) < 0.015
 
 
+def test_holm_matches_statsmodels_and_leaves_nan_out():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.5, 1, size=(6, 7))
+    res = across_replicates(values, correction="holm")
+    np.testing.assert_allclose(res.p_corrected, multipletests(res.p, method="holm")[1], rtol=1e-12)
+    p = np.array([0.01, np.nan, 0.04, 0.03])
+    np.testing.assert_allclose(holm(p), [0.03, np.nan, 0.06, 0.06])  # three tests; NaN is none of them
+
+
+def test_across_layers_is_across_replicates_in_the_tests_shape():
+    """across.py's columnar form (any trailing shape: layer × head) and its per-test entries are the same
+    tests; the entries write a t of ±inf (replicates that do not vary) as NaN, the columns keep it."""
+    rng = np.random.default_rng(4)
+    values = rng.normal(0.2, 1, size=(5, 3, 4))
+    values[:, 0, 0] = 1.0  # no variation, mean away from the null: t = inf
+    tests = across_layers(values, alpha=0.05, correction="max")
+    flat = across_replicates(values.reshape(5, -1), correction="max")
+    assert tests.mean.shape == tests.significant.shape == (3, 4)
+    for name in ("mean", "ci_low", "ci_high", "t", "p", "p_corrected"):
+        np.testing.assert_array_equal(getattr(tests, name).ravel(), getattr(flat, name))
+    np.testing.assert_array_equal(tests.significant.ravel(), significant(flat.p_corrected, 0.05))
+    entries = across_tests(values, alpha=0.05, correction="max")
+    assert entries.shape == (3, 4) and tests.t[0, 0] == np.inf and np.isnan(entries[0, 0].t)
+    np.testing.assert_array_equal(column(entries, "p_corrected"), tests.p_corrected)
+    assert [e.significant for e in entries.ravel()] == tests.significant.ravel().tolist()
+    one = across_layers(values[:, 1, 1], alpha=0.05, alternative="greater", correction="none")  # one test
+    assert one.mean.shape == () and one.p_corrected == one.p
+
+
 def test_bad_input():
     with pytest.raises(lamina.LaminaError, match="at least 2 replicates"):
         across_replicates(np.ones((1, 3)))
     with pytest.raises(lamina.LaminaError, match="NaN"):
         across_replicates(np.array([[1.0], [np.nan]]))
     with pytest.raises(lamina.LaminaError, match="correction"):
-        across_replicates(np.ones((3, 2)), correction="holm")
+        across_replicates(np.ones((3, 2)), correction="bonferroni")
     with pytest.raises(lamina.LaminaError, match="alternative"):
         across_replicates(np.ones((3, 2)), alternative="up")
     constant = across_replicates(np.ones((3, 2)), null=1.0)

@@ -1,11 +1,13 @@
-"""Replicates in a result: the across-replicate test of one statistic, and how replicates agree.
+"""Replicates in a result: the across-replicate tests of one statistic, and how replicates agree.
 
 An experiment with ``replicates = R`` computes its statistics on each of R text samples (windows
-of a book, passages, parts of a book) and on all of them pooled. :class:`Across` is the typed form
-of :func:`lamina.stats.replicates.across_replicates` for one test (one layer, one pair, ...): the
-replicates' mean, its t interval, the one-sample t test against the null value and the p-value
-corrected across the experiment's family of tests, and the decision by the one rule
-(:func:`lamina.stats.multiple.significant`, p <= alpha).
+of a book, passages, parts of a book) and on all of them pooled. :func:`across_layers` is the one
+typed form of :func:`lamina.stats.replicates.across_replicates`: for every test of a family (every
+layer, layer × head, ...) the replicates' mean, its t interval, the one-sample t test against the
+null value and the p-value corrected across the family, and the decision by the one rule
+(:func:`lamina.stats.multiple.significant`, p <= alpha), as arrays (:class:`AcrossLayers`).
+:class:`Across` is the same for one test (one layer, one pair, ...), for results that keep an
+entry per test (:func:`across_tests`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,45 @@ import numpy as np
 
 from ..stats.multiple import significant
 from ..stats.replicates import across_replicates
-from .typed import Typed
+from .typed import BoolArray, FloatArray, Typed
 
 NEEDS_TWO = "needs at least 2 replicates (replicates=1: the pooled sample is the only one)"
+
+
+@dataclass(frozen=True, eq=False)
+class AcrossLayers(Typed):
+    """A family of tests across replicates (replicates as the unit), each field shaped like the tests
+    (``(n_layers,)``, ``(n_layers, n_heads)``, ...)."""
+
+    mean: FloatArray  # mean over replicates
+    ci_low: FloatArray  # Student t interval of the mean (level: the result's)
+    ci_high: FloatArray
+    t: FloatArray  # one-sample t against the null value; ±inf where the replicates do not vary (results.json: null)
+    p: FloatArray  # uncorrected
+    p_corrected: FloatArray  # corrected across the family (the result says which correction)
+    significant: BoolArray  # p_corrected <= alpha
+
+
+def across_layers(values, *, alpha: float, null: float = 0.0, alternative: str = "two-sided",
+                  correction: str = "bh", level: float = 95.0, n_flips: int = 10_000, rng=None) -> AcrossLayers:
+    """The tests of every layer (or any family of tests) across replicates.
+
+    Args:
+        values: shape ``(R, ...)``: one value per replicate and test; the tests (all trailing axes
+            together) are one family for the correction.
+        alpha: level of the decisions.
+        null, alternative, correction, level, n_flips, rng: as :func:`lamina.stats.replicates.across_replicates`.
+
+    Returns:
+        :class:`AcrossLayers` whose arrays have shape ``values.shape[1:]``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    shape = values.shape[1:]
+    summary = across_replicates(values.reshape(len(values), -1), null=null, alternative=alternative, level=level,
+                                correction=correction, n_flips=n_flips, rng=rng)
+    return AcrossLayers(**{name: getattr(summary, name).reshape(shape) for name in (
+        "mean", "ci_low", "ci_high", "t", "p", "p_corrected")},
+        significant=significant(summary.p_corrected, alpha).reshape(shape))
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,23 +79,19 @@ def across_tests(values, *, alpha: float, null: float = 0.0, alternative: str = 
     Args:
         values: shape ``(R, ...)``: one value per replicate and test; the tests (all trailing axes
             together) are one family for the correction.
-        alpha: level of the decisions.
-        null, alternative, correction, level, rng: as :func:`lamina.stats.replicates.across_replicates`.
+        alpha, null, alternative, correction, level, rng: as :func:`across_layers`.
 
     Returns:
         An object array of :class:`Across` of shape ``values.shape[1:]``.
     """
-    values = np.asarray(values, dtype=np.float64)
-    shape = values.shape[1:]
-    summary = across_replicates(values.reshape(len(values), -1), null=null, alternative=alternative, level=level,
-                                correction=correction, rng=rng)
-    decisions = significant(summary.p_corrected, alpha)
-    out = np.empty(int(np.prod(shape)), dtype=object)
-    for i in range(len(out)):
-        t = summary.t[i] if np.isfinite(summary.t[i]) else np.nan
-        out[i] = Across(mean=summary.mean[i], ci_low=summary.ci_low[i], ci_high=summary.ci_high[i], t=t,
-                        p=summary.p[i], p_corrected=summary.p_corrected[i], significant=bool(decisions[i]))
-    return out.reshape(shape)
+    tests = across_layers(np.asarray(values, dtype=np.float64), alpha=alpha, null=null, alternative=alternative,
+                          correction=correction, level=level, rng=rng)
+    out = np.empty(tests.mean.shape, dtype=object)
+    for i in np.ndindex(out.shape):
+        t = tests.t[i] if np.isfinite(tests.t[i]) else np.nan
+        out[i] = Across(mean=tests.mean[i], ci_low=tests.ci_low[i], ci_high=tests.ci_high[i], t=t, p=tests.p[i],
+                        p_corrected=tests.p_corrected[i], significant=tests.significant[i])
+    return out
 
 
 def column(entries, name: str) -> np.ndarray:

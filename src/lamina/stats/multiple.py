@@ -1,4 +1,4 @@
-"""Corrections for testing every layer: Benjamini–Hochberg and the max-statistic permutation test."""
+"""Corrections for testing every layer: Benjamini–Hochberg, Holm and the max-statistic permutation test."""
 
 from __future__ import annotations
 
@@ -17,6 +17,21 @@ def benjamini_hochberg(pvalues) -> np.ndarray:
     ok = np.isfinite(p)
     if ok.any():
         out[ok] = multipletests(p[ok], method="fdr_bh")[1]
+    return out
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise), same shape as ``pvalues``.
+
+    NaN entries stay NaN and do not count as tests.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
     return out
 
 

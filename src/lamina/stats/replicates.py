@@ -5,7 +5,7 @@ test (e.g. per layer). Tokens within one text depend on each other; replicates d
 text do much less, so they are the unit of inference here:
 
 * a t interval and a one-sample t test of the replicates' mean against a null value, per test;
-* across tests (layers), either Benjamini–Hochberg on those p-values or a family-wise max-|t|
+* across tests (layers), either Benjamini–Hochberg or Holm on those p-values, or a family-wise max-|t|
   test whose null flips the sign of each replicate's deviation from the null value (all layers of
   one replicate flip together, so the dependence between layers is kept). With R replicates there
   are 2**R sign patterns: they are enumerated exactly when that is at most ``n_flips``.
@@ -20,10 +20,10 @@ import numpy as np
 from scipy import stats as sps
 
 from ..errors import LaminaError
-from .multiple import benjamini_hochberg
+from .multiple import benjamini_hochberg, holm
 
 ALTERNATIVES = ("two-sided", "greater", "less")
-CORRECTIONS = ("bh", "max", "none")
+CORRECTIONS = ("bh", "holm", "max", "none")
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ def across_replicates(values, *, null: float = 0.0, alternative: str = "two-side
         null: the value under H0 (0 for a difference; a null mean for a standardised statistic).
         alternative: ``"two-sided"``, ``"greater"`` or ``"less"``.
         level: interval level in percent.
-        correction: across tests: ``"bh"`` (Benjamini–Hochberg), ``"max"`` (family-wise,
-            :func:`sign_flip_max_t`) or ``"none"``.
+        correction: across tests: ``"bh"`` (Benjamini–Hochberg), ``"holm"`` (family-wise), ``"max"``
+            (family-wise, :func:`sign_flip_max_t`) or ``"none"``.
 
     Returns:
         :class:`AcrossReplicates`.
@@ -150,6 +150,8 @@ def across_replicates(values, *, null: float = 0.0, alternative: str = "two-side
     p = {"two-sided": 2 * sps.t.sf(np.abs(t), df), "greater": sps.t.sf(t, df), "less": sps.t.cdf(t, df)}[alternative]
     if correction == "bh":
         corrected = benjamini_hochberg(p)
+    elif correction == "holm":
+        corrected = holm(p)
     elif correction == "max":
         corrected = sign_flip_max_t(values, null=null, alternative=alternative, n_flips=n_flips, rng=rng)
     else:

@@ -22,8 +22,9 @@ from ...stats.groups import (expected_difference, mean_differences, permuted_wit
 from ...stats.multiple import benjamini_hochberg, permutation_pvalue, significant, standardised_max_pvalue
 from ...stats.pairing import js_pairs, pairing_test
 from ...stats.permutation import binned, js_by_labels
-from ...stats.replicates import across_replicates, t_interval
-from .result import SHUFFLES, AcrossDifference, AcrossJS, AcrossWindows
+from ...stats.replicates import t_interval
+from ..across import AcrossLayers, across_layers
+from .result import SHUFFLES, AcrossJS, AcrossWindows
 
 LEVEL = 95.0  # every interval
 MAX_PAIRINGS = 40_320  # 8!: every pairing of up to 8 windows is enumerated
@@ -108,13 +109,12 @@ def window_tests(values, window_of, label_sets, strata, n_bins: int, *, device=N
     return out
 
 
-def across_difference(windows: list[LabelTests], correction: str, alpha: float, rng) -> AcrossDifference:
+def across_difference(windows: list[LabelTests], correction: str, alpha: float, rng) -> AcrossLayers:
     """Each window's within-stratum difference (its difference beyond the shuffle expectation, divided by
     its stratified scale), windows as the unit (t test, two-sided)."""
     excess = np.stack([w.within for w in windows])  # (R, n_layers)
-    res = across_replicates(excess, null=0.0, alternative="two-sided", level=LEVEL, correction=correction, rng=rng)
-    return AcrossDifference(mean=res.mean, ci_low=res.ci_low, ci_high=res.ci_high, t=res.t, p=res.p,
-                            p_corrected=res.p_corrected, significant=significant(res.p_corrected, alpha))
+    return across_layers(excess, alpha=alpha, null=0.0, alternative="two-sided", correction=correction, level=LEVEL,
+                         rng=rng)
 
 
 def across_js(windows: list[LabelTests], values, window_of, labels, n_bins: int, correction: str, alpha: float,

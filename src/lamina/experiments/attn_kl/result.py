@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ...stats.divergence import SEED_EPSILON
+from ...stats.multiple import significant
+from ..across import AcrossLayers
 from ..base import ModelFacts, profile_table
 from ..typed import BoolArray, FloatArray, Typed, array_field, detail_field
 
@@ -92,6 +95,26 @@ class LayerStats(Typed):
     null_max: float
     seed_symmetric_kl: float
 
+    @classmethod
+    def per_layer(cls, main, values, seed_symmetric_kl) -> tuple[LayerStats, ...]:
+        """Every layer's entry from the pooled tests of ``main`` (``inference.Analysis``), the compared tokens'
+        log norms ``values`` ``(n_layers, n)`` and the seed's value per layer ``(n_layers,)``."""
+        pooled, fixed, correct = main.pooled, main.fixed, main.labels
+        mean_correct, mean_incorrect = values[:, correct].mean(axis=1), values[:, ~correct].mean(axis=1)
+        null, within, js_corrected = pooled.js_null, pooled.within, pooled.js_corrected
+        return tuple(cls(
+            layer=layer, mean_log_norm_correct=mean_correct[layer], mean_log_norm_incorrect=mean_incorrect[layer],
+            difference=pooled.difference[layer], difference_expected=pooled.expected[layer],
+            difference_within=within[layer], difference_ci_low=pooled.ci[0][layer],
+            difference_ci_high=pooled.ci[1][layer], p_difference=pooled.p_difference[layer],
+            p_difference_corrected=fixed["p_difference_corrected"][layer],
+            difference_significant=main.difference_significant[layer], js=pooled.js[layer],
+            js_corrected=js_corrected[layer], js_z=pooled.js_z[layer], p_value=pooled.p_js[layer],
+            p_corrected=fixed["p_corrected"][layer], p_max=fixed["p_max"][layer], p_bh=fixed["p_bh"][layer],
+            significant=main.js_significant[layer], null_mean=null[:, layer].mean(), null_sd=null[:, layer].std(),
+            null_min=null[:, layer].min(), null_max=null[:, layer].max(),
+            seed_symmetric_kl=seed_symmetric_kl[layer]) for layer in range(len(values)))
+
 
 @dataclass(frozen=True, eq=False)
 class Replicate(Typed):
@@ -114,18 +137,26 @@ class Replicate(Typed):
     same_sign: int  # layers where the pooled difference is significant and this window's has its sign
     agrees: bool  # same_sign at more than half of those layers
 
+    @classmethod
+    def per_window(cls, main, starts, n_layers: int) -> tuple[Replicate, ...]:
+        """Every window's entry from its own tests in ``main`` (``inference.Analysis``; NaN arrays for a window
+        without tests) and each window's first token in the book, ``starts`` ``(n_windows,)``."""
+        correct, window_of = main.labels, main.window_of
+        return tuple(cls(
+            replicate=r, start=int(starts[r]), n_tokens=int((window_of == r).sum()),
+            n_correct=int(correct[window_of == r].sum()), accuracy=float(correct[window_of == r].mean()),
+            tested=w is not None, **_window_arrays(w, n_layers), same_sign=k, agrees=a)
+            for r, (w, k, a) in enumerate(zip(main.windows, main.same, main.agree)))
 
-@dataclass(frozen=True, eq=False)
-class AcrossDifference(Typed):
-    """Each window's within-stratum difference, windows as the unit: one-sample t test against 0."""
 
-    mean: FloatArray  # (n_layers,)
-    ci_low: FloatArray  # t interval
-    ci_high: FloatArray
-    t: FloatArray
-    p: FloatArray  # two-sided, uncorrected
-    p_corrected: FloatArray  # max: sign flips of whole windows (max |t|); bh: Benjamini–Hochberg
-    significant: BoolArray
+def _window_arrays(tests, n_layers: int) -> dict[str, np.ndarray]:
+    """A window's per-layer statistics for :class:`Replicate`; NaN for a window without tests."""
+    if tests is None:
+        return dict.fromkeys(("difference", "difference_expected", "difference_within", "p_difference", "js",
+                              "js_corrected", "js_z", "p_value"), np.full(n_layers, np.nan))
+    return dict(difference=tests.difference, difference_expected=tests.expected, difference_within=tests.within,
+                p_difference=tests.p_difference, js=tests.js, js_corrected=tests.js_corrected, js_z=tests.js_z,
+                p_value=tests.p_js)
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +183,9 @@ class AcrossWindows(Typed):
     n: int  # windows tested across (those with ``tested``)
     level: float  # interval level, percent
     correction: str
-    difference: AcrossDifference
+    # Each window's within-stratum difference (n_layers,), windows as the unit: one-sample t test against 0,
+    # two-sided; corrected by max: sign flips of whole windows (max |t|), bh: Benjamini–Hochberg.
+    difference: AcrossLayers
     js: AcrossJS
     n_significant_difference: int
     n_significant_js: int
@@ -173,6 +206,14 @@ class StartChoice(Typed):
     difference_significant: BoolArray  # its test, corrected across layers
     js_corrected: FloatArray
     js_significant: BoolArray  # JS test (across windows: the pairing test), corrected across layers
+
+    @classmethod
+    def of(cls, analysis) -> StartChoice:
+        """The headline of one ``inference.Analysis``."""
+        h = analysis.headline
+        return cls(skip_first=analysis.skip_first, n_tokens=len(analysis.labels), unit=h["unit"],
+                   difference=h["difference"], difference_significant=h["difference_significant"],
+                   js_corrected=h["js_corrected"], js_significant=h["js_significant"])
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,6 +288,62 @@ class AttnKLResult(Typed):
     model: ModelFacts = detail_field()
     data_notes: tuple[str, ...] = detail_field()
     tokens: Tokens = array_field()
+
+    @classmethod
+    def of(cls, config, main, window_starts: WindowStarts, *, values, tokens: pd.DataFrame, next_token, token_length,
+           window: int, starts, focus: int, focus_divergences: dict, sweep, seed_symmetric_kl, p_mannwhitney: float,
+           model: ModelFacts, notes) -> AttnKLResult:
+        """The result from its parts.
+
+        Args:
+            config: the run's settings (``AttnKLConfig``).
+            main: the statistics of the compared tokens (``inference.Analysis`` with ``config.skip_first``).
+            window_starts: the start-of-window transient and the decisions under both handlings.
+            values: shape ``(n_layers, n_all)``, the log norms of attn.out at every recorded token with a known
+                next token; ``tokens``: their table (``sequence``, ``position``, ``token``, ``predicted``,
+                ``correct``, ``loss``: the labels used); ``next_token`` ``(n_all,)`` str and ``token_length``
+                ``(n_all,)`` float: the token each predicts and its length in characters.
+            window: tokens per window; ``starts``: shape ``(n_windows,)``, each window's first token in the book.
+            focus: the focus layer; ``focus_divergences``: its
+                :func:`lamina.stats.divergence.group_divergences` with ``config.bins`` bins, ``sweep``:
+                ``(bins, group_divergences)`` for every swept bin count; ``seed_symmetric_kl``: shape
+                ``(n_layers,)``, the seed's value at every layer.
+            p_mannwhitney: the two groups' next-token lengths, two-sided Mann–Whitney U.
+            model, notes: the model's facts and the notes on the data.
+        """
+        keep, correct, pooled, div = main.keep, main.labels, main.pooled, focus_divergences
+        used_length = token_length[keep]
+        sig, diff_sig = main.js_significant, main.difference_significant
+        return cls(
+            n_tokens=len(correct), window=window, skip_first=config.skip_first, window_start=int(starts[0]),
+            n_replicates=len(starts), shuffle=config.shuffle, n_correct=int(correct.sum()),
+            accuracy=float(correct.mean()),
+            token_length=TokenLength(correct_mean=used_length[correct].mean(),
+                                     incorrect_mean=used_length[~correct].mean(), p_mannwhitney=p_mannwhitney),
+            focus_layer=focus, bins=config.bins, kl_correct_to_incorrect=div["kl_true_false"],
+            kl_incorrect_to_correct=div["kl_false_true"], kl_epsilon=SEED_EPSILON,
+            kl_unsupported_bins=UnsupportedBins(correct_to_incorrect=div["unsupported_true_false"],
+                                                incorrect_to_correct=div["unsupported_false_true"]),
+            js=pooled.js[focus], js_corrected=pooled.js_corrected[focus],
+            seed_symmetric_kl=div["mixture_kl"] / config.bins,  # the tested value
+            bins_sweep=tuple(SweepEntry(bins=b, edges=b + 1, js=d["js"], seed_symmetric_kl=d["mixture_kl"] / b)
+                             for b, d in sweep),
+            n_permutations=config.n_permutations, correction=config.correction, alpha=config.alpha,
+            n_significant=int(sig.sum()), n_significant_uncorrected=int(significant(pooled.p_js, config.alpha).sum()),
+            n_significant_bh=int(significant(main.fixed["p_bh"], config.alpha).sum()),
+            n_significant_max=int(significant(main.fixed["p_max"], config.alpha).sum()),
+            n_significant_difference=int(diff_sig.sum()),
+            n_difference_positive=int((diff_sig & (pooled.within > 0)).sum()), stratified_scale=pooled.scale,
+            layers=LayerStats.per_layer(main, values[:, keep], seed_symmetric_kl),
+            replicates=Replicate.per_window(main, starts, len(values)), across=main.across,
+            window_starts=window_starts, model=model, data_notes=tuple(notes),
+            tokens=Tokens(used=keep, replicate=tokens["sequence"].to_numpy(), position=tokens["position"].to_numpy(),
+                          token=tokens["token"].to_numpy(dtype=str), next_token=next_token,
+                          predicted=tokens["predicted"].to_numpy(dtype=str),
+                          correct=tokens["correct"].to_numpy(dtype=bool),
+                          next_token_length=token_length.astype(np.int64), loss=tokens["loss"].to_numpy(),
+                          focus_log_norm=values[focus], focus_null=pooled.js_null[:, focus],
+                          focus_edges=div["edges"], focus_probs=div["probs"]))
 
     def column(self, name: str) -> np.ndarray:
         """One value per layer, shape ``(n_layers,)``: e.g. ``column("js")``."""

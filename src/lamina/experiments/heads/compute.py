@@ -16,13 +16,12 @@ from ... import data, stimuli
 from ...errors import LaminaError
 from ...recording import record
 from ...stats import attention as scores
-from ...stats.multiple import significant
-from ...stats.replicates import across_replicates, t_interval
+from ...stats.replicates import t_interval
 from .. import labelled
+from ..across import AcrossLayers, across_layers
 from ..base import Context, ModelFacts
 from .config import HeadsConfig
-from .result import (N_FLIPS, SCORES, HeadScore, HeadsResult, HeadTest, LayerSummary, Massive, Tokens,
-                     Windows)
+from .result import N_FLIPS, SCORES, HeadScore, HeadsResult, LayerSummary, Massive, Tokens, Windows
 
 LEVEL = 95.0
 BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
@@ -82,23 +81,12 @@ def head_scores(values: np.ndarray) -> HeadScore:
     return HeadScore(mean=mean.reshape(l, h), ci_low=low.reshape(l, h), ci_high=high.reshape(l, h))
 
 
-def head_tests(diff: np.ndarray, correction: str, alpha: float, rng) -> HeadTest:
-    """``(L, H, R)`` correct − incorrect per window -> t interval and test against 0, corrected over L × H."""
-    l, h, r = diff.shape
-    values = diff.reshape(l * h, r).T
-    if correction == "max":
-        res = across_replicates(values, null=0.0, level=LEVEL, correction="max", n_flips=N_FLIPS, rng=rng)
-        corrected = res.p_corrected
-    else:
-        from statsmodels.stats.multitest import multipletests
-
-        res = across_replicates(values, null=0.0, level=LEVEL, correction="none")
-        corrected = multipletests(np.where(np.isfinite(res.p), res.p, 1.0), method="holm")[1]
-    p = np.where(np.isfinite(res.p), res.p, 1.0)  # a head equal in every window: t is 0/0, p = 1
-    corrected = np.where(np.isfinite(corrected), corrected, 1.0)
-    shape = lambda a: np.asarray(a).reshape(l, h)  # noqa: E731
-    return HeadTest(mean=shape(res.mean), ci_low=shape(res.ci_low), ci_high=shape(res.ci_high), t=shape(res.t),
-                    p=shape(p), p_corrected=shape(corrected), significant=shape(significant(corrected, alpha)))
+def head_tests(diff: np.ndarray, correction: str, alpha: float, rng) -> AcrossLayers:
+    """``(L, H, R)`` correct − incorrect per window -> t interval and test against 0 per layer and head (each
+    ``(L, H)``), corrected over L × H."""
+    # windows first: a view whose layer × head tests are one family, in the order of diff.reshape(L * H, R)
+    return across_layers(np.moveaxis(diff, -1, 0), alpha=alpha, correction=correction, level=LEVEL, n_flips=N_FLIPS,
+                         rng=rng)
 
 
 def layer_groups(model, n_windows: int, n_positions: int) -> list[list[int]]:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..across import AcrossLayers
 from ..base import ModelFacts, profile_table
-from ..typed import BoolArray, FloatArray, IntArray, Typed, array_field, detail_field, dims
+from ..typed import FloatArray, IntArray, Typed, array_field, detail_field, dims
 
 # The correction's vocabulary and its sign flips, here (not in compute.py) so that the report imports no torch.
 CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise over layer × head)",
@@ -34,20 +35,6 @@ class LayerSummary(Typed):
     ci_low: FloatArray
     ci_high: FloatArray
     head: IntArray
-
-
-@dataclass(frozen=True, eq=False)
-class HeadTest(Typed):
-    """Correct − incorrect mean ``attn.heads`` norm per layer and head (each ``(n_layers, n_heads)``): the
-    windows' mean, t interval, one-sample t test against 0, p corrected over layer × head (family-wise)."""
-
-    mean: FloatArray
-    ci_low: FloatArray
-    ci_high: FloatArray
-    t: FloatArray
-    p: FloatArray
-    p_corrected: FloatArray
-    significant: BoolArray  # p_corrected <= alpha
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +99,10 @@ class HeadsResult(Typed):
     previous: HeadScore
     induction: HeadScore
     entropy: HeadScore  # nats
-    norm_difference: HeadTest | None  # None with fewer than 2 split windows
+    # Correct − incorrect mean attn.heads norm per layer and head (each (n_layers, n_heads)): the windows' mean,
+    # t interval, one-sample t test against 0, p corrected over layer × head (family-wise); None with fewer
+    # than 2 split windows.
+    norm_difference: AcrossLayers | None
     massive: Massive
     sink_max: LayerSummary  # per layer, the head with the largest mean sink score, with its interval
     previous_max: LayerSummary

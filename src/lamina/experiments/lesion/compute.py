@@ -16,12 +16,11 @@ from ... import data, stimuli
 from ...errors import LaminaError
 from ...recording import edits, record
 from ...recording.prefix import sweep
-from ...stats.multiple import significant
-from ...stats.replicates import across_replicates
+from ..across import AcrossLayers, across_layers
 from ..base import Context, ModelFacts
 from .config import LesionConfig
 from . import labels
-from .result import N_FLIPS, Across, LesionResult, SiteLesion, Tokens, Windows
+from .result import N_FLIPS, LesionResult, SiteLesion, Tokens, Windows
 
 LEVEL = 95.0  # every interval
 BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
@@ -68,24 +67,9 @@ def window_means(values, window_of, n_windows: int, mask=None) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def layer_tests(values, correction: str, alpha: float, rng) -> Across:
+def layer_tests(values, correction: str, alpha: float, rng) -> AcrossLayers:
     """Windows × layers ``values``: mean, t interval, one-sample t test against 0, corrected across layers."""
-    if correction == "max":
-        res = across_replicates(values, null=0.0, level=LEVEL, correction="max", n_flips=N_FLIPS, rng=rng)
-        corrected = res.p_corrected
-    else:
-        from statsmodels.stats.multitest import multipletests
-
-        res = across_replicates(values, null=0.0, level=LEVEL, correction="none")
-        corrected = np.ones_like(res.p)
-        ok = np.isfinite(res.p)
-        if ok.any():
-            corrected[ok] = multipletests(res.p[ok], method="holm")[1]
-    # a layer whose ablation changes nothing in any window: t is 0/0, reported as p = 1
-    p = np.where(np.isfinite(res.p), res.p, 1.0)
-    corrected = np.where(np.isfinite(corrected), corrected, 1.0)
-    return Across(mean=res.mean, ci_low=res.ci_low, ci_high=res.ci_high, t=res.t, p=p, p_corrected=corrected,
-                  significant=significant(corrected, alpha))
+    return across_layers(values, alpha=alpha, correction=correction, level=LEVEL, n_flips=N_FLIPS, rng=rng)
 
 
 def compute(model, config: LesionConfig, ctx: Context) -> LesionResult:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..across import AcrossLayers
 from ..base import KeyNumber, Report
-from .result import CORRECTIONS, N_FLIPS, Across, LesionResult
+from .result import CORRECTIONS, N_FLIPS, LesionResult
 
 ABLATION_TEXT = {
     "mean": "replaced by its mean over every token of the clean recording of the same windows (mean ablation)",
@@ -32,7 +33,7 @@ def method(result: LesionResult, config) -> str:
             f"by {correction}; significant: corrected p ≤ {result.alpha} ({corr}).")
 
 
-def _interval(a: Across, i: int, digits: int, level: float, k: float = 1.0, unit: str = "") -> str:
+def _interval(a: AcrossLayers, i: int, digits: int, level: float, k: float = 1.0, unit: str = "") -> str:
     return (f"{a.mean[i] * k:+.{digits}f}{unit} ({level:g}% interval {a.ci_low[i] * k:+.{digits}f} to "
             f"{a.ci_high[i] * k:+.{digits}f})")
 
@@ -50,7 +51,7 @@ def _layers(idx) -> str:
     return ", ".join(map(str, idx)) if len(idx) else "none"
 
 
-def _significant(a: Across, digits: int, k: float = 1.0, unit: str = "") -> str:
+def _significant(a: AcrossLayers, digits: int, k: float = 1.0, unit: str = "") -> str:
     n = len(a.mean)
     idx = np.flatnonzero(a.significant)
     up, down = idx[a.mean[idx] > 0], idx[a.mean[idx] < 0]

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..across import AcrossLayers
 from ..base import ModelFacts, profile_table
-from ..typed import BoolArray, FloatArray, Typed, array_field, detail_field, dims
+from ..typed import FloatArray, Typed, array_field, detail_field, dims
 
 # The correction's vocabulary and its sign flips, here (not in compute.py) so that the report imports no torch.
 CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise)", "holm": "Holm (family-wise)"}
@@ -16,30 +17,18 @@ N_FLIPS = 10_000
 
 
 @dataclass(frozen=True, eq=False)
-class Across(Typed):
-    """Per layer (each ``(n_layers,)``), windows as the unit: the windows' mean, its t interval, the
-    one-sample t test against 0 and its p-value corrected across layers (family-wise)."""
-
-    mean: FloatArray
-    ci_low: FloatArray
-    ci_high: FloatArray
-    t: FloatArray
-    p: FloatArray
-    p_corrected: FloatArray
-    significant: BoolArray  # p_corrected <= alpha
-
-
-@dataclass(frozen=True, eq=False)
 class SiteLesion(Typed):
     """The lesion sweep of one site: one ablated layer at a time."""
 
     site: str
-    delta_loss: Across  # edited − clean mean loss per window, nats
-    delta_accuracy: Across  # edited − clean top-1 accuracy per window (fraction)
+    # Per layer (n_layers,), windows as the unit: the windows' mean, its t interval, the one-sample t test
+    # against 0 and its p-value corrected across layers (family-wise: the result's correction).
+    delta_loss: AcrossLayers  # edited − clean mean loss per window, nats
+    delta_accuracy: AcrossLayers  # edited − clean top-1 accuracy per window (fraction)
     worst_layer: int  # the layer whose ablation raises the mean loss most (largest mean Δ loss)
     delta_loss_correct: FloatArray  # mean over split windows of Δ loss on the clean model's correct tokens
     delta_loss_incorrect: FloatArray  # ... on its incorrect tokens
-    split: Across | None  # Δ loss correct − incorrect per window; None with fewer than 2 split windows
+    split: AcrossLayers | None  # Δ loss correct − incorrect per window; None with fewer than 2 split windows
     n_split_windows: int  # windows with at least one correct and one incorrect clean prediction
 
 

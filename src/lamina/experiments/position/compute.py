@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ... import data, stimuli
@@ -11,11 +10,10 @@ from ...recording import record
 from ...stats import classification, fit_logistic, ols
 from ...stats.clusters import cluster_mean
 from ...stats.multiple import significant
-from ...stats.replicates import across_replicates
+from ..across import across_layers
 from ..base import Context, ModelFacts
 from .config import PositionConfig
-from .result import (LEVEL, AcrossMean, AcrossSubsets, HeldOutScores, LogisticFit, OLSFit, PositionResult, Subset,
-                     Tokens, TrainScores, span)
+from .result import LEVEL, AcrossMean, AcrossSubsets, PositionResult, Tokens, span
 
 
 def row_ranges(config: PositionConfig, n_rows: int) -> list[tuple[int, int]]:
@@ -66,16 +64,17 @@ def _fit(train, test, seed: int, alpha: float) -> dict:
             "significant": bool(significant(held_out.p, alpha))}
 
 
-def _across(fits, chance: float, alpha: float) -> AcrossSubsets:
-    def summary(values, null, alternative):
-        res = across_replicates(np.asarray(values)[:, None], null=null, alternative=alternative, level=LEVEL,
-                                correction="none")
-        return AcrossMean(mean=res.mean[0], ci_low=res.ci_low[0], ci_high=res.ci_high[0], t=res.t[0], p=res.p[0],
-                          significant=bool(significant(res.p[0], alpha)))
+def _across(fits: list[dict], pooled: dict, chance: float, alpha: float) -> AcrossSubsets:
+    """The replicates' held-out accuracy (one-sided against chance) and slope (two-sided against 0), replicates
+    as the unit, each test its own family; and how many replicates reach the pooled decision."""
+    def test(values, null: float, alternative: str) -> AcrossMean:
+        return AcrossMean.of(across_layers(np.asarray(values), alpha=alpha, null=null, alternative=alternative,
+                                           correction="none", level=LEVEL))
 
-    return dict(n=len(fits), level=LEVEL,
-                test_accuracy=summary([f["held_out"].mean for f in fits], chance, "greater"),
-                slope=summary([f["ols"]["params"]["loss"] for f in fits], 0.0, "two-sided"))
+    return AcrossSubsets(n=len(fits), level=LEVEL,
+                         test_accuracy=test([f["held_out"].mean for f in fits], chance, "greater"),
+                         slope=test([f["ols"]["params"]["loss"] for f in fits], 0.0, "two-sided"),
+                         n_agree=sum(f["significant"] == pooled["significant"] for f in fits))
 
 
 def compute(model, config: PositionConfig, ctx: Context) -> PositionResult:
@@ -86,47 +85,11 @@ def compute(model, config: PositionConfig, ctx: Context) -> PositionResult:
     with ctx.stage("record"):
         blocks, notes = _losses(model, table, ranges, config, ctx)
     with ctx.stage("stats"):
-        reps = range(config.replicates)
-        train32 = np.concatenate([blocks[r, "train"][0] for r in reps])
-        test32 = np.concatenate([blocks[r, "test"][0] for r in reps])
-        train, test = train32.astype(float), test32.astype(float)
-        pooled = _fit(train, test, ctx.seed, config.alpha)
-        fits = [_fit(blocks[r, "train"][0].astype(float), blocks[r, "test"][0].astype(float), ctx.seed, config.alpha)
-                for r in reps] if config.replicates > 1 else [pooled]
-        across = None
+        tokens = Tokens.of(blocks)
+        pooled = _fit(tokens.train_losses.astype(float), tokens.test_losses.astype(float), ctx.seed, config.alpha)
+        fits, across = [pooled], None
         if config.replicates > 1:
-            across = AcrossSubsets(**_across(fits, 100 / k, config.alpha),
-                                   n_agree=sum(f["significant"] == pooled["significant"] for f in fits))
-    fit, iid, held_out = pooled["ols"], pooled["iid"], pooled["held_out"]
-    subsets = tuple(Subset(
-        replicate=r, train_start=ranges[r][0], test_start=ranges[r][1], n_train=len(blocks[r, "train"][0]),
-        n_test=len(blocks[r, "test"][0]), slope=f["ols"]["params"]["loss"], slope_ci_low=f["ols"]["ci_low"]["loss"],
-        slope_ci_high=f["ols"]["ci_high"]["loss"], p_slope=f["ols"]["pvalues"]["loss"],
-        test_accuracy=f["held_out"].mean, test_ci_low=f["held_out"].ci_low, test_ci_high=f["held_out"].ci_high,
-        p_above_chance=f["held_out"].p, significant=f["significant"], agrees=f["significant"] == pooled["significant"])
-        for r, f in zip(reps, fits))
-    s_train, s_test = pooled["train"], pooled["test"]
-    return PositionResult(
-        n_train=len(train), n_test=len(test), seqlen=config.seqlen, n_replicates=config.replicates,
-        alpha=config.alpha, loss_by_position=train.mean(axis=0), test_loss_by_position=test.mean(axis=0),
-        ols=OLSFit(const=fit["params"]["const"], slope=fit["params"]["loss"], se_slope=fit["bse"]["loss"],
-                   ci_low=fit["ci_low"]["loss"], ci_high=fit["ci_high"]["loss"], p_const=fit["pvalues"]["const"],
-                   p_slope=fit["pvalues"]["loss"], r2=fit["r2"], n_contexts=fit["n_groups"],
-                   se_slope_iid=iid["bse"]["loss"], p_const_iid=iid["pvalues"]["const"],
-                   p_slope_iid=iid["pvalues"]["loss"]),
-        logistic=LogisticFit(intercepts=pooled["logistic"].intercept_, coefs=pooled["logistic"].coef_[:, 0]),
-        chance_percent=100 / k,
-        train=TrainScores(accuracy_by_position=s_train["accuracy_by_class"], confusion=s_train["confusion"],
-                          accuracy=s_train["accuracy"]),
-        test=HeldOutScores(accuracy_by_position=s_test["accuracy_by_class"], confusion=s_test["confusion"],
-                           accuracy=s_test["accuracy"], ci_low=held_out.ci_low, ci_high=held_out.ci_high,
-                           p_above_chance=held_out.p, significant=pooled["significant"]),
-        replicates=subsets, across=across, ols_t_slope=fit["tvalues"]["loss"], model=ModelFacts.of(model),
-        data_notes=tuple(notes),
-        tokens=Tokens(train_losses=train32, test_losses=test32,
-                      train_tokens=np.concatenate([blocks[r, "train"][1] for r in reps]),
-                      test_tokens=np.concatenate([blocks[r, "test"][1] for r in reps]),
-                      train_text_index=np.concatenate([blocks[r, "train"][2] for r in reps]),
-                      test_text_index=np.concatenate([blocks[r, "test"][2] for r in reps]),
-                      train_replicate=np.concatenate([np.full(len(blocks[r, "train"][0]), r) for r in reps]),
-                      test_replicate=np.concatenate([np.full(len(blocks[r, "test"][0]), r) for r in reps])))
+            fits = [_fit(blocks[r, "train"][0].astype(float), blocks[r, "test"][0].astype(float), ctx.seed,
+                         config.alpha) for r in range(config.replicates)]
+            across = _across(fits, pooled, 100 / k, config.alpha)
+    return PositionResult.of(config, pooled, fits, ranges, across, tokens, model=ModelFacts.of(model), notes=notes)
