@@ -9,7 +9,8 @@ from scipy import stats as sps
 import lamina
 from lamina.experiments.across import across_layers, across_tests, column
 from lamina.stats.multiple import holm, significant
-from lamina.stats.replicates import across_replicates, sign_flip_max_t, t_interval
+from lamina.stats.replicates import (across_replicates, sign_flip_max_t, simultaneous_t_band, skew_t_interval,
+                                    t_interval)
 
 
 def test_t_test_and_interval_match_scipy():
@@ -33,6 +34,56 @@ def test_sign_flips_are_exact_and_never_zero():
     assert p[0] == pytest.approx(2 / 16)  # only the identity and its mirror reach |t| of a consistent effect
     with pytest.raises(lamina.LaminaError, match="give rng"):
         sign_flip_max_t(np.ones((20, 3)) + np.arange(20)[:, None], n_flips=100)
+
+
+def test_skew_t_interval_is_halls_and_t_without_skew():
+    symmetric = np.array([[-2.0], [-1.0], [0.0], [1.0], [2.0]]) + 3
+    np.testing.assert_allclose(skew_t_interval(symmetric), t_interval(symmetric), rtol=1e-12)
+    values = np.exp(np.random.default_rng(2).normal(size=(12, 3)))
+    mean, low, high = skew_t_interval(values)
+    assert ((high - mean) > (mean - low)).all()  # right skew: reaches further up
+    # at the bounds, Hall's g(T) = T + aT² + a²T³/3 + b equals ∓ the t quantile (T = (mean − μ) / se)
+    n, sd = len(values), values.std(axis=0, ddof=1)
+    gamma = ((values - mean) ** 3).mean(axis=0) / sd ** 3
+    a, b = gamma / (3 * np.sqrt(n)), gamma / (6 * np.sqrt(n))
+    g = lambda t: t + a * t ** 2 + a ** 2 * t ** 3 / 3 + b  # noqa: E731
+    c = sps.t.ppf(0.975, n - 1)
+    np.testing.assert_allclose(g((mean - low) / (sd / np.sqrt(n))), c, rtol=1e-9)
+    np.testing.assert_allclose(g((mean - high) / (sd / np.sqrt(n))), -c, rtol=1e-9)
+    assert np.allclose(skew_t_interval(np.ones((4, 2))), 1.0)
+
+
+def test_simultaneous_band_contains_the_t_interval_and_widens_with_independent_tests():
+    rng = np.random.default_rng(3)
+    one = rng.normal(size=(10, 1))
+    _, low, high, c = simultaneous_t_band(one)  # one test: nothing to choose from, the t interval
+    np.testing.assert_allclose([low, high], t_interval(one)[1:], rtol=1e-12)
+    assert c == pytest.approx(sps.t.ppf(0.975, 9))
+    same = simultaneous_t_band(np.repeat(one, 5, axis=1))[3]  # identical tests: barely wider
+    independent = simultaneous_t_band(rng.normal(size=(10, 20)))[3]
+    assert c <= same < c + 0.3 and independent > same + 0.5
+    assert independent <= sps.t.ppf(1 - 0.025 / 20, 9) + 1e-12  # never wider than Bonferroni
+    constant = np.column_stack([rng.normal(size=10), np.full(10, 2.0)])
+    _, low, high, _ = simultaneous_t_band(constant)
+    assert low[1] == high[1] == 2.0
+    with pytest.raises(lamina.LaminaError, match="give rng"):
+        simultaneous_t_band(rng.normal(size=(20, 3)), n_flips=100)
+
+
+def test_simultaneous_band_covers_every_mean_at_once():
+    """10 replicates, 15 correlated tests with different means: the band covers all of them in ~95% of samples
+    (the pointwise t intervals together do not)."""
+    rng = np.random.default_rng(4)
+    means = np.linspace(-1, 1, 15)
+    band = pointwise = 0
+    for _ in range(300):
+        shared = rng.normal(size=(10, 1))
+        values = means + 0.7 * shared + 0.7 * rng.normal(size=(10, 15))
+        _, low, high, _ = simultaneous_t_band(values)
+        band += ((low <= means) & (means <= high)).all()
+        _, low, high = t_interval(values)
+        pointwise += ((low <= means) & (means <= high)).all()
+    assert band / 300 >= 0.91 and pointwise / 300 < 0.85
 
 
 def test_family_wise_max_t_calibrated_under_dependent_null():

@@ -112,3 +112,36 @@ def test_patch_pairs_and_empty_positions_are_checked(tiny_llama):
                         edits=[E.patch("hidden", 1, source=source, pairs=[0, 0, 0], positions=[[0, 1], [], [4]])])
     np.testing.assert_array_equal(rec["hidden"][:, 1], source["hidden"][:, 0])  # no position edited: itself
     np.testing.assert_allclose(rec["hidden"][1, 0, :2], source["hidden"][1, 0, :2])
+
+
+def test_prompt_effects_and_summary_over_prompts():
+    """prompt_effects averages the noise samples and each class's positions, then normalises by clean − corrupted
+    (NaN where that gap is not positive); summarise gives per (class, layer) the t interval and, at the chosen layers,
+    the class's simultaneous band, which contains that layer's t interval."""
+    from lamina.experiments.trace.compute import interval, prompt_effects, summarise
+    from lamina.stats.replicates import t_interval
+
+    groups = classes_of(0, 2, 4)  # subject tokens 0-1 of 4: first 0, last subject 1, first subsequent 2, last 3
+    restored = np.array([[[0.3, 0.5, 0.1, 0.9]], [[0.5, 0.7, 0.3, 0.9]]])  # (samples 2, entries 1, positions 4)
+    raw, effect = prompt_effects(0.9, np.array([0.1, 0.3]), restored, groups)
+    np.testing.assert_allclose(raw[:, 0], [0.2, np.nan, 0.4, 0.0, np.nan, 0.7])
+    np.testing.assert_allclose(effect[:, 0], raw[:, 0] / 0.7)
+    assert np.isnan(prompt_effects(0.2, np.array([0.3, 0.3]), restored, groups)[1]).all()  # corrupted > clean
+    rng = np.random.default_rng(0)
+    effects = np.full((12, 6, 9), np.nan)
+    effects[:, 2] = 0.3 + 0.1 * np.sin(np.arange(9)) + 0.2 * rng.normal(size=(12, 1)) + 0.05 * rng.normal(size=(12, 9))
+    effects[:, 5] = np.clip(np.arange(9) - 5, 0, 1) + 0.05 * rng.normal(size=(12, 9))
+    effects[3] = np.nan  # a prompt whose gap is not positive
+    trace = summarise(effects, effects, 1, "hidden")
+    finite = effects[np.isfinite(effects[:, 2, 0])]
+    mean, low, high = t_interval(finite[:, 2])
+    np.testing.assert_allclose(trace.mean[2], mean)
+    np.testing.assert_allclose(trace.ci_low[2], low)
+    assert trace.n[2] == 11 and trace.n[0] == 0 and np.isnan(trace.mean[0]).all()
+    peak, first = trace.peak_last_subject, trace.peak_last
+    assert peak.layer == int(np.argmax(mean)) and first.layer == 6
+    for chosen in (peak, first):
+        assert chosen.band_low < chosen.ci_low < chosen.mean < chosen.ci_high < chosen.band_high
+    assert np.isnan(interval([0.5])[1])  # one prompt: no interval
+    m, lo, hi = interval(np.exp(rng.normal(size=12)), skewed=True)
+    assert hi - m > m - lo

@@ -14,7 +14,7 @@ r"""Stage 5: statistics as pure functions on arrays (numbers or tidy tables out)
 | autoregression | autoregressions over several passages, OLS or Newey–West (HAC) errors, Ljung–Box |
 | selectivity | within- vs across-category pair masks, means and t statistics, histogram edges |
 | ranges | central value ranges for axes and colour scales |
-| replicates | across replicates (text samples as the unit): t intervals, one-sample t tests, sign-flip max-t across layers |
+| replicates | across replicates (text samples as the unit): t intervals (Hall's skewness-corrected ones too), simultaneous bands across layers, one-sample t tests, sign-flip max-t across layers |
 | groups | two groups of tokens: shuffles within strata, differences of means for many labellings, two-sided p, shift intervals |
 | pairing | replicates as the unit for a statistic of labels and values: each replicate's values under every replicate's labels, the pairing test |
 | attention | attention-head scores on square patterns (sink, previous token, induction-like, entropy); massive activations (max / median \|x\| per entry) |
@@ -32,7 +32,8 @@ from .multiple import benjamini_hochberg, max_statistic_pvalue, permutation_pval
 from .norms import layer_log_norms, log_norms
 from .permutation import js_permutation_null, selectivity_permutation_test
 from .ranges import central_range
-from .replicates import AcrossReplicates, across_replicates, sign_flip_max_t, t_interval
+from .replicates import (AcrossReplicates, across_replicates, sign_flip_max_t, simultaneous_t_band, skew_t_interval,
+                         t_interval)
 from .regression import classification, confusion_percent, confusion_table, fit_logistic, lagged_design, lagged_ols, ols
 from .selectivity import selectivity
 from .similarity import cosine_matrix, rsa, rsa_pairs, unit_rows, upper
@@ -43,6 +44,6 @@ __all__ = ["AcrossReplicates", "across_replicates", "benjamini_hochberg", "block
            "cosine_matrix", "dimensionality", "effective_dim", "fit_logistic", "group_divergences", "js_divergence",
            "js_permutation_null", "kl", "lagged_design", "lagged_ols", "layer_log_norms", "log_norms",
            "max_statistic_pvalue", "ols", "participation_ratio", "percentile_ci", "permutation_pvalue", "rsa",
-           "rsa_bootstrap", "rsa_pairs", "selectivity", "selectivity_permutation_test", "sign_flip_max_t", "significant", "t_interval", "unit_rows",
+           "rsa_bootstrap", "rsa_pairs", "selectivity", "selectivity_permutation_test", "sign_flip_max_t", "significant", "simultaneous_t_band", "skew_t_interval", "t_interval", "unit_rows",
            "upper", "induction_mask", "induction_score", "massive_activations", "pattern_entropy", "previous_score",
            "sink_score"]

@@ -22,7 +22,7 @@ import numpy as np
 from ...errors import LaminaError
 from ...recording import record
 from ...recording import edits as E
-from ...stats.replicates import t_interval
+from ...stats.replicates import simultaneous_t_band, skew_t_interval, t_interval
 from ...stimuli import Stimuli
 from ..across import Interval
 from ..base import Context, ModelFacts
@@ -109,7 +109,11 @@ def trace_prompt(model, ids, start, stop, answer, noise, sites, window):
     return p_clean, np.array(corrupted), {site: np.array(v) for site, v in restored.items()}
 
 
-def _interval(values) -> tuple[float, float, float]:
+def interval(values, skewed: bool = False) -> tuple[float, float, float]:
+    """Mean and 95% Student t interval of the finite ``values`` (the prompts: one value each); ``skewed``: Hall's
+    skewness-corrected t interval (:func:`lamina.stats.replicates.skew_t_interval`; p(answer), whose values across
+    prompts are skewed: corrupted p spans two orders of magnitude). One value: no interval (NaN bounds); all equal:
+    the value three times; none: NaN."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     if len(values) == 0:
@@ -117,31 +121,72 @@ def _interval(values) -> tuple[float, float, float]:
     if len(values) == 1 or np.all(values == values[0]):
         return float(values[0]), (np.nan if len(values) == 1 else float(values[0])), \
             (np.nan if len(values) == 1 else float(values[0]))
-    mean, low, high = t_interval(values[:, None])
+    mean, low, high = (skew_t_interval if skewed else t_interval)(values[:, None])
     return float(mean[0]), float(low[0]), float(high[0])
 
 
-def _peak(mean, low, high) -> Peak:
+def band(row: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The simultaneous 95% band over the layers of one class, ``row`` ``(prompts, layers)``: low and high per layer
+    (:func:`lamina.stats.replicates.simultaneous_t_band` on the prompts with a value at every layer; NaN with fewer
+    than 2). It covers every layer's mean at once, so it also covers the mean of a layer chosen by its estimate."""
+    row = np.asarray(row, dtype=float)
+    row = row[np.isfinite(row).all(axis=1)]
+    if len(row) < 2:
+        return np.full(row.shape[1], np.nan), np.full(row.shape[1], np.nan)
+    _, low, high, _ = simultaneous_t_band(row, rng=rng if rng is not None else np.random.default_rng(0))
+    return low, high
+
+
+def _peak(mean, low, high, band_low, band_high) -> Peak:
     if not np.isfinite(mean).any():
-        return Peak(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan)
+        return Peak(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan, band_low=np.nan, band_high=np.nan)
     i = int(np.nanargmax(mean))
-    return Peak(layer=i, mean=mean[i], ci_low=low[i], ci_high=high[i])
+    return Peak(layer=i, mean=mean[i], ci_low=low[i], ci_high=high[i], band_low=band_low[i], band_high=band_high[i])
 
 
-def _first_above(mean, low, high, level: float) -> Peak:
+def _first_above(mean, low, high, band_low, band_high, level: float) -> Peak:
     """The first layer whose mean effect exceeds ``level`` (at the last token the effect climbs to 1 at the last
     entries, which the output reads directly, so its maximum says nothing; where it first passes half does)."""
     above = np.flatnonzero(np.nan_to_num(mean, nan=-np.inf) > level)
     if not len(above):
-        return Peak(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan)
+        return Peak(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan, band_low=np.nan, band_high=np.nan)
     i = int(above[0])
-    return Peak(layer=i, mean=mean[i], ci_low=low[i], ci_high=high[i])
+    return Peak(layer=i, mean=mean[i], ci_low=low[i], ci_high=high[i], band_low=band_low[i], band_high=band_high[i])
 
 
-def _site(effects: np.ndarray, raw: np.ndarray, window: int, site: str) -> SiteTrace:
-    """Aggregate ``(prompts, classes, layers)`` effects over prompts."""
+def normalised(raw, clean, corrupted) -> np.ndarray:
+    """The normalised indirect effect: ``raw`` (restored − corrupted p(answer), shape ``(..., classes, layers)``)
+    over clean − corrupted (shape ``(...)``: one per prompt), NaN where that gap is not above ``GAP`` × clean."""
+    raw = np.asarray(raw, dtype=float)
+    clean, corrupted = np.asarray(clean, dtype=float), np.asarray(corrupted, dtype=float)
+    gap = clean - corrupted
+    defined = (gap > GAP * clean)[..., None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(defined, raw / gap[..., None, None], np.nan)
+
+
+def prompt_effects(clean, corrupted, restored, groups) -> tuple[np.ndarray, np.ndarray]:
+    """A prompt's raw and normalised indirect effects per position class and entry, ``(..., classes, entries)``
+    each: ``restored`` p(answer) ``(..., samples, entries, positions)`` and ``corrupted`` ``(..., samples)``
+    averaged over the noise samples, restored − corrupted averaged over each class's positions (``groups``, from
+    :func:`classes_of`; an empty class is NaN), then :func:`normalised` by clean − corrupted. A leading axis
+    (prompts sharing one layout of positions) broadcasts."""
+    corrupt = np.asarray(corrupted, dtype=float).mean(axis=-1)
+    raw = np.asarray(restored).mean(axis=-3) - corrupt[..., None, None]  # (..., entries, positions)
+    by_class = np.stack([raw[..., g].mean(axis=-1) if len(g) else np.full(raw.shape[:-1], np.nan) for g in groups],
+                        axis=-2)
+    return by_class, normalised(by_class, clean, corrupt)
+
+
+def summarise(effects: np.ndarray, raw: np.ndarray, window: int, site: str,
+              rng: np.random.Generator | None = None) -> SiteTrace:
+    """Aggregate ``(prompts, classes, layers)`` normalised effects (and raw ones) over prompts: per class and layer
+    the mean with its t interval (:func:`interval`: pointwise, for a layer fixed in advance); the peak at the last
+    subject token (the layer of the largest mean) and the first layer whose mean at the last token exceeds 0.5, each
+    with that layer's t interval and, since the layer is chosen by its mean, the class's simultaneous band there
+    (:func:`band`; ``rng`` draws its sign flips beyond 13 prompts, default a generator seeded 0)."""
     n_classes, n_layers = effects.shape[1:]
-    stats = np.array([[_interval(effects[:, c, l]) for l in range(n_layers)] for c in range(n_classes)])
+    stats = np.array([[interval(effects[:, c, l]) for l in range(n_layers)] for c in range(n_classes)])
     mean, low, high = stats[..., 0], stats[..., 1], stats[..., 2]
     with np.errstate(invalid="ignore"):
         raw_mean = np.array([[np.nanmean(raw[:, c, l]) if np.isfinite(raw[:, c, l]).any() else np.nan
@@ -149,8 +194,9 @@ def _site(effects: np.ndarray, raw: np.ndarray, window: int, site: str) -> SiteT
     last_subject, last = CLASSES.index("last subject"), CLASSES.index("last")
     return SiteTrace(window=1 if site == "hidden" else window, n=np.isfinite(effects[:, :, 0]).sum(axis=0),
                      mean=mean, ci_low=low, ci_high=high, raw_mean=raw_mean,
-                     peak_last_subject=_peak(mean[last_subject], low[last_subject], high[last_subject]),
-                     peak_last=_first_above(mean[last], low[last], high[last], 0.5))
+                     peak_last_subject=_peak(mean[last_subject], low[last_subject], high[last_subject],
+                                             *band(effects[:, last_subject], rng)),
+                     peak_last=_first_above(mean[last], low[last], high[last], *band(effects[:, last], rng), 0.5))
 
 
 def prepare(model, config: TraceConfig) -> tuple[list[dict], list[str], int]:
@@ -216,16 +262,13 @@ def compute(model, config: TraceConfig, ctx: Context) -> TraceResult:
             corrupt = float(p_corrupt.mean())
             clean_p.append(p_clean)
             corrupted_p.append(corrupt)
-            gap = p_clean - corrupt
             groups = classes_of(start, stop, n)
             for site in sites:
-                raw = restored[site].mean(axis=0) - corrupt  # (entries, positions)
-                by_class = np.array([raw[:, g].mean(axis=1) if len(g) else np.full(len(raw), np.nan)
-                                     for g in groups])
-                raw_site[site].append(by_class)
-                per_site[site].append(by_class / gap if gap > GAP * p_clean else np.full_like(by_class, np.nan))
+                raw, effect = prompt_effects(p_clean, p_corrupt, restored[site], groups)
+                raw_site[site].append(raw)
+                per_site[site].append(effect)
     with ctx.stage("stats"):
-        traces = {site: _site(np.array(per_site[site]), np.array(raw_site[site]), config.window, site)
+        traces = {site: summarise(np.array(per_site[site]), np.array(raw_site[site]), config.window, site, ctx.rng)
                   for site in sites}
         arrays = {s.replace(".", "_"): (np.array(per_site[s]) if s in sites else np.zeros((0, len(CLASSES), 0)))
                   for s in SITES}
@@ -236,7 +279,8 @@ def compute(model, config: TraceConfig, ctx: Context) -> TraceResult:
     return TraceResult(
         n_candidates=n_candidates, n_prompts=len(items), answer=config.answer, noise=config.noise,
         noise_sd=config.noise * sd, samples=config.samples, classes=CLASSES,
-        clean_p=Interval(*_interval(clean_p)), corrupted_p=Interval(*_interval(corrupted_p)),
+        clean_p=Interval(*interval(clean_p, skewed=True)),
+        corrupted_p=Interval(*interval(corrupted_p, skewed=True)),
         normalised_prompts=int((clean_p - corrupted_p > GAP * clean_p).sum()), forwards=forwards, sites=traces,
         model=ModelFacts.of(model), prompts=tuple(it["fact"]["prompt"] for it in items),
         answers=tuple(model.decode([it["answer"]]) for it in items), data_notes=tuple(notes),

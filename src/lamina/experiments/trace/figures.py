@@ -40,7 +40,8 @@ def figures(result: TraceResult, config, options: TraceOptions) -> dict[str, Fig
         caption = (f"Causal tracing of {site} on {result.n_prompts} prompts: (restored − corrupted) / (clean − "
                    f"corrupted) p(answer) per prompt ({result.samples} noise samples of SD {result.noise:g}× the "
                    "embeddings' SD on the subject tokens), mean over prompts per position class (A) and, for the last "
-                   "subject token and the last token, with 95% t intervals over prompts (B). 0: the restoration "
-                   "brings nothing back; 1: all of the clean probability.")
+                   "subject token and the last token, with pointwise 95% t intervals over prompts (B; each holds for "
+                   "its own layer, not for a layer picked from the plot). 0: the restoration brings nothing back; 1: "
+                   "all of the clean probability.")
         out[f"trace_{site.replace('.', '_')}"] = Figure(fig, caption)
     return out

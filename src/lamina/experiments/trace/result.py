@@ -18,18 +18,24 @@ CLASSES = ("first subject", "middle subject", "last subject", "first subsequent"
 
 @dataclass(frozen=True, eq=False)
 class Peak(Typed):
-    """The layer of the largest mean indirect effect in one position class, with that layer's interval."""
+    """A layer chosen by its mean indirect effect in one position class (the largest; or the first past 0.5), with
+    that layer's 95% t interval (``ci_*``: pointwise, as if the layer had been fixed in advance) and the class's
+    simultaneous 95% band over its layers there (``band_*``: it covers every layer's mean at once, so it holds for
+    the chosen layer whatever the choice; the t interval at a chosen layer misses more often than 5%)."""
 
     layer: int  # -1 where every layer is NaN
     mean: float
     ci_low: float
     ci_high: float
+    band_low: float
+    band_high: float
 
 
 @dataclass(frozen=True, eq=False)
 class SiteTrace(Typed):
     """Restoring one site: the normalised indirect effect per position class (rows, :data:`CLASSES`) and layer
-    (columns: the site's entries), mean over prompts with its 95% t interval; ``raw_mean`` in probability."""
+    (columns: the site's entries), mean over prompts with its 95% t interval (pointwise); ``raw_mean`` in
+    probability."""
 
     window: int  # layers restored together, centred on the layer (hidden: always 1)
     n: IntArray  # (classes,) prompts with a value in the class
@@ -63,7 +69,7 @@ class TraceResult(Typed):
     noise_sd: float  # the noise SD itself (the embeddings' SD over every prompt token × noise)
     samples: int
     classes: tuple[str, ...]
-    clean_p: Interval  # p(answer), mean over prompts with its t interval
+    clean_p: Interval  # p(answer), mean over prompts with Hall's skewness-corrected t interval (skew_t_interval)
     corrupted_p: Interval
     normalised_prompts: int  # prompts where clean − corrupted > 1e-5 × clean (the normalised effect is defined)
     forwards: int  # forward passes (record calls' sequences) in all
