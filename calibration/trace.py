@@ -145,27 +145,28 @@ def _bounds(peak, bound):
     return (peak.ci_low, peak.ci_high) if bound == "t" else (peak.band_low, peak.band_high)
 
 
+def _chosen_misses(n, rng, s, prompts, bound, which: str, row: int) -> int:
+    """How often the reported layer ``which`` (a :class:`Peak` of the result) has an interval (``bound``: its t
+    interval, ``"t"``, or the class's band there, ``"band"``) that misses that layer's mean in class ``row``."""
+    truth = _truth(s)[0]
+    hits = 0
+    for _ in range(n):
+        chosen = getattr(_trace(rng, prompts, s)[0], which)
+        hits += chosen.layer >= 0 and _misses(*_bounds(chosen, bound), truth[row, chosen.layer])
+    return hits
+
+
 def peak_misses(n, rng, *, s=SMOLLM2, prompts=12, bound="band"):
     """The reported peak at the last subject token (the layer of the largest mean): its t interval (``bound="t"``)
     or the class's simultaneous band at that layer (``"band"``) misses that layer's population mean. The layer is
     chosen by its own estimate: the winner's curse."""
-    truth = _truth(s)[0]
-    hits = 0
-    for _ in range(n):
-        peak = _trace(rng, prompts, s)[0].peak_last_subject
-        hits += peak.layer >= 0 and _misses(*_bounds(peak, bound), truth[SUBJECT, peak.layer])
-    return hits
+    return _chosen_misses(n, rng, s, prompts, bound, "peak_last_subject", SUBJECT)
 
 
 def first_misses(n, rng, *, s=GEMMA, prompts=12, bound="band"):
     """The first layer whose mean effect at the last token passes 0.5: its t interval or the band there misses that
     layer's mean."""
-    truth = _truth(s)[0]
-    hits = 0
-    for _ in range(n):
-        first = _trace(rng, prompts, s)[0].peak_last
-        hits += first.layer >= 0 and _misses(*_bounds(first, bound), truth[LAST, first.layer])
-    return hits
+    return _chosen_misses(n, rng, s, prompts, bound, "peak_last", LAST)
 
 
 def p_misses(n, rng, *, s=SMOLLM2, prompts=12, which="corrupted", skewed=True):

@@ -178,19 +178,6 @@ def test_constant_series_are_float32_rounding():
     assert not constant_series([np.zeros((1, T)) + rng.standard_normal((1, T)) * 1e-9])  # level 0: scale by |mean|
 
 
-def test_holm_is_statsmodels():
-    from statsmodels.stats.multitest import multipletests
-
-    from lamina.stats.autoregression import _holm
-
-    rng = np.random.default_rng(9)
-    p = rng.uniform(0, 0.1, 12)
-    p[[2, 7]] = np.nan
-    ok = np.isfinite(p)
-    np.testing.assert_allclose(_holm(p)[ok], multipletests(p[ok], method="holm")[1])
-    assert np.isnan(_holm(p)[~ok]).all()
-
-
 def test_constant_series_are_outside_the_family():
     """A constant series gets NaN and is not in the max-|t| family; the others' family-wise p-values are the
     sign-flip max-t of the tested series alone."""

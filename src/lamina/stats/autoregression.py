@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ..errors import LaminaError
+from .multiple import holm
 from .regression import lagged_design
 
 SE_KINDS = ("ols", "hac")
@@ -368,18 +369,6 @@ def ar_bias(passages, fits: dict, lags=(1, 2), first: int = 3, *, n_boot: int = 
     return {"bias": bias, "beta": beta - bias, "corrected": corrected}
 
 
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm's family-wise adjusted p-values of the finite entries (NaN stays NaN): the i-th smallest of m
-    times (m − i), made monotone, at most 1 (statsmodels' ``multipletests(method="holm")``)."""
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    if len(ok):
-        order = np.argsort(p[ok])
-        adjusted = np.minimum(1, np.maximum.accumulate(p[ok][order] * (len(ok) - np.arange(len(ok)))))
-        out[ok[order]] = adjusted
-    return out
-
-
 def _layer_tests(values, se, df, tested, level, rng) -> dict[str, np.ndarray]:
     """Per series: mean, t interval, t, p and family-wise p over the tested series (NaN elsewhere).
 
@@ -406,7 +395,7 @@ def _layer_tests(values, se, df, tested, level, rng) -> dict[str, np.ndarray]:
     half = sps.t.ppf(0.5 + level / 200, df) * error
     out["ci_low"][tested], out["ci_high"][tested] = beta - half, beta + half
     out["t"][tested], out["p"][tested] = t, 2 * sps.t.sf(np.abs(t), df)
-    out["p_corrected"][tested] = _holm(out["p"][tested])
+    out["p_corrected"][tested] = holm(out["p"][tested])
     return out
 
 

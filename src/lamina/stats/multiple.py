@@ -10,14 +10,7 @@ def benjamini_hochberg(pvalues) -> np.ndarray:
 
     NaN entries stay NaN and do not count as tests.
     """
-    from statsmodels.stats.multitest import multipletests
-
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="fdr_bh")[1]
-    return out
+    return _adjusted(pvalues, "fdr_bh")
 
 
 def holm(pvalues) -> np.ndarray:
@@ -25,13 +18,18 @@ def holm(pvalues) -> np.ndarray:
 
     NaN entries stay NaN and do not count as tests.
     """
+    return _adjusted(pvalues, "holm")
+
+
+def _adjusted(pvalues, method: str) -> np.ndarray:
+    """statsmodels' ``multipletests(method=...)`` of the finite entries; NaN stays NaN."""
     from statsmodels.stats.multitest import multipletests
 
     p = np.asarray(pvalues, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+        out[ok] = multipletests(p[ok], method=method)[1]
     return out
 
 
