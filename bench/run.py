@@ -336,21 +336,10 @@ def render(res: dict) -> str:
                           for lib in t["tokens_per_s"]]
                 lines.append("")
 
-    pa = items.get("partial")
-    if pa is not None:
-        lines += _render_partial(pa, goals)
-
-    le = items.get("lesion")
-    if le is not None:
-        lines += _render_lesion(le, goals)
-
-    ln = items.get("lens")
-    if ln is not None:
-        lines += _render_lens(ln, goals)
-
-    at = items.get("attention")
-    if at is not None:
-        lines += _render_attention(at, goals)
+    for name, render in (("partial", _render_partial), ("lesion", _render_lesion), ("lens", _render_lens),
+                         ("attention", _render_attention)):
+        if items.get(name) is not None:
+            lines += render(items[name], goals)
 
     if goals:
         lines += ["### Goals", "", "| goal | measured | verdict |", "|---|---|---|"]

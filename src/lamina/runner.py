@@ -83,7 +83,7 @@ class Run:
           site lacks a metric or a layer), what ``lamina compare`` lines up across models;
         * every array of arrays.npz (the arrays behind figures and tables, per replicate, token or prompt)
           under its key (``windows.delta_loss``), its axes named as its result type declares them
-          (:func:`lamina.experiments.typed.dims`, e.g. ``(lesion_site, layer, window)``), else
+          (:func:`lamina.experiments.typed.dims`, e.g. lesion's ``(ablated_site, block, window)``), else
           ``<group>_dim0``, ... (``tokens_dim0``: shared by the arrays of ``tokens``), ``<key>_dim0`` where
           their lengths differ. Empty arrays (a part that did not run) are left out.
 

@@ -230,7 +230,8 @@ class Experiment:
             parts["own_scale"] = tuple(getattr(result, "OWN_SCALE", ()))
         config = _optional(f"{where}.config")
         if config is not None:  # the settings apart from compute: compute.py waits for the first run
-            parts.setdefault("Config", _part(config, "Config", "config"))
+            if "Config" not in parts:
+                parts["Config"] = _part(config, "Config", "config")
             if "control_settings" not in parts:
                 parts["control_settings"] = getattr(config, "control_settings", None)
             if "compute" not in parts and "tables" in parts and "profiles" in parts:

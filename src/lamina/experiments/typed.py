@@ -166,40 +166,34 @@ _DIMS = "lamina_dims"
 
 def array_dims(result: Typed) -> dict[str, tuple[str, ...] | None]:
     """Per key of :func:`arrays`, the axes' names declared with :func:`dims` (None where none are)."""
-    out = {}
-
-    def walk(value, key, names):
-        if isinstance(value, np.ndarray):
-            out[key] = names
-        elif isinstance(value, Typed):
-            for f in dataclasses.fields(value):
-                walk(getattr(value, f.name), f"{key}.{f.name}", f.metadata.get(_DIMS))
-
-    for f in dataclasses.fields(result):
-        if _store(f) == "arrays":
-            walk(getattr(result, f.name), f.name, f.metadata.get(_DIMS))
-    return out
+    names: dict = {}
+    _walk_arrays(result, {}, names)
+    return names
 
 
 def arrays(result: Typed) -> dict[str, np.ndarray]:
     """arrays.npz's content: every array of the array fields, keyed ``field`` or ``field.subfield``."""
-    out = {}
-    for f in dataclasses.fields(result):
-        if _store(f) == "arrays":
-            _flatten(getattr(result, f.name), f.name, out)
+    out: dict = {}
+    _walk_arrays(result, out, {})
     return out
 
 
-def _flatten(value, key, out):
+def _walk_arrays(result: Typed, out: dict, names: dict) -> None:
+    for f in dataclasses.fields(result):
+        if _store(f) == "arrays":
+            _flatten(getattr(result, f.name), f.name, out, names, f.metadata.get(_DIMS))
+
+
+def _flatten(value, key, out, names, axes=None):
     if value is None:
         return
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             raise TypeError(f"{key}: object arrays need pickle; give the array a NumPy dtype")
-        out[key] = value
+        out[key], names[key] = value, axes
     elif isinstance(value, Typed):
         for f in dataclasses.fields(value):
-            _flatten(getattr(value, f.name), f"{key}.{f.name}", out)
+            _flatten(getattr(value, f.name), f"{key}.{f.name}", out, names, f.metadata.get(_DIMS))
     else:
         raise TypeError(f"{key}: array fields hold arrays or dataclasses of arrays, not {type(value).__name__}")
 

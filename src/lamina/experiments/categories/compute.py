@@ -13,7 +13,6 @@ alone has no text sample, and its hidden state is the same every time.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 

@@ -9,7 +9,6 @@ output norms on correctly vs incorrectly predicted tokens give seed 001's questi
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ... import data, stimuli

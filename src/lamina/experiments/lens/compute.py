@@ -14,7 +14,6 @@ as the model does would make every entry wrong).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import torch

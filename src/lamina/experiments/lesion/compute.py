@@ -9,7 +9,6 @@ edited − clean, and Δ loss on the tokens the clean model predicts correctly a
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ... import data, stimuli

@@ -16,7 +16,6 @@ seed's). With R = 1 this is the seed's design. The pooled statistics use every i
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
