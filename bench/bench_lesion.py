@@ -12,9 +12,9 @@ compares them with lamina's (max |difference| ≤ 1e-5 nats). The means are over
 tokens (BOS excluded) and every ablation sets them at the stimulus positions only, as lamina's
 ``edits.mean`` does.
 
-    lamina           lesion.ablation_sweep: the reference recording of the ablated sites (no LM head),
-                     then per batch one clean pass keeping the block outputs and every ablation
-                     replaying the blocks before its layer (lamina.recording.prefix)
+    lamina           lesion.ablation_sweep: per batch one clean pass that records the ablated sites
+                     (the means' reference) and keeps the block outputs, then every ablation
+                     replaying the blocks before its layer (lamina.recording.prefix.sweep)
     naive            the same edits as full passes, the loop lesion ran before:
                      lamina.record(model, stim, sites=["loss"], edits=[edits.mean(site, layer, ...)])
     transformerlens  TransformerBridge: run_with_cache (means, clean logits), then run_with_hooks with
@@ -178,10 +178,9 @@ def make(lib: str, model, stim, layers, own_copy: bool):
 
 def block_passes(n_layers: int, layers: list[int]) -> dict:
     """Blocks computed per sweep: the loops run every block in each of their 1 + 2·|layers| passes; lamina
-    runs the reference recording (every block, no LM head), one clean pass and n_layers − l blocks per
-    ablation at layer l."""
+    runs one clean pass (which also records the means) and n_layers − l blocks per ablation at layer l."""
     loop = n_layers * (1 + len(SITES) * len(layers))
-    mine = 2 * n_layers + len(SITES) * sum(n_layers - layer for layer in layers)
+    mine = n_layers + len(SITES) * sum(n_layers - layer for layer in layers)
     return {"loop": loop, "lamina": mine, "ratio": mine / loop, "lm_head_passes": 1 + len(SITES) * len(layers)}
 
 

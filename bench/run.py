@@ -410,10 +410,10 @@ def _render_lesion(le: dict, goals: list) -> list[str]:
                          f"{mem[lib]['peak_rss_mb'] - base:+,.0f} MB | {diff} |")
         peers = {lib: mem[lib]["peak_rss_mb"] for lib in ("transformerlens", "nnsight")}
         lower = mem["lamina"]["peak_rss_mb"] < min(peers.values())
-        lines += ["", f"Blocks computed per sweep: lamina {passes['lamina']:,} (reference recording, clean pass, "
-                  f"then n_layers − l per ablation at layer l), each loop {passes['loop']:,} "
-                  f"({passes['ratio']:.2f}×); every contender runs the LM head {passes['lm_head_passes']} times "
-                  f"(lamina's reference recording stops before it). lamina vs the faster peer ({t['fastest_peer']}): "
+        lines += ["", f"Blocks computed per sweep: lamina {passes['lamina']:,} (one clean pass, which also records "
+                  f"the means, then n_layers − l per ablation at layer l), each loop {passes['loop']:,} "
+                  f"({passes['ratio']:.2f}×); every contender runs the LM head {passes['lm_head_passes']} times. "
+                  f"lamina vs the faster peer ({t['fastest_peer']}): "
                   f"**{t['ratio_to_fastest_peer']:.2f}×** its time (paired {t['paired_ratio']:.2f}×, CPU "
                   f"{t['cpu_ratio_to_fastest_peer']:.2f}×), {t['ratio_to_naive']:.2f}× the naive loop's. Δ loss check "
                   f"(largest |Δ loss| {t['max_abs_delta']:.2f} nats): {'passed' if t['ok'] else 'FAILED'} "

@@ -91,6 +91,45 @@ def test_replayed_blocks_compute_nothing(tiny_gpt2):
     assert prefix.first_block(Editor(tiny_gpt2, [])) == n
 
 
+@pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_gemma3"])
+def test_reference_recorded_in_the_clean_passes(name, request):
+    """sweep(reference_sites=): the reference the edits draw on is record()'s bit for bit, the runs are
+    those of a sweep given that reference, and with one batch the sweep runs one clean pass."""
+    model = request.getfixturevalue(name)
+    stim = _stimuli()
+    sites, n = ["attn.out", "mlp.out"], model.n_layers
+    seen = []
+
+    def sets_of(reference):
+        seen.append(reference)
+        return [[edits.mean(site, layer, reference=reference)] for site in sites for layer in range(n)]
+
+    for batch_size in (2, 8):  # three batches (the last one's clean pass reused), then one
+        seen.clear()
+        out = sweep(model, stim, sets_of, batch_size=batch_size, progress=False, reference_sites=sites)
+        ref = lamina.record(model, stim, sites=sites, loss=False, batch_size=batch_size, progress=False)
+        for site in sites:
+            np.testing.assert_array_equal(seen[0][site], ref[site])
+        np.testing.assert_array_equal(seen[0].tokens["loss"].to_numpy(np.float32), out[0]["loss"])
+        expected = sweep(model, stim, sets_of(ref), batch_size=batch_size, progress=False)
+        for got, want in zip(out, expected):
+            for key in want:
+                np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    blocks = get_module(model.hf, model.adapter.layers)
+    calls = [0]
+    first = next(blocks[0].children())  # a replayed block's children do not run
+    handle = first.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:  # block 0 computes in the clean pass and in the edits of block 0 only
+        sweep(model, stim, sets_of, batch_size=8, progress=False, reference_sites=sites)
+    finally:
+        handle.remove()
+    assert calls[0] == 1 + len(sites)
+    with pytest.raises(LaminaError, match="give both or neither"):
+        sweep(model, stim, sets_of, progress=False)
+    with pytest.raises(LaminaError, match="give both or neither"):
+        sweep(model, stim, [], progress=False, reference_sites=sites)
+
+
 def test_another_batch_is_refused_and_forward_restored(tiny_gpt2):
     prefix = Prefix(tiny_gpt2)
     ids = torch.as_tensor(np.arange(100, 112)[None])

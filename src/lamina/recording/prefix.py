@@ -173,17 +173,28 @@ class Prefix:
         self.outputs, self.inputs, self.norm_start = None, None, 0
 
 
-def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | None = None) -> list[dict]:
+def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | None = None,
+          reference_sites=None, reference_layers=None) -> list[dict]:
     """The clean run and one edited run per entry of ``edit_sets`` (each a list of :mod:`lamina.edits`),
     token outputs only, every position: what ``lamina.record(model, stimuli, sites=["loss"],
     batch_size=batch_size, edits=edit_set)`` gives, computed batch by batch with the clean prefix reused.
 
+    ``reference_sites`` (and ``reference_layers``, as :func:`lamina.record`'s ``layers``): sites to
+    record in the clean passes, for edits that draw on the clean run (a mean or resample ablation's
+    reference). ``edit_sets`` is then a function of that clean :class:`Recording` (float32, every
+    position, with the loss) that returns the edit sets: the reference costs no pass of its own. The
+    clean passes of every batch run first; the last batch's blocks are still kept when its edited
+    passes start, the other batches' clean passes run again (their blocks are not all kept at once).
+
     Returns one dict of token columns per run, the clean run first: ``sequence``, ``position``, ``slot``,
     ``token_id``, ``next_id``, ``loss`` (NaN where ``next_id`` is -1), ``correct``, ``predicted_id``, in
     (sequence, position) order, as in a recording's token table. Memory beyond ``record``'s: one
-    batch's block outputs (n_layers × batch tokens × width).
+    batch's block outputs (n_layers × batch tokens × width), and the reference when one is recorded.
     """
-    from .engine import _Chunk, _run_batch, check_stimuli  # the engine's batch pass: record's outputs
+    from .engine import (_Chunk, _attention_bytes, _forward_bytes, _info, _n_keys, _plan, _run_batch, _shapes,
+                         check_stimuli)  # the engine's batch pass: record's outputs
+    from .memory import check_fits, site_bytes
+    from .recording import Recording, token_table
 
     if not hasattr(model, "adapter"):
         raise LaminaError("sweep() needs a lamina Model; get one with lamina.load(...) or lamina.wrap(hf, tok).")
@@ -191,31 +202,61 @@ def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | No
         raise LaminaError("sweep() needs a lamina Stimuli; build one with a lamina.stimuli builder.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise LaminaError(f"batch_size must be a positive integer, not {batch_size!r}.")
+    if (reference_sites is None) == callable(edit_sets):
+        raise LaminaError("sweep(): edit_sets is a function of the clean recording exactly when reference_sites "
+                          "names what to record for it; give both or neither.")
     check_stimuli(model, stimuli)
-    sets = [[s] if isinstance(s, Edit) else s for s in edit_sets]
+    plan = {} if reference_sites is None else _plan(model, reference_sites, reference_layers)
     lengths = stimuli.lengths
-    editors = [Editor(model, s, lengths) for s in sets]  # every edit checked before any pass
     kept = kept_positions("all", lengths)
     n_slots = np.array([len(k) for k in kept])
     seqs = np.arange(len(stimuli))
-    chunks = [_Chunk(model, {}, seqs, n_slots, int(n_slots.max()), np.float32) for _ in range(len(sets) + 1)]
     order = seqs[np.argsort(-lengths, kind="stable")]  # longest first, as record batches
     offset, texts, prefix = int(model.prepend_bos), {}, Prefix(model)
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    bar = progress_bar(total=len(batches) * (len(sets) + 1), desc="sweep", unit="pass", progress=progress)
+    if plan:  # the reference is held in memory, as record(out=None) holds it
+        check_fits(stored=site_bytes(plan, _shapes(model, plan, int(n_slots.max()), _n_keys(stimuli, model)),
+                                     len(stimuli), np.float32),
+                   working=_forward_bytes(model, lengths, offset, batch_size, True),
+                   attention=_attention_bytes(model, plan, lengths, offset, batch_size), dtype="float32")
 
-    def run(chunk, batch):
-        _run_batch(model, stimuli, {}, kept, chunk, batch, list(batch), offset, model.device, texts, True)
+    def chunk(plan_=None):
+        return _Chunk(model, plan_ or {}, seqs, n_slots, int(n_slots.max()), np.float32, _n_keys(stimuli, model))
+
+    def editors_of(sets):
+        sets = [[s] if isinstance(s, Edit) else s for s in sets]
+        return [Editor(model, s, lengths) for s in sets]  # every edit checked before any edited pass
+
+    clean = chunk(plan)
+    n_passes = len(batches) * 2 - 1 if plan else len(batches)
+    editors = None if plan else editors_of(edit_sets)
+    bar = progress_bar(total=n_passes + len(batches) * (len(editors) if editors is not None else 0),
+                       desc="sweep", unit="pass", progress=progress)
+
+    def run(into, batch, plan_=None):
+        _run_batch(model, stimuli, plan_ or {}, kept, into, batch, list(batch), offset, model.device, texts, True)
         bar.update(1)
 
     with torch.inference_mode():
-        for batch in batches:
-            with prefix.caching():
-                run(chunks[0], batch)
-            for editor, chunk in zip(editors, chunks[1:]):
+        if plan:  # the reference first: every batch's clean pass records it; the last one stays kept
+            for batch in batches:
+                with prefix.caching():
+                    run(clean, batch, plan)
+            reference = Recording(layers=plan, tokens=token_table(clean.token_columns(), texts), meta=stimuli.meta,
+                                  n_slots=n_slots, info=_info(model, stimuli, plan, "all", "float32", True),
+                                  arrays=clean.acts)
+            editors = editors_of(edit_sets(reference))
+            bar.total += len(batches) * len(editors)
+            batches = batches[::-1]
+        edited = [chunk() for _ in editors]
+        for j, batch in enumerate(batches):
+            if not (plan and j == 0):  # with a reference, the last batch's blocks are still kept
+                with prefix.caching():
+                    run(chunk() if plan else clean, batch)
+            for editor, into in zip(editors, edited):
                 with editor.applied(batch, offset), prefix.resumed(prefix.first_block(editor)):
-                    run(chunk, batch)
+                    run(into, batch)
                 editor.release()  # one editor's source values in memory at a time, not every editor's
             prefix.clear()
     bar.close()
-    return [c.token_columns() for c in chunks]
+    return [c.token_columns() for c in (clean, *edited)]

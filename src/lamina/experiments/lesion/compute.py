@@ -1,9 +1,9 @@
 """Issue 26: the laminar lesion profile (compute: no figures here).
 
-For a mean or resample ablation, one clean recording of the ablated sites of windows of a book (the
-reference, no LM head); then a sweep (``lamina.recording.prefix.sweep``): per batch of windows, one clean
-pass, then per site and layer one ablated pass that replays the clean blocks before the ablated one
-and computes the rest, token outputs only. Per window (the replicate): Δ mean loss and Δ accuracy,
+A sweep (``lamina.recording.prefix.sweep``) over windows of a book: per batch of windows, one clean
+pass (which also records the ablated sites: a mean or resample ablation's reference), then per site
+and layer one ablated pass that replays the clean blocks before the ablated one and computes the rest,
+token outputs only. Per window (the replicate): Δ mean loss and Δ accuracy,
 edited − clean, and Δ loss on the tokens the clean model predicts correctly and incorrectly.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from ... import data, stimuli
 from ...errors import LaminaError
-from ...recording import edits, record
+from ...recording import edits
 from ...recording.prefix import sweep
 from ..across import AcrossLayers, across_layers
 from ..base import Context, ModelFacts
@@ -48,12 +48,15 @@ def ablation_sweep(model, stim, ablation: str, sites, seed: int, batch_size: int
     (``layers``: None for every block), of the run with that site ablated at that layer: ``(clean,
     ablated)`` with ``ablated[s][i]`` for ``sites[s]`` at ``layers[i]``."""
     layers = list(range(model.n_layers)) if layers is None else list(layers)
-    reference = None
-    if ablation != "zero":  # what a mean or resample ablation draws from: the clean sites, no LM head
-        reference = record(model, stim, sites=list(sites), layers=layers, loss=False, batch_size=batch_size,
-                           progress=progress)
-    sets = [[ablation_edit(ablation, site, layer, reference, seed)] for site in sites for layer in layers]
-    clean, *edited = sweep(model, stim, sets, batch_size=batch_size, progress=progress)
+
+    def edit_sets(reference):
+        return [[ablation_edit(ablation, site, layer, reference, seed)] for site in sites for layer in layers]
+
+    if ablation == "zero":
+        clean, *edited = sweep(model, stim, edit_sets(None), batch_size=batch_size, progress=progress)
+    else:  # a mean or resample ablation draws from the clean sites, recorded in the sweep's clean passes
+        clean, *edited = sweep(model, stim, edit_sets, batch_size=batch_size, progress=progress,
+                               reference_sites=list(sites), reference_layers=layers)
     return clean, [edited[s * len(layers):(s + 1) * len(layers)] for s in range(len(sites))]
 
 
