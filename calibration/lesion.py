@@ -1,12 +1,12 @@
 """Calibration of lesion's claim "ablating this site changes the loss at layers …" (family-wise across layers):
-the windows' per-layer Δ loss, tested by ``lesion.compute.layer_tests`` (sign-flip max-|t| over layers, or Holm),
+the windows' per-layer Δ loss, tested by ``lesion.result.layer_tests`` (sign-flip max-|t| over layers, or Holm),
 the function the experiment itself calls."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lamina.experiments.lesion.compute import layer_tests
+from lamina.experiments.lesion.result import layer_tests
 
 from .cells import Cell
 
@@ -38,7 +38,7 @@ def claims(n, rng, *, correction="max", rho=0.8, heavy=False, drift=False, effec
 
 
 CLAIM = "ablation changes the loss at some layer (family-wise across layers, windows as the unit)"
-TEST = "experiments.lesion.compute.layer_tests"
+TEST = "experiments.lesion.result.layer_tests"
 CELLS = [
     Cell(CLAIM, f"{TEST} (sign-flip max-|t|)", "8 windows, 30 layers correlated (AR(1) ρ 0.8)", "level",
          lambda n, rng: claims(n, rng), n=1000, fast_n=100),

@@ -8,6 +8,7 @@ from lamina import edits, stimuli
 from lamina.errors import LaminaError
 from lamina.experiments import get
 from lamina.experiments.lesion import compute as lesion
+from lamina.experiments.lesion.result import layer_tests
 
 SETTINGS = {"window": 16, "replicates": 3}
 
@@ -57,7 +58,7 @@ def test_split_and_tests_on_known_values():
     rng = np.random.default_rng(0)
     shifted = rng.normal(size=(8, 4)) * 0.01 + np.array([0.0, 0.0, 1.0, 0.0])
     for correction in ("max", "holm"):
-        a = lesion.layer_tests(shifted, correction, 0.05, rng)
+        a = layer_tests(shifted, correction, 0.05, rng)
         assert a.significant.tolist() == [False, False, True, False]
         assert a.ci_low[2] < 1 < a.ci_high[2] and np.all(a.p_corrected >= a.p - 1e-12)
 

@@ -155,6 +155,12 @@ def rule_of(field: dataclasses.Field) -> Rule | None:
 
 
 # ---- settings several experiments share: one declaration, the same rule everywhere -------------------
+def book(default: str | None = "alice", *, why: str = ""):
+    """The book the windows or passages come from. Not checked here but when the run reads it
+    (lamina.data.book's message), so a finished run directory loads on a machine without the file."""
+    return setting(default, means="a name in lamina.data.BOOKS, a Gutenberg id or a text file path", why=why)
+
+
 def replicates(default, *, minimum: int = 1, unit: str = "windows"):
     """Replicates: disjoint parts of the data (``unit``), the unit of the tests across them."""
     why = f"the {unit} are the unit of the t intervals" if minimum >= 2 else unit

@@ -19,7 +19,7 @@ DEFAULT_PASSAGES = 8  # replicates for a book (cheap: 8 passages of ~100 tokens 
 class AutoregressionConfig:
     text: str | None = None  # a passage given directly (overrides book/text_file)
     text_file: str | None = None  # a UTF-8 text file holding the passage
-    book: str = "gatsby"  # else: consecutive passages starting at `start` in this book
+    book: str = shared.book("gatsby")  # else: consecutive passages starting at `start` in it
     start: str = GATSBY_OPENING
     min_tokens: int = setting(90, ge=8)  # cut each book passage at the first sentence end after this many tokens
     # seed 002 regresses y[t] for t = 3..T-1; the lags need as many tokens before the first target

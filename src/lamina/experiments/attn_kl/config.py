@@ -14,7 +14,7 @@ from .result import CORRECTION_NAMES, DEFAULT_SKIP_FIRST, SHUFFLES
 
 @dataclass
 class AttnKLConfig:
-    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
+    book: str = shared.book()
     # Tokens per window; None: min(context - BOS, 1024, max(64, 2048 // replicates)), i.e. the seed's
     # whole context (capped at 1024) with one window, 8 windows of 256 tokens by default.
     window: int | None = shared.window(None, minimum=4, why="two groups of at least 2 tokens")

@@ -21,7 +21,7 @@ class CategoriesConfig:
     contexts: bool = True  # run part B (one word, many contexts)
     # first word vs the others (seed's order); a word's contexts are compared with another word's
     context_words: tuple[str, ...] = setting(("years", "garage", "lawn"), min_items=2, unique=True)
-    book: str = "gatsby"  # a book name, Gutenberg id or text file for part B
+    book: str = shared.book("gatsby")  # for part B
     context_length: int = setting(50, ge=0)  # tokens of context before each occurrence (seed: contextwin = 50)
     # more occurrences than this: a random subset (bounds the n x n matrices)
     max_contexts_per_word: int = setting(200, ge=2, why="within-word pairs need two contexts")

@@ -19,7 +19,7 @@ def _check_labels_run(path: str) -> None:
 
 @dataclass
 class HeadsConfig:
-    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
+    book: str = shared.book()
     window: int = shared.window(128, minimum=4)  # tokens per window (the BOS, where fed, comes on top)
     # Disjoint windows of the book (stimuli.windows): the replicates, the unit of every interval and test.
     replicates: int = shared.replicates(8, minimum=2)

@@ -14,7 +14,7 @@ LENSES = ("logit", "tuned")
 
 @dataclass
 class LensConfig:
-    book: str = "alice"  # a name in lamina.data.BOOKS, a Gutenberg id or a text file path
+    book: str = shared.book()
     window: int = shared.window(128)  # tokens per window
     # Disjoint windows of the book (stimuli.windows): the replicates, the unit of every interval.
     replicates: int = shared.replicates(8, minimum=2)

@@ -15,13 +15,11 @@ from ... import data, stimuli
 from ...errors import LaminaError
 from ...recording import edits
 from ...recording.prefix import sweep
-from ..across import AcrossLayers, across_layers
 from ..base import Context, ModelFacts
 from .config import LesionConfig
 from . import labels
-from .result import N_FLIPS, LesionResult, SiteLesion, Tokens, Windows
+from .result import LEVEL, LesionResult, SiteLesion, Tokens, Windows
 
-LEVEL = 95.0  # every interval
 BATCH_TOKENS = 1024  # windows per forward pass: about this many tokens
 
 
@@ -69,11 +67,6 @@ def window_means(values, window_of, n_windows: int, mask=None) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def layer_tests(values, correction: str, alpha: float, rng) -> AcrossLayers:
-    """Windows × layers ``values``: mean, t interval, one-sample t test against 0, corrected across layers."""
-    return across_layers(values, alpha=alpha, correction=correction, level=LEVEL, n_flips=N_FLIPS, rng=rng)
-
-
 def compute(model, config: LesionConfig, ctx: Context) -> LesionResult:
     length = window_length(model, config)
     with ctx.stage("data"):
@@ -115,29 +108,18 @@ def compute(model, config: LesionConfig, ctx: Context) -> LesionResult:
         if n_split < 2:
             notes.append("fewer than 2 windows have both correct and incorrect clean predictions, so the "
                          "correct/incorrect split is not tested")
-        sites = []
-        for s, site in enumerate(config.sites):
-            dl = layer_tests(d_loss[s].T, config.correction, config.alpha, ctx.rng)
-            da = layer_tests(d_acc[s].T, config.correction, config.alpha, ctx.rng)
-            split = (layer_tests((d_cor[s] - d_inc[s])[:, split_ok].T, config.correction, config.alpha, ctx.rng)
-                     if n_split >= 2 else None)
-            with np.errstate(invalid="ignore"):
-                mean_cor = d_cor[s][:, split_ok].mean(axis=1) if n_split else np.full(model.n_layers, np.nan)
-                mean_inc = d_inc[s][:, split_ok].mean(axis=1) if n_split else np.full(model.n_layers, np.nan)
-            sites.append(SiteLesion(site=site, delta_loss=dl, delta_accuracy=da, worst_layer=int(np.argmax(dl.mean)),
-                                    delta_loss_correct=mean_cor, delta_loss_incorrect=mean_inc, split=split,
-                                    n_split_windows=n_split))
-    starts = stim.meta["start"].to_numpy()
+        windows = Windows(start=stim.meta["start"].to_numpy().astype(np.int64),
+                          clean_loss=window_means(loss0, window_of, r),
+                          clean_accuracy=window_means(correct0.astype(float), window_of, r),
+                          n_tokens=np.bincount(window_of, minlength=r).astype(np.int64),
+                          n_correct=np.bincount(window_of[correct0], minlength=r).astype(np.int64),
+                          delta_loss=d_loss, delta_accuracy=d_acc, delta_loss_correct=d_cor, delta_loss_incorrect=d_inc)
+        sites = tuple(SiteLesion.of(site, windows, s, split_ok, config.correction, config.alpha, ctx.rng)
+                      for s, site in enumerate(config.sites))
     return LesionResult(
         n_tokens=int(known.sum()), window=length, n_replicates=r, ablation=config.ablation,
         correction=config.correction, alpha=config.alpha, level=LEVEL, clean_loss=float(loss0.mean()),
-        clean_accuracy=float(correct0.mean()), n_correct=int(correct0.sum()), sites=tuple(sites),
-        model=ModelFacts.of(model), data_notes=tuple(notes), labels_from=config.labels_from,
-        windows=Windows(start=starts.astype(np.int64), clean_loss=window_means(loss0, window_of, r),
-                        clean_accuracy=window_means(correct0.astype(float), window_of, r),
-                        n_tokens=np.bincount(window_of, minlength=r).astype(np.int64),
-                        n_correct=np.bincount(window_of[correct0], minlength=r).astype(np.int64),
-                        delta_loss=d_loss, delta_accuracy=d_acc, delta_loss_correct=d_cor,
-                        delta_loss_incorrect=d_inc),
+        clean_accuracy=float(correct0.mean()), n_correct=int(correct0.sum()), sites=sites,
+        model=ModelFacts.of(model), data_notes=tuple(notes), labels_from=config.labels_from, windows=windows,
         tokens=Tokens(window=window_of.astype(np.int64), position=position.astype(np.int64),
                       next_id=next_id.astype(np.int64), loss=loss0, correct=correct0, split_correct=split0))

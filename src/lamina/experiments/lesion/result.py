@@ -7,13 +7,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..across import AcrossLayers
+from ..across import AcrossLayers, across_layers
 from ..base import ModelFacts, profile_table
 from ..typed import FloatArray, Typed, array_field, detail_field, dims
 
 # The correction's vocabulary and its sign flips, here (not in compute.py) so that the report imports no torch.
 CORRECTIONS = {"max": "max-|t| over sign flips of whole windows (family-wise)", "holm": "Holm (family-wise)"}
 N_FLIPS = 10_000
+LEVEL = 95.0  # every interval
+
+
+def layer_tests(values, correction: str, alpha: float, rng) -> AcrossLayers:
+    """Windows × layers ``values``: mean, t interval, one-sample t test against 0, corrected across layers."""
+    return across_layers(values, alpha=alpha, correction=correction, level=LEVEL, n_flips=N_FLIPS, rng=rng)
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +36,22 @@ class SiteLesion(Typed):
     delta_loss_incorrect: FloatArray  # ... on its incorrect tokens
     split: AcrossLayers | None  # Δ loss correct − incorrect per window; None with fewer than 2 split windows
     n_split_windows: int  # windows with at least one correct and one incorrect clean prediction
+
+    @classmethod
+    def of(cls, site: str, windows: "Windows", s: int, split_ok: np.ndarray, correction: str, alpha: float,
+           rng) -> SiteLesion:
+        """The tests of site ``s`` of ``windows`` (its Δ values, layers × windows) across windows;
+        ``split_ok`` ``(R,)``: the windows holding both correct and incorrect clean predictions."""
+        d_cor, d_inc = windows.delta_loss_correct[s], windows.delta_loss_incorrect[s]
+        n_split, n_layers = int(split_ok.sum()), windows.delta_loss.shape[1]
+        dl = layer_tests(windows.delta_loss[s].T, correction, alpha, rng)
+        da = layer_tests(windows.delta_accuracy[s].T, correction, alpha, rng)
+        split = layer_tests((d_cor - d_inc)[:, split_ok].T, correction, alpha, rng) if n_split >= 2 else None
+        with np.errstate(invalid="ignore"):
+            mean_cor = d_cor[:, split_ok].mean(axis=1) if n_split else np.full(n_layers, np.nan)
+            mean_inc = d_inc[:, split_ok].mean(axis=1) if n_split else np.full(n_layers, np.nan)
+        return cls(site=site, delta_loss=dl, delta_accuracy=da, worst_layer=int(np.argmax(dl.mean)),
+                   delta_loss_correct=mean_cor, delta_loss_incorrect=mean_inc, split=split, n_split_windows=n_split)
 
 
 @dataclass(frozen=True, eq=False)

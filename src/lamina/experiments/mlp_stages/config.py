@@ -13,7 +13,7 @@ from .result import CI_LEVEL
 
 @dataclass
 class MlpStagesConfig:
-    book: str | None = "alice"  # lamina.data.book name, Gutenberg id or path; text_file / wikipedia replace it
+    book: str | None = shared.book()  # text_file / wikipedia replace it
     text_file: str | None = None  # a UTF-8 text file
     wikipedia: str | None = None  # an English Wikipedia title (seed: Coffee_production_in_Vietnam)
     word: str = " Alice"  # target; must be one token (seed: ' coffee')

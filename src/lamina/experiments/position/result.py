@@ -10,7 +10,7 @@ import pandas as pd
 from ...stats import confusion_table
 from ..across import AcrossLayers
 from ..base import ModelFacts, profile_table
-from ..typed import FloatArray, IntArray, Typed, array_field, detail_field
+from ..typed import FloatArray, IntArray, Typed, array_field, detail_field, dims
 
 LEVEL = 95.0  # every interval
 
@@ -142,14 +142,15 @@ class AcrossSubsets(Typed):
 class Tokens(Typed):
     """The recorded tokens of both splits of every replicate (k = seqlen - 1 positions with a loss)."""
 
-    train_losses: np.ndarray  # (n_train, k) float32, -log p(next token), nats
-    test_losses: np.ndarray  # (n_test, k) float32
-    train_tokens: np.ndarray  # (n_train, k) str, the token at each position
-    test_tokens: np.ndarray  # (n_test, k) str
-    train_text_index: np.ndarray  # (n_train,) int64, HellaSwag row of each context
-    test_text_index: np.ndarray  # (n_test,) int64
-    train_replicate: np.ndarray  # (n_train,) int64
-    test_replicate: np.ndarray  # (n_test,) int64
+    # The two splits are different contexts: their axes are named apart (Run.to_xarray).
+    train_losses: np.ndarray = dims("train_context", "position")  # float32, -log p(next token), nats
+    test_losses: np.ndarray = dims("test_context", "position")  # float32
+    train_tokens: np.ndarray = dims("train_context", "position")  # str, the token at each position
+    test_tokens: np.ndarray = dims("test_context", "position")  # str
+    train_text_index: np.ndarray = dims("train_context")  # int64, HellaSwag row of each context
+    test_text_index: np.ndarray = dims("test_context")  # int64
+    train_replicate: np.ndarray = dims("train_context")  # int64
+    test_replicate: np.ndarray = dims("test_context")  # int64
 
     @classmethod
     def of(cls, blocks: dict) -> Tokens:
