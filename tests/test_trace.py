@@ -145,3 +145,12 @@ def test_prompt_effects_and_summary_over_prompts():
     assert np.isnan(interval([0.5])[1])  # one prompt: no interval
     m, lo, hi = interval(np.exp(rng.normal(size=12)), skewed=True)
     assert hi - m > m - lo
+
+
+def test_windowed_sites_get_the_note_on_their_known_excess(tiny_gpt2):
+    settings = {"answer": "argmax", "n_prompts": 1, "samples": 1, "sites": "mlp.out", "window": 2}
+    run = lamina.run("trace", model=tiny_gpt2, seed=0, progress=False, settings=settings)
+    notes = get("trace").report(run.result, run.config).notes
+    assert any(note.startswith("Windowed restoration (mlp.out, window 2)") for note in notes)
+    run = lamina.run("trace", model=tiny_gpt2, seed=0, progress=False, settings={**settings, "window": 1})
+    assert not any(note.startswith("Windowed") for note in get("trace").report(run.result, run.config).notes)
