@@ -3,6 +3,12 @@
     python bench/bench_partial.py --mode check  --model smollm2   # the peers keep the bytes lamina keeps?
     python bench/bench_partial.py --mode time   --model smollm2   # every case and baseline, interleaved
     python bench/bench_partial.py --mode memory --model smollm2 --case hidden6-last --lib nnsight
+    python bench/bench_partial.py --mode parts  --model smollm2   # where lamina's all-site cost goes
+
+``--mode parts`` (issue 26) times the two all-site cases through lamina as it is, with the check
+that no stored value is NaN or inf switched off, and with its hooks doing nothing (no copy, no
+check), interleaved with nnsight and the baselines: the copy's and the check's share of the gap
+to nnsight. It prints a markdown table before its JSON line.
 
 Four cases, on one batch of 8 × 128 tokens (BOS in front for SmolLM2), the same ids for everyone:
 
@@ -161,9 +167,49 @@ def check(model) -> dict:
     return worst
 
 
+def parts(model, inputs, repeats: int) -> dict:
+    """Item 7's all-site cases through lamina with its per-hook work taken apart (see the docstring)."""
+    from lamina.recording import capture
+
+    check, call = capture.Capture._check, capture.Capture.__call__
+
+    def without(name, replacement, fn):
+        def run(inputs_):
+            setattr(capture.Capture, name, replacement)
+            try:
+                return fn(inputs_)
+            finally:
+                capture.Capture._check, capture.Capture.__call__ = check, call
+        return run
+
+    fns = {lib: make(lib, None, model, inputs, own_copy=False) for lib in ("bare", "bare+loss")}
+    for case in ("all-sites", "all-sites-loss"):
+        lam = make("lamina", case, model, inputs, own_copy=False)
+        fns[f"lamina:{case}"] = lam
+        fns[f"no check:{case}"] = without("_check", lambda *a, **k: None, lam)
+        fns[f"hooks only:{case}"] = without("__call__", lambda *a, **k: None, lam)
+        fns[f"nnsight:{case}"] = make("nnsight", case, model, inputs, own_copy=True)
+    for fn in fns.values():  # the warm-up round
+        fn(inputs)
+    wall, cpu = common.interleaved({name: (lambda f=f: f(inputs)) for name, f in fns.items()}, repeats, warmup=0)
+    med = {name: common.median(v) for name, v in wall.items()}
+    base = {name: "bare+loss" if name.endswith("loss") else "bare" for name in med}
+    out = {"repeats": repeats, "seconds": wall, "cpu_seconds": cpu, "median_s": med,
+           "ratio": {n: med[n] / med[base[n]] for n in med},
+           "paired": {n: common.paired_ratio(wall[n], wall[base[n]]) for n in med},
+           "cpu_ratio": {n: common.median(cpu[n]) / common.median(cpu[base[n]]) for n in med}}
+    rows = ["| contender | all sites, no loss (/ bare) | all sites with loss (/ bare + loss) |", "|---|---|---|"]
+    for who in ("lamina", "no check", "hooks only", "nnsight"):
+        cells = [f"{out['ratio'][f'{who}:{c}']:.3f} (paired {out['paired'][f'{who}:{c}']:.3f}, CPU "
+                 f"{out['cpu_ratio'][f'{who}:{c}']:.3f})" for c in ("all-sites", "all-sites-loss")]
+        rows.append(f"| {who} | {cells[0]} | {cells[1]} |")
+    print("\n".join(rows))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", choices=["check", "time", "memory"], required=True)
+    p.add_argument("--mode", choices=["check", "time", "memory", "parts"], required=True)
     p.add_argument("--model", default="smollm2", choices=["smollm2", *common.GPT2_SHAPES])
     p.add_argument("--case", default=None, choices=list(CASES), help="memory mode: the case")
     p.add_argument("--lib", default=None, choices=[*BASELINES, *LIBS], help="memory mode: the contender")
@@ -182,6 +228,8 @@ def main() -> None:
         worst = check(model)
         info.update(shape=[2, 32], tokens=64, worst=worst, tolerance=args.tolerance,
                     ok=all(w <= args.tolerance for w in worst.values()))
+    elif args.mode == "parts":
+        info.update(parts(model, inputs, args.repeats))
     elif args.mode == "memory":
         # One contender, one case, in this fresh process: peak RSS over set-up and one pass whose
         # result is kept (run.py subtracts the bare forward pass's).
