@@ -246,7 +246,9 @@ def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | No
                                   n_slots=n_slots, info=_info(model, stimuli, plan, "all", "float32", True),
                                   arrays=clean.acts)
             editors = editors_of(edit_sets(reference))
-            bar.total += len(batches) * len(editors)
+            done = bar.n  # reset, not total +=: a notebook bar's widget takes its length from reset
+            bar.reset(total=bar.total + len(batches) * len(editors))
+            bar.update(done)
             batches = batches[::-1]
         edited = [chunk() for _ in editors]
         for j, batch in enumerate(batches):
