@@ -31,6 +31,12 @@ def one_line(message) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def check_level(level) -> None:
+    """A confidence level in percent, strictly between 0 and 100 (every interval of lamina.stats checks it so)."""
+    if not 0 < level < 100:
+        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
+
+
 def check_output_dir(path, what: str = "out"):
     """``path`` as a :class:`~pathlib.Path` where a directory can be written, or a LaminaError naming ``what``.
 

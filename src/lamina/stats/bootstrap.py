@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import LaminaError
+from ..errors import LaminaError, check_level
 
 
 def resample_counts(rng: np.random.Generator, n_items: int, n_boot: int) -> np.ndarray:
@@ -92,8 +92,7 @@ def rsa_bootstrap(matrices, pairs, counts, *, dtype=np.float32, max_bytes: int =
 
 def percentile_ci(values, level: float = 95.0, axis: int = 0) -> np.ndarray:
     """Percentile bootstrap interval: shape ``(2, ...)`` = (low, high) along ``axis``, NaNs ignored."""
-    if not 0 < level < 100:
-        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
+    check_level(level)
     tail = (100 - level) / 2
     values = np.asarray(values, dtype=np.float64)
     with warnings.catch_warnings():

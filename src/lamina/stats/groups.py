@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import LaminaError
+from ..errors import LaminaError, check_level
 from .permutation import permuted_labels
 
 
@@ -130,8 +130,7 @@ def shift_interval(observed, null, centre, level: float = 95.0) -> tuple[np.ndar
     Returns:
         ``(low, high)``, each of shape ``(n_tests,)``, around ``observed − centre``.
     """
-    if not 0 < level < 100:
-        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
+    check_level(level)
     observed, null, centre = (np.asarray(a, dtype=float) for a in (observed, null, centre))
     tail = (100 - level) / 2
     q_low, q_high = np.percentile(null - centre, [tail, 100 - tail], axis=0)

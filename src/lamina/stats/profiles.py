@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import norm
 
-from ..errors import LaminaError
+from ..errors import LaminaError, check_level
 
 
 def _arrays(*arrays) -> list[np.ndarray]:
@@ -141,8 +141,7 @@ def interval_se(low, high, level: float = 95.0) -> np.ndarray:
     For a Student t interval from few replicates this overstates the standard error (its critical
     value is larger than z), and an asymmetric (percentile bootstrap) interval is treated as symmetric.
     """
-    if not 0 < level < 100:
-        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
+    check_level(level)
     low, high = _arrays(low, high)
     return (high - low) / (2 * norm.ppf(0.5 + level / 200))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import LaminaError
+from ..errors import LaminaError, check_level
 
 
 def ols(y, X, names=None, *, groups=None, level: float = 95.0) -> dict:
@@ -37,8 +37,7 @@ def ols(y, X, names=None, *, groups=None, level: float = 95.0) -> dict:
         raise LaminaError(f"ols: {len(y)} observations are too few for {X.shape[1]} predictors and a constant.")
     if not (np.isfinite(y).all() and np.isfinite(X).all()):
         raise LaminaError("ols: the data contain NaN or inf.")
-    if not 0 < level < 100:
-        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
+    check_level(level)
     names = list(names or [f"x{i + 1}" for i in range(X.shape[1])])
     model = sm.OLS(y, sm.add_constant(X, has_constant="add"))
     n_groups = None

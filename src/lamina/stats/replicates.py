@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from ..errors import LaminaError
+from ..errors import LaminaError, check_level
 from .multiple import benjamini_hochberg, holm
 
 ALTERNATIVES = ("two-sided", "greater", "less")
@@ -70,8 +70,7 @@ def t_interval(values, level: float = 95.0) -> tuple[np.ndarray, np.ndarray, np.
         ``(mean, low, high)``, each of shape ``(n_tests,)``.
     """
     values = _check(values)
-    if not 0 < level < 100:
-        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
+    check_level(level)
     n = len(values)
     mean = values.mean(axis=0)
     half = sps.t.ppf(0.5 + level / 200, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
@@ -99,8 +98,7 @@ def skew_t_interval(values, level: float = 95.0) -> tuple[np.ndarray, np.ndarray
         ``(mean, low, high)``, each of shape ``(n_tests,)``; a test whose values are all equal: its mean three times.
     """
     values = _check(values)
-    if not 0 < level < 100:
-        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
+    check_level(level)
     n = len(values)
     mean = values.mean(axis=0)
     sd = values.std(axis=0, ddof=1)
@@ -172,8 +170,7 @@ def simultaneous_t_band(values, level: float = 95.0, *, n_flips: int = 10_000,
         ``(mean, low, high, c)``: arrays of shape ``(n_tests,)`` and the critical value.
     """
     values = _check(values)
-    if not 0 < level < 100:
-        raise LaminaError(f"a confidence level is a percentage between 0 and 100, not {level}.")
+    check_level(level)
     r = len(values)
     mean = values.mean(axis=0)
     deviations = values - mean
