@@ -7,6 +7,7 @@ import inspect
 import json
 import shutil
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,12 @@ from ..models.fingerprint import weights_sha256
 from ..models.sites import SITES, TOKEN_SITES, check_layers, split_sites
 from ..models.tap import site_hook, tap
 from ..stimuli.base import filled
-from . import store
-from .capture import TORCH_DTYPES, Capture, forward
+from . import pool, store
+from .capture import Capture, forward
 from .edits import Editor
 from .memory import check_fits, site_bytes
 from .positions import BOS_POSITION, describe, kept_positions
-from .recording import Recording, token_table
+from .recording import Recording, TokenColumns
 
 #: Storage dtypes. bfloat16 (float32's range in half the bytes) is held as its raw bits in uint16
 #: buffers (NumPy has no bfloat16) and read back as float32.
@@ -59,17 +60,16 @@ class _Chunk:
 
     def __init__(self, model, plan, seqs: np.ndarray, n_slots: np.ndarray, n_slots_max: int, dtype,
                  n_keys: int | None = None):  # n_keys: the key axis of attn.pattern (see _n_keys)
-        self.seqs = seqs
+        self.seqs, self.plan, self.n_slots = seqs, plan, n_slots
         # Every recorded slot is written by a hook, so only the padded slots need their NaN (np.full
-        # wrote the whole buffer twice). The memory comes from torch's allocator, in ordinary pages:
-        # NumPy advises transparent huge pages for large arrays, and first touching those cost up to
-        # 3x more than the copy itself on the benchmark VM (docs/benchmarks.md).
+        # wrote the whole buffer twice). The memory comes from the pool (recording/pool.py): a recycled
+        # buffer, or torch's allocator in ordinary pages (NumPy advises transparent huge pages for large
+        # arrays, and first touching those cost up to 3x more than the copy itself on the benchmark VM).
         dtype = np.dtype(dtype)
-        torch_dtype = torch.int16 if dtype == np.uint16 else TORCH_DTYPES[dtype.name]
         try:
             shapes = _shapes(model, plan, n_slots_max, n_keys)
-            self.acts = {site: torch.empty((len(layers), len(seqs), *shapes[site]), dtype=torch_dtype).numpy().view(dtype)
-                         for site, layers in plan.items()}
+            self.acts = pool.arrays({site: (len(layers), len(seqs), *shapes[site]) for site, layers in plan.items()},
+                                    dtype)
         except (RuntimeError, MemoryError) as err:  # the plan fitted, yet the allocator said no
             raise LaminaError(f"could not allocate the recording's buffers ({one_line(err)}); record with "
                               "out=DIR, fewer layers, positions or sites, or a 16-bit dtype.") from None
@@ -79,11 +79,29 @@ class _Chunk:
                 array[(slice(None), i, *before, slice(n_slots[i], None))] = _NAN_BITS.get(dtype, np.nan)
         self.tokens: dict[str, list[np.ndarray]] = {}
 
+    def recording(self, stimuli, texts: dict[int, str], info: dict) -> Recording:
+        """The in-memory Recording of this chunk's buffers (the chunk must hold every sequence of ``stimuli``);
+        its token table is built when first read."""
+        return Recording(layers=self.plan, tokens=TokenColumns(self.token_columns(), texts), meta=stimuli.meta,
+                         n_slots=self.n_slots, info=info, arrays=self.acts)
+
     def token_columns(self) -> dict[str, np.ndarray]:
         """Token columns in (sequence, slot) order: batches run longest-first, rows must not."""
         cols = {k: np.concatenate(v) for k, v in self.tokens.items()}
         order = np.lexsort((cols["slot"], cols["sequence"]))
         return {k: v[order] for k, v in cols.items()}
+
+
+def in_memory(model, stimuli, plan, n_slots: np.ndarray, dtype: str, batch_size: int, loss: bool) -> _Chunk:
+    """The buffers of a recording of every sequence of ``stimuli`` held in memory, once its plan is known to fit
+    (:func:`lamina.recording.memory.check_fits`: else a LaminaError with the numbers and the ways out).
+    ``dtype``: a storage dtype's name (:data:`STORE_DTYPES`)."""
+    n_keys, offset = _n_keys(stimuli, model), int(model.prepend_bos)
+    np_dtype = STORE_DTYPES[dtype]
+    check_fits(stored=site_bytes(plan, _shapes(model, plan, int(n_slots.max()), n_keys), len(stimuli), np_dtype),
+               working=_forward_bytes(model, stimuli.lengths, offset, batch_size, loss),
+               attention=_attention_bytes(model, plan, stimuli.lengths, offset, batch_size), dtype=dtype)
+    return _Chunk(model, plan, np.arange(len(stimuli)), n_slots, int(n_slots.max()), np_dtype, n_keys)
 
 
 def _fingerprint(model, stimuli, plan, positions, dtype, shard_size, loss: bool, edits=None,
@@ -200,20 +218,12 @@ def record(model, stimuli, sites=("hidden",), *, layers=None, positions="all", d
                               "(prepend_bos is False), so there is no BOS position to keep.")
         kept = [np.concatenate([[BOS_POSITION], k]) for k in kept]  # stimulus position -1: the model's 0
     n_slots = np.array([len(k) for k in kept])
-    np_dtype = STORE_DTYPES[dtype]
-    n = len(stimuli)
 
-    working = _forward_bytes(model, lengths, offset, batch_size, loss)
     if out is None:
-        check_fits(stored=site_bytes(plan, _shapes(model, plan, int(n_slots.max()), _n_keys(stimuli, model)), n,
-                                     np_dtype),
-                   working=working, attention=_attention_bytes(model, plan, lengths, offset, batch_size), dtype=dtype)
-        chunk = _Chunk(model, plan, np.arange(n), n_slots, int(n_slots.max()), np_dtype, _n_keys(stimuli, model))
+        chunk = in_memory(model, stimuli, plan, n_slots, dtype, batch_size, loss)
         texts: dict[int, str] = {}
-        _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, loss, total=n, editor=editor)
-        info = _info(model, stimuli, plan, positions, dtype, loss, editor, keep_bos)
-        return Recording(layers=plan, tokens=token_table(chunk.token_columns(), texts), meta=stimuli.meta,
-                         n_slots=n_slots, info=info, arrays=chunk.acts)
+        _run(model, stimuli, plan, kept, chunk, batch_size, progress, texts, loss, total=len(stimuli), editor=editor)
+        return chunk.recording(stimuli, texts, _info(model, stimuli, plan, positions, dtype, loss, editor, keep_bos))
 
     return _record_to_disk(model, stimuli, plan, kept, n_slots, positions, dtype, batch_size, out,
                            overwrite, shard_size, progress, loss, backend, workers, ray_address, edits, editor,
@@ -380,10 +390,24 @@ def _manifest_site(site: str, layers: list[int], shape: tuple[int, ...]) -> dict
     return entry
 
 
+#: Each tokenizer's decoded tokens, id -> text, kept across recordings (decoding a batch's 1,000 ids one
+#: by one cost 7 ms, 3% of an 8 x 128-token pass through six of SmolLM2's blocks).
+_DECODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _vocab_texts(model, ids: np.ndarray, texts: dict[int, str]) -> None:
-    for i in np.unique(ids):
-        if int(i) >= 0 and int(i) not in texts:
-            texts[int(i)] = model.tokenizer.decode([int(i)])
+    tokenizer = model.tokenizer
+    try:
+        decoded = _DECODED.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that takes no weak reference: decoded afresh for each recording
+        decoded = {}
+    new = [i for i in np.unique(ids).tolist() if i >= 0 and i not in texts]
+    missing = [i for i in new if i not in decoded]
+    if missing:
+        batch = getattr(tokenizer, "batch_decode", None)
+        decoded.update(zip(missing, batch([[i] for i in missing]) if batch is not None
+                           else [tokenizer.decode([i]) for i in missing]))
+    texts.update((i, decoded[i]) for i in new)
 
 
 def _run(model, stimuli, plan, kept, chunk: _Chunk, batch_size, progress, texts, loss, total=None, bar=None,

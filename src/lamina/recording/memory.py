@@ -4,6 +4,8 @@ fit is refused with the numbers and the ways out, instead of meeting the OOM kil
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,15 @@ HEADROOM = 0.9
 
 
 def available_bytes() -> int:
-    """Memory this process can still take: the system's available memory, or less where a cgroup
+    """Memory a recording can still take: :func:`free_bytes` plus the recording buffers kept for reuse
+    (recording/pool.py), which a recording that cannot use them gives back first."""
+    # No pool imported yet, nothing kept: this module stays importable without torch.
+    pool = sys.modules.get(__package__ + ".pool")
+    return free_bytes() + (pool.POOL.idle_bytes if pool is not None else 0)
+
+
+def free_bytes() -> int:
+    """Memory the system can still give this process: its available memory, or less where a cgroup
     (a container or ``systemd-run -p MemoryMax``) limits it."""
     import psutil
 
@@ -32,21 +42,29 @@ def available_bytes() -> int:
 
 def _cgroup_value(name: str) -> int | None:
     """A number from this process's cgroup directory (None where there is none, or 'max')."""
+    for directory in _cgroup_dirs():
+        try:
+            text = (directory / name).read_text().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() else None
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _cgroup_dirs() -> tuple[Path, ...]:
+    """Where this process's memory cgroup may be, in the order to try (read once: every recording plans)."""
     try:
-        line = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
-        return None
-    for entry in line:
+        return ()
+    dirs = []
+    for entry in lines:
         parts = entry.split(":", 2)
         if len(parts) != 3 or (parts[1] and "memory" not in parts[1].split(",")):
             continue
-        for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/memory"):
-            try:
-                text = (Path(root + parts[2]) / name).read_text().strip()
-            except OSError:
-                continue
-            return int(text) if text.isdigit() else None
-    return None
+        dirs += [Path(root + parts[2]) for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/memory")]
+    return tuple(dirs)
 
 
 def site_bytes(plan: dict[str, list[int]], shapes: dict[str, tuple[int, ...]], n_sequences: int,

@@ -191,10 +191,7 @@ def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | No
     (sequence, position) order, as in a recording's token table. Memory beyond ``record``'s: one
     batch's block outputs (n_layers × batch tokens × width), and the reference when one is recorded.
     """
-    from .engine import (_Chunk, _attention_bytes, _forward_bytes, _info, _n_keys, _plan, _run_batch, _shapes,
-                         check_stimuli)  # the engine's batch pass: record's outputs
-    from .memory import check_fits, site_bytes
-    from .recording import Recording, token_table
+    from .engine import _Chunk, _info, _n_keys, _plan, _run_batch, check_stimuli, in_memory  # record's batch pass
 
     if not hasattr(model, "adapter"):
         raise LaminaError("sweep() needs a lamina Model; get one with lamina.load(...) or lamina.wrap(hf, tok).")
@@ -214,20 +211,15 @@ def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | No
     order = seqs[np.argsort(-lengths, kind="stable")]  # longest first, as record batches
     offset, texts, prefix = int(model.prepend_bos), {}, Prefix(model)
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    if plan:  # the reference is held in memory, as record(out=None) holds it
-        check_fits(stored=site_bytes(plan, _shapes(model, plan, int(n_slots.max()), _n_keys(stimuli, model)),
-                                     len(stimuli), np.float32),
-                   working=_forward_bytes(model, lengths, offset, batch_size, True),
-                   attention=_attention_bytes(model, plan, lengths, offset, batch_size), dtype="float32")
 
-    def chunk(plan_=None):
-        return _Chunk(model, plan_ or {}, seqs, n_slots, int(n_slots.max()), np.float32, _n_keys(stimuli, model))
+    def chunk():  # a run's token columns (it keeps no site)
+        return _Chunk(model, {}, seqs, n_slots, int(n_slots.max()), np.float32, _n_keys(stimuli, model))
 
     def editors_of(sets):
         sets = [[s] if isinstance(s, Edit) else s for s in sets]
         return [Editor(model, s, lengths) for s in sets]  # every edit checked before any edited pass
 
-    clean = chunk(plan)
+    clean = in_memory(model, stimuli, plan, n_slots, "float32", batch_size, True)  # the reference, planned as record's
     n_passes = len(batches) * 2 - 1 if plan else len(batches)
     editors = None if plan else editors_of(edit_sets)
     bar = progress_bar(total=n_passes + len(batches) * (len(editors) if editors is not None else 0),
@@ -242,9 +234,7 @@ def sweep(model, stimuli, edit_sets, *, batch_size: int = 8, progress: bool | No
             for batch in batches:
                 with prefix.caching():
                     run(clean, batch, plan)
-            reference = Recording(layers=plan, tokens=token_table(clean.token_columns(), texts), meta=stimuli.meta,
-                                  n_slots=n_slots, info=_info(model, stimuli, plan, "all", "float32", True),
-                                  arrays=clean.acts)
+            reference = clean.recording(stimuli, dict(texts), _info(model, stimuli, plan, "all", "float32", True))
             editors = editors_of(edit_sets(reference))
             done = bar.n  # reset, not total +=: a notebook bar's widget takes its length from reset
             bar.reset(total=bar.total + len(batches) * len(editors))
