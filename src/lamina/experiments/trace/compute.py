@@ -137,21 +137,16 @@ def band(row: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.nd
     return low, high
 
 
-def _peak(mean, low, high, band_low, band_high) -> Peak:
-    if not np.isfinite(mean).any():
-        return Peak(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan, band_low=np.nan, band_high=np.nan)
-    i = int(np.nanargmax(mean))
-    return Peak(layer=i, mean=mean[i], ci_low=low[i], ci_high=high[i], band_low=band_low[i], band_high=band_high[i])
+def _peak(mean, *bounds) -> Peak:
+    """The layer of the largest mean; ``bounds``: its t interval's and the band's low and high rows."""
+    return Peak.at(int(np.nanargmax(mean)), mean, *bounds) if np.isfinite(mean).any() else Peak.none()
 
 
-def _first_above(mean, low, high, band_low, band_high, level: float) -> Peak:
+def _first_above(mean, *bounds, level: float) -> Peak:
     """The first layer whose mean effect exceeds ``level`` (at the last token the effect climbs to 1 at the last
     entries, which the output reads directly, so its maximum says nothing; where it first passes half does)."""
     above = np.flatnonzero(np.nan_to_num(mean, nan=-np.inf) > level)
-    if not len(above):
-        return Peak(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan, band_low=np.nan, band_high=np.nan)
-    i = int(above[0])
-    return Peak(layer=i, mean=mean[i], ci_low=low[i], ci_high=high[i], band_low=band_low[i], band_high=band_high[i])
+    return Peak.at(int(above[0]), mean, *bounds) if len(above) else Peak.none()
 
 
 def normalised(raw, clean, corrupted) -> np.ndarray:
@@ -196,7 +191,7 @@ def summarise(effects: np.ndarray, raw: np.ndarray, window: int, site: str,
                      mean=mean, ci_low=low, ci_high=high, raw_mean=raw_mean,
                      peak_last_subject=_peak(mean[last_subject], low[last_subject], high[last_subject],
                                              *band(effects[:, last_subject], rng)),
-                     peak_last=_first_above(mean[last], low[last], high[last], *band(effects[:, last], rng), 0.5))
+                     peak_last=_first_above(mean[last], low[last], high[last], *band(effects[:, last], rng), level=0.5))
 
 
 def prepare(model, config: TraceConfig) -> tuple[list[dict], list[str], int]:

@@ -30,6 +30,17 @@ class Peak(Typed):
     band_low: float
     band_high: float
 
+    @classmethod
+    def none(cls) -> Peak:
+        """No layer: every mean is NaN, or none passes the level asked for."""
+        return cls(layer=-1, mean=np.nan, ci_low=np.nan, ci_high=np.nan, band_low=np.nan, band_high=np.nan)
+
+    @classmethod
+    def at(cls, i: int, mean, ci_low, ci_high, band_low, band_high) -> Peak:
+        """Layer ``i`` of per-layer arrays, each ``(layers,)``."""
+        return cls(layer=int(i), mean=mean[i], ci_low=ci_low[i], ci_high=ci_high[i], band_low=band_low[i],
+                   band_high=band_high[i])
+
 
 @dataclass(frozen=True, eq=False)
 class SiteTrace(Typed):
