@@ -4,8 +4,16 @@
     python bench/bench_partial.py --mode time   --model smollm2   # every case and baseline, interleaved
     python bench/bench_partial.py --mode memory --model smollm2 --case hidden6-last --lib nnsight
     python bench/bench_partial.py --mode parts  --model smollm2   # where lamina's all-site cost goes
+    python bench/bench_partial.py --mode versus --model smollm2   # lamina / nnsight per case, with intervals
 
-``--mode parts`` (issue 26) times the two all-site cases through lamina as it is, with the check
+``--mode versus`` (issue 26) times lamina against nnsight alone (the faster peer in every case), every
+case, each case's two calls back to back (who goes first alternates by round): the per-round ratio lamina / nnsight with a 95%
+interval (geometric mean, t interval of the log ratios over rounds). A shorter run than ``time``,
+holding five copies of the model rather than nine: on the benchmark VM ``time``'s rounds of the all-site cases
+spread over 2× (1.07 to 2.05 s for the same nnsight call) where these stay within 10%.
+
+``--mode parts`` (issue 26) times the two all-site cases through lamina as it is, with no buffer
+recycled (``POOL.limit = 0``: every call's buffer fresh from the system), with the check
 that no stored value is NaN or inf switched off, and with its hooks doing nothing (no copy, no
 check), interleaved with nnsight and the baselines: the copy's and the check's share of the gap
 to nnsight. It prints a markdown table before its JSON line.
@@ -36,6 +44,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import time
 
 import numpy as np
 import torch
@@ -182,10 +191,22 @@ def parts(model, inputs, repeats: int) -> dict:
                 capture.Capture._check, capture.Capture.__call__ = check, call
         return run
 
+    from lamina.recording.pool import POOL
+
+    def fresh(fn):  # every buffer from the system, none recycled (lamina before recording/pool.py)
+        def run(inputs_):
+            limit, POOL.limit = POOL.limit, 0
+            try:
+                return fn(inputs_)
+            finally:
+                POOL.limit = limit
+        return run
+
     fns = {lib: make(lib, None, model, inputs, own_copy=False) for lib in ("bare", "bare+loss")}
     for case in ("all-sites", "all-sites-loss"):
         lam = make("lamina", case, model, inputs, own_copy=False)
         fns[f"lamina:{case}"] = lam
+        fns[f"no recycling:{case}"] = fresh(lam)
         fns[f"no check:{case}"] = without("_check", lambda *a, **k: None, lam)
         fns[f"hooks only:{case}"] = without("__call__", lambda *a, **k: None, lam)
         fns[f"nnsight:{case}"] = make("nnsight", case, model, inputs, own_copy=True)
@@ -199,7 +220,7 @@ def parts(model, inputs, repeats: int) -> dict:
            "paired": {n: common.paired_ratio(wall[n], wall[base[n]]) for n in med},
            "cpu_ratio": {n: common.median(cpu[n]) / common.median(cpu[base[n]]) for n in med}}
     rows = ["| contender | all sites, no loss (/ bare) | all sites with loss (/ bare + loss) |", "|---|---|---|"]
-    for who in ("lamina", "no check", "hooks only", "nnsight"):
+    for who in ("lamina", "no recycling", "no check", "hooks only", "nnsight"):
         cells = [f"{out['ratio'][f'{who}:{c}']:.3f} (paired {out['paired'][f'{who}:{c}']:.3f}, CPU "
                  f"{out['cpu_ratio'][f'{who}:{c}']:.3f})" for c in ("all-sites", "all-sites-loss")]
         rows.append(f"| {who} | {cells[0]} | {cells[1]} |")
@@ -207,9 +228,55 @@ def parts(model, inputs, repeats: int) -> dict:
     return out
 
 
+def versus(model, inputs, repeats: int) -> dict:
+    """Every case through lamina and nnsight, interleaved; lamina / nnsight per round with a 95% interval."""
+    from scipy import stats
+
+    import lamina
+
+    # Everyone on a deep copy of the weights: nnsight a copy per case, as in ``time`` (its wrappers hook the
+    # modules), lamina one copy too. The loaded model's weights lie in the safetensors file's memory map, at
+    # offsets no kernel aligns for; lamina on them against nnsight on a copy measured up to 4% of the weights'
+    # memory, not of the libraries, in the early-stopped cases.
+    own = lamina.wrap(common.hf_copy(model), model.tokenizer, name=model.name)
+    assert own.prepend_bos == model.prepend_bos
+    fns = {}
+    for case in CASES:
+        fns[f"lamina:{case}"] = make("lamina", case, own, inputs, own_copy=False)
+        fns[f"nnsight:{case}"] = make("nnsight", case, model, inputs, own_copy=True)
+    for fn in fns.values():  # the warm-up round
+        fn(inputs)
+    # Each case's pair back to back, who goes first alternating by round: the first call after a large
+    # free (the all-site cases drop 632 MB) meets fresh pages, and that must fall on both alike.
+    wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
+    for r in range(repeats):
+        for c, case in enumerate(CASES):
+            pair = [f"lamina:{case}", f"nnsight:{case}"]
+            for name in pair if (r + c) % 2 == 0 else pair[::-1]:
+                t0, c0 = time.perf_counter(), time.process_time()
+                fns[name](inputs)
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+    out = {"repeats": repeats, "seconds": wall, "cpu_seconds": cpu, "versus": {}}
+    rows = ["| case | lamina (median s) | nnsight (median s) | lamina / nnsight time, per round (95% interval) | "
+            "verdict |", "|---|---|---|---|---|"]
+    for case in CASES:
+        logs = np.log(np.array(wall[f"lamina:{case}"]) / np.array(wall[f"nnsight:{case}"]))
+        half = stats.t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
+        ratio, low, high = (float(np.exp(x)) for x in (logs.mean(), logs.mean() - half, logs.mean() + half))
+        verdict = "faster" if high < 1 else "slower" if low > 1 else "tie (interval holds 1)"
+        out["versus"][case] = {"ratio": ratio, "low": low, "high": high, "verdict": verdict,
+                               "lamina_s": common.median(wall[f"lamina:{case}"]),
+                               "nnsight_s": common.median(wall[f"nnsight:{case}"])}
+        rows.append(f"| {case} | {out['versus'][case]['lamina_s']:.3f} | {out['versus'][case]['nnsight_s']:.3f} | "
+                    f"{ratio:.3f} [{low:.3f}, {high:.3f}] | {verdict} |")
+    print("\n".join(rows))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", choices=["check", "time", "memory", "parts"], required=True)
+    p.add_argument("--mode", choices=["check", "time", "memory", "parts", "versus"], required=True)
     p.add_argument("--model", default="smollm2", choices=["smollm2", *common.GPT2_SHAPES])
     p.add_argument("--case", default=None, choices=list(CASES), help="memory mode: the case")
     p.add_argument("--lib", default=None, choices=[*BASELINES, *LIBS], help="memory mode: the contender")
@@ -230,6 +297,8 @@ def main() -> None:
                     ok=all(w <= args.tolerance for w in worst.values()))
     elif args.mode == "parts":
         info.update(parts(model, inputs, args.repeats))
+    elif args.mode == "versus":
+        info.update(versus(model, inputs, args.repeats))
     elif args.mode == "memory":
         # One contender, one case, in this fresh process: peak RSS over set-up and one pass whose
         # result is kept (run.py subtracts the bare forward pass's).
@@ -242,7 +311,7 @@ def main() -> None:
         kept = {name: kept_mb(fn(inputs)) for name, fn in fns.items() if ":" in name}
         # The passes above were the warm-up.
         wall, cpu = common.interleaved({name: (lambda f=f: f(inputs)) for name, f in fns.items()}, args.repeats,
-                                       warmup=0)
+                                       warmup=0, shuffle=0)
         med = {name: common.median(v) for name, v in wall.items()}
         info.update(repeats=args.repeats, seconds=wall, cpu_seconds=cpu, median_s=med, kept_mb=kept,
                     ratio={name: med[name] / med["bare"] for name in med},

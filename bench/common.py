@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -115,12 +116,15 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved(fns: dict, repeats: int, warmup: int = 1, device="cpu") -> tuple[dict, dict]:
+def interleaved(fns: dict, repeats: int, warmup: int = 1, device="cpu", shuffle: int | None = None) -> tuple[dict, dict]:
     """Wall and CPU seconds per call of each function, called round-robin (A B C A B C ...).
 
     Interleaving spreads slow drifts of a shared machine over every contender alike. CPU seconds
     (``time.process_time``, all threads of this process) are what the call cost when other
     processes take turns on the cores; with one thread they are the least noisy measure.
+    ``shuffle``: a seed; each round then calls the functions in its own random order, so no
+    contender always follows the same one (the call after one that frees a lot of memory meets
+    fresh pages: in a fixed order that cost falls on one contender every round).
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -128,8 +132,12 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1, device="cpu") -> tuple
             sync(device)
     wall = {name: [] for name in fns}
     cpu = {name: [] for name in fns}
+    rng = random.Random(shuffle)
     for _ in range(repeats):
-        for name, fn in fns.items():
+        names = list(fns)
+        if shuffle is not None:
+            rng.shuffle(names)
+        for name, fn in ((n, fns[n]) for n in names):
             sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
             fn()

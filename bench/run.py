@@ -112,7 +112,9 @@ class Runner:
         # Every timing first (what a busy machine disturbs), then the memory runs (it does not).
         out = {m: {"check": self.script("bench_partial.py", "--mode", "check", "--model", m),
                    "time": self.script("bench_partial.py", "--mode", "time", "--model", m,
-                                       "--repeats", self.args.repeats)} for m in common.MODELS}
+                                       "--repeats", self.args.repeats),
+                   "versus": self.script("bench_partial.py", "--mode", "versus", "--model", m,
+                                         "--repeats", max(self.args.repeats, 16))} for m in common.MODELS}
         for m in common.MODELS:
             out[m]["memory"] = {"bare": self.script("bench_partial.py", "--mode", "memory", "--model", m,
                                                     "--lib", "bare")}
@@ -548,7 +550,7 @@ def _render_partial(pa: dict, goals: list) -> list[str]:
         med, ratio = t["median_s"], t["ratio"]
         base_rss = mem["bare"]["peak_rss_mb"]
         lines += [f"**{model}**, {t['shape'][0]} × {t['shape'][1]} tokens, median of {t['repeats']} interleaved "
-                  f"rounds (load average {t['loadavg_start'][0]:.1f} at start, {t['loadavg_end'][0]:.1f} at end): "
+                  f"rounds, each in its own random order (load average {t['loadavg_start'][0]:.1f} at start, {t['loadavg_end'][0]:.1f} at end): "
                   f"bare forward {med['bare']:.3f} s; bare forward + loss {med['bare+loss']:.3f} s "
                   f"({ratio['bare+loss']:.3f}×); body without the LM head {med['body']:.3f} s ({ratio['body']:.3f}×). "
                   f"Peak RSS of the bare forward pass in its own process: {base_rss:,.0f} MB.", "",
@@ -573,6 +575,18 @@ def _render_partial(pa: dict, goals: list) -> list[str]:
             goals.append((f"7. {case}: faster than both peers ({model})", f"{speedup:.2f}× {fastest}", speedup > 1))
             goals.append((f"7. {case}: peak memory below both peers ({model})",
                           f"{rss['lamina']:+,.0f} vs {min(rss['transformerlens'], rss['nnsight']):+,.0f} MB", lower))
+        if "versus" in r:  # results written before the versus mode have none
+            v = r["versus"]
+            lines += ["", f"lamina against nnsight alone (`--mode versus`, every contender on its own deep copy of the "
+                      f"weights), each case's two calls back to back, who goes first alternating, {v['repeats']} "
+                      f"rounds (load average {v['loadavg_start'][0]:.1f} at start, {v['loadavg_end'][0]:.1f} at end): "
+                      "lamina / nnsight time per round, geometric mean with its 95% t interval over rounds:", "",
+                      "| case | lamina (median s) | nnsight (median s) | lamina / nnsight | verdict |", "|---|---|---|---|---|"]
+            for case, c in v["versus"].items():
+                lines.append(f"| {case} | {c['lamina_s']:.3f} | {c['nnsight_s']:.3f} | **{c['ratio']:.3f}** "
+                             f"[{c['low']:.3f}, {c['high']:.3f}] | {c['verdict']} |")
+                goals.append((f"7. {case}: not slower than nnsight, per round ({model})",
+                              f"{c['ratio']:.3f} [{c['low']:.3f}, {c['high']:.3f}]", c["low"] <= 1))
         worst = max(chk["worst"].values())
         lines += ["", f"Times are per call (one batch). Ratios are of medians; \"paired\" is the median of the "
                   f"per-round ratios, \"CPU\" the ratio of median process CPU times. Numerical check of the peers' hidden 6 against lamina's "

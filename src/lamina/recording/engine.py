@@ -59,7 +59,9 @@ class _Chunk:
     """Buffers for a range of sequences (one shard, or the whole recording in memory)."""
 
     def __init__(self, model, plan, seqs: np.ndarray, n_slots: np.ndarray, n_slots_max: int, dtype,
-                 n_keys: int | None = None):  # n_keys: the key axis of attn.pattern (see _n_keys)
+                 n_keys: int | None = None, shard: bool = False):
+        # n_keys: the key axis of attn.pattern (see _n_keys); shard: the buffers live until written to disk, so
+        # any larger kept buffer serves them (a recording's last, smaller shard reuses the others' buffer).
         self.seqs, self.plan, self.n_slots = seqs, plan, n_slots
         # Every recorded slot is written by a hook, so only the padded slots need their NaN (np.full
         # wrote the whole buffer twice). The memory comes from the pool (recording/pool.py): a recycled
@@ -69,7 +71,7 @@ class _Chunk:
         try:
             shapes = _shapes(model, plan, n_slots_max, n_keys)
             self.acts = pool.arrays({site: (len(layers), len(seqs), *shapes[site]) for site, layers in plan.items()},
-                                    dtype)
+                                    dtype, slack=np.inf if shard else pool.SLACK)
         except (RuntimeError, MemoryError) as err:  # the plan fitted, yet the allocator said no
             raise LaminaError(f"could not allocate the recording's buffers ({one_line(err)}); record with "
                               "out=DIR, fewer layers, positions or sites, or a 16-bit dtype.") from None
@@ -290,7 +292,8 @@ def record_shard(model, k: int, *, stimuli, plan, kept, n_slots, dtype, batch_si
     """
     n = len(stimuli)
     seqs = np.arange(k * shard_size, min(n, (k + 1) * shard_size))
-    chunk = _Chunk(model, plan, seqs, n_slots[seqs], int(n_slots.max()), STORE_DTYPES[dtype], _n_keys(stimuli, model))
+    chunk = _Chunk(model, plan, seqs, n_slots[seqs], int(n_slots.max()), STORE_DTYPES[dtype], _n_keys(stimuli, model),
+                   shard=True)
     texts: dict[int, str] = {}
     if edits and editor is None:  # a Ray worker binds the edits to its own copy of the model
         editor = Editor(model, edits, stimuli.lengths)

@@ -73,9 +73,9 @@ class BufferPool:
         with self._lock:
             return sum(block.numel() for block in self._idle)
 
-    def take(self, nbytes: int) -> np.ndarray:
+    def take(self, nbytes: int, slack: float = SLACK) -> np.ndarray:
         """A writable ``uint8`` array of ``nbytes`` whose contents are undefined: a kept block of at least
-        that size and at most :data:`SLACK` times it, else fresh memory. Kept blocks of other sizes stay kept
+        that size and at most ``slack`` times it (the smallest such), else fresh memory. Kept blocks of other sizes stay kept
         (a loop that alternates sizes recycles each), unless the fresh block would leave the system less
         free memory than they hold: then they go back first, so the pool never holds memory a recording
         needs (the plan counted them as available, :func:`lamina.recording.memory.available_bytes`).
@@ -84,7 +84,7 @@ class BufferPool:
         """
         nbytes = max(int(nbytes), 1)
         with self._lock:
-            fits = [b for b in self._idle if nbytes <= b.numel() <= SLACK * nbytes]
+            fits = [b for b in self._idle if nbytes <= b.numel() <= slack * nbytes]
             block = min(fits, key=lambda b: b.numel()) if fits else None
             if block is not None:
                 self._idle = [b for b in self._idle if b is not block]
@@ -133,9 +133,9 @@ def _default_limit() -> int:
 POOL = BufferPool()
 
 
-def arrays(shapes: dict[str, tuple[int, ...]], dtype) -> dict[str, np.ndarray]:
-    """One buffer from :data:`POOL` cut into an array per name, each ``shapes[name]`` of ``dtype``
-    (contents undefined), every array starting on a 64-byte boundary."""
+def arrays(shapes: dict[str, tuple[int, ...]], dtype, slack: float = SLACK) -> dict[str, np.ndarray]:
+    """One buffer from :data:`POOL` (see :meth:`BufferPool.take` for ``slack``) cut into an array per name, each
+    ``shapes[name]`` of ``dtype`` (contents undefined), every array starting on a 64-byte boundary."""
     if not shapes:  # a chunk that keeps no site (its token columns only)
         return {}
     dtype = np.dtype(dtype)
@@ -144,6 +144,6 @@ def arrays(shapes: dict[str, tuple[int, ...]], dtype) -> dict[str, np.ndarray]:
     for name, size in sizes.items():
         starts[name] = total
         total += -(-size // 64) * 64
-    buffer = POOL.take(total)
+    buffer = POOL.take(total, slack)
     return {name: buffer[starts[name]:starts[name] + sizes[name]].view(dtype).reshape(shapes[name])
             for name in shapes}
