@@ -74,8 +74,8 @@ class BufferPool:
             return sum(block.numel() for block in self._idle)
 
     def take(self, nbytes: int, slack: float = SLACK) -> np.ndarray:
-        """A writable ``uint8`` array of ``nbytes`` whose contents are undefined: a kept block of at least
-        that size and at most ``slack`` times it (the smallest such), else fresh memory. Kept blocks of other sizes stay kept
+        """A writable ``uint8`` array of ``nbytes`` whose contents are undefined: the smallest kept block of at
+        least that size and at most ``slack`` times it, else fresh memory. Kept blocks of other sizes stay kept
         (a loop that alternates sizes recycles each), unless the fresh block would leave the system less
         free memory than they hold: then they go back first, so the pool never holds memory a recording
         needs (the plan counted them as available, :func:`lamina.recording.memory.available_bytes`).
