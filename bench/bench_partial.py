@@ -230,9 +230,8 @@ def parts(model, inputs, repeats: int) -> dict:
 
 def versus(model, inputs, repeats: int) -> dict:
     """Every case through lamina and nnsight, interleaved; lamina / nnsight per round with a 95% interval."""
-    from scipy import stats
-
     import lamina
+    from lamina.stats.replicates import t_interval
 
     # Everyone on a deep copy of the weights: nnsight a copy per case, as in ``time`` (its wrappers hook the
     # modules), lamina one copy too. The loaded model's weights lie in the safetensors file's memory map, at
@@ -262,8 +261,7 @@ def versus(model, inputs, repeats: int) -> dict:
             "verdict |", "|---|---|---|---|---|"]
     for case in CASES:
         logs = np.log(np.array(wall[f"lamina:{case}"]) / np.array(wall[f"nnsight:{case}"]))
-        half = stats.t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
-        ratio, low, high = (float(np.exp(x)) for x in (logs.mean(), logs.mean() - half, logs.mean() + half))
+        ratio, low, high = (float(np.exp(x[0])) for x in t_interval(logs[:, None]))
         verdict = "faster" if high < 1 else "slower" if low > 1 else "tie (interval holds 1)"
         out["versus"][case] = {"ratio": ratio, "low": low, "high": high, "verdict": verdict,
                                "lamina_s": common.median(wall[f"lamina:{case}"]),

@@ -64,14 +64,13 @@ class BufferPool:
                               f"not {value!r}.")
         self._limit = int(value)
         with self._lock:  # a lower limit gives back what it no longer allows at once
-            while self._idle and sum(b.numel() for b in self._idle) > self._limit:
-                self._idle.pop(0)
+            self._trim()
 
     @property
     def idle_bytes(self) -> int:
         """Bytes kept for reuse now (memory this process holds that no recording uses)."""
         with self._lock:
-            return sum(block.numel() for block in self._idle)
+            return self._kept()
 
     def take(self, nbytes: int, slack: float = SLACK) -> np.ndarray:
         """A writable ``uint8`` array of ``nbytes`` whose contents are undefined: the smallest kept block of at
@@ -88,7 +87,7 @@ class BufferPool:
             block = min(fits, key=lambda b: b.numel()) if fits else None
             if block is not None:
                 self._idle = [b for b in self._idle if b is not block]
-            elif self._idle and memory.free_bytes() - nbytes < sum(b.numel() for b in self._idle):
+            elif self._idle and memory.free_bytes() - nbytes < self._kept():
                 self._idle.clear()
         if block is None:
             block = torch.empty(nbytes, dtype=torch.uint8)
@@ -102,7 +101,7 @@ class BufferPool:
     def release(self) -> int:
         """Give every kept block back to the system; the bytes released."""
         with self._lock:
-            freed = sum(block.numel() for block in self._idle)
+            freed = self._kept()
             self._idle.clear()
         return freed
 
@@ -111,12 +110,19 @@ class BufferPool:
         # waiting would deadlock; a block that finds the lock taken goes back to the system instead.
         if not self._lock.acquire(blocking=False):
             return
-        try:  # the newest blocks are kept: the oldest go back to the system past the limit
+        try:
             self._idle.append(block)
-            while self._idle and sum(b.numel() for b in self._idle) > self._limit:
-                self._idle.pop(0)
+            self._trim()
         finally:
             self._lock.release()
+
+    def _kept(self) -> int:  # the caller holds the lock
+        return sum(block.numel() for block in self._idle)
+
+    def _trim(self) -> None:
+        """The newest blocks stay kept: the oldest go back to the system past the limit (the caller holds the lock)."""
+        while self._idle and self._kept() > self._limit:
+            self._idle.pop(0)
 
 
 def _default_limit() -> int:

@@ -280,7 +280,7 @@ class Recording:
         cols = {k: np.concatenate(v) for k, v in cols.items()}
         meta = store.read_meta(path)
         return cls(layers={s: v["layers"] for s, v in manifest["sites"].items()},
-                   tokens=token_table(cols, texts), meta=meta, n_slots=np.array(manifest["n_slots"]),
+                   tokens=TokenColumns(cols, texts), meta=meta, n_slots=np.array(manifest["n_slots"]),
                    info=manifest["info"], path=path, shards=manifest["shards"])
 
     def verify(self) -> None:
